@@ -1,0 +1,6 @@
+// codec/: the one byte encoding of everything hashed or signed (docs/FORMAT.md).
+export { canonicalize, canonicalBytes, type JsonValue, type JsonObject } from './canonical.js';
+export { toHex, fromHex, isHex } from './hex.js';
+export { utf8, concatBytes, bytesEqual } from './bytes.js';
+export { CodecError } from './errors.js';
+export { signingMessage, SIGNING_DOMAINS, type SigningDomain } from './signing.js';
