@@ -1,12 +1,18 @@
-import { createPrivateKey, createPublicKey, sign as osslSign, verify as osslVerify, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  sign as osslSign,
+  verify as osslVerify,
+  type KeyObject,
+} from 'node:crypto';
 import * as ed from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 
 ed.hashes.sha512 = sha512;
 
 /**
- * Ed25519 with ONE verification rule for the whole product (docs/FORMAT.md
- * §Signatures): strict RFC 8032 as @noble/ed25519 implements it with
+ * Ed25519 with ONE verification rule for the whole product (docs/CRYPTO.md
+ * §2): strict RFC 8032 as @noble/ed25519 implements it with
  * `{ zip215: false }`:
  *
  *  - S must be canonical (S < L);

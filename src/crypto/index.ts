@@ -11,3 +11,30 @@ export {
   SIGNATURE_BYTES,
   type KeyPair,
 } from './ed25519.js';
+export {
+  HASH_BYTES,
+  leafHash,
+  nodeHash,
+  emptyRoot,
+  merkleRoot,
+  inclusionProof,
+  consistencyProof,
+  inclusionProofRanges,
+  consistencyProofRanges,
+  verifyInclusion,
+  verifyConsistency,
+  type LeafRange,
+} from './merkle.js';
+export {
+  emptyFrontier,
+  appendLeaves,
+  frontierRoot,
+  frontierFromNodes,
+  rootFromNodes,
+  inclusionProofFromNodes,
+  consistencyProofFromNodes,
+  MemoryMerkleNodes,
+  type MerkleFrontier,
+  type MerkleNode,
+  type MerkleNodeReader,
+} from './merkle-log.js';
