@@ -79,7 +79,10 @@ function write(value: unknown, out: string[], path: string): void {
       out.push('}');
       return;
     }
-    default:
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined':
       throw new CodecError('CODEC_BAD_TYPE', `${path}: ${typeof value} is not a JSON value`);
   }
 }

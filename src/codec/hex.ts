@@ -16,7 +16,10 @@ export function fromHex(hex: string, expectedBytes?: number, what = 'value'): Ui
     throw new CodecError('BAD_HEX', `${what} must be lower-case hex`);
   }
   if (expectedBytes !== undefined && hex.length !== expectedBytes * 2) {
-    throw new CodecError('BAD_HEX', `${what} must be ${expectedBytes} bytes (${expectedBytes * 2} hex digits)`);
+    throw new CodecError(
+      'BAD_HEX',
+      `${what} must be ${expectedBytes} bytes (${expectedBytes * 2} hex digits)`,
+    );
   }
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }

@@ -15,5 +15,14 @@ export type SigningDomain = (typeof SIGNING_DOMAINS)[number];
  * object, even when the bodies happen to be equal.
  */
 export function signingMessage(domain: SigningDomain, chainId: string, body: unknown): Uint8Array {
-  return concatBytes(utf8(`BITNEXUS-SIG-V1\0${domain}\0${chainId}\0`), canonicalBytes(body));
+  return signingMessageFromBody(domain, chainId, canonicalBytes(body));
+}
+
+/** The same, for a body already in canonical bytes. */
+export function signingMessageFromBody(
+  domain: SigningDomain,
+  chainId: string,
+  canonicalBody: Uint8Array,
+): Uint8Array {
+  return concatBytes(utf8(`BITNEXUS-SIG-V1\0${domain}\0${chainId}\0`), canonicalBody);
 }

@@ -1,0 +1,118 @@
+import { toHex } from '../src/codec/index.js';
+import { generateKeyPair, type KeyPair } from '../src/crypto/index.js';
+import {
+  buildBlock,
+  createGenesisBlock,
+  decodeBlock,
+  decodeTx,
+  DEFAULT_PARAMS,
+  signTransaction,
+  type DecodedBlock,
+  type DecodedTx,
+  type GenesisConfig,
+  type PayloadByKind,
+  type TxKind,
+  type UnsignedTx,
+} from '../src/ledger/index.js';
+import { LedgerState, processBlock } from '../src/ledger/index.js';
+
+/**
+ * A realistic commission workload for benchmarks: operators register
+ * merchants and affiliates, merchants record commissions (most of the
+ * traffic), approve and sometimes reverse them, operators record payouts.
+ */
+export interface Workload {
+  genesis: DecodedBlock;
+  blocks: DecodedBlock[];
+  txCount: number;
+}
+
+export function makeWorkload(totalTxs: number, blockSize: number, startTime = Date.now()): Workload {
+  const operator = generateKeyPair();
+  const node = generateKeyPair();
+  const config: GenesisConfig = {
+    chainId: 'bitnexus-bench',
+    createdAt: startTime,
+    operators: [toHex(operator.publicKey)],
+    members: [toHex(node.publicKey)],
+    params: { ...DEFAULT_PARAMS, maxBlockTxs: Math.max(blockSize, DEFAULT_PARAMS.maxBlockTxs) },
+  };
+  const genesis = decodeBlock(createGenesisBlock(config, operator.secretKey));
+  const state = new LedgerState();
+  state.merge(processBlock(state, genesis, { checkSignatures: false }).writes);
+  let nonce = 0;
+  let time = startTime;
+  const mk = <K extends TxKind>(kind: K, signer: KeyPair, payload: PayloadByKind[K]): DecodedTx =>
+    decodeTx(
+      signTransaction(
+        {
+          v: 1,
+          kind,
+          chainId: config.chainId,
+          signer: toHex(signer.publicKey),
+          nonce: `b${++nonce}`,
+          timestamp: time,
+          payload,
+        } as UnsignedTx,
+        signer.secretKey,
+      ),
+    );
+  const merchants = Array.from({ length: 20 }, () => generateKeyPair());
+  const affiliates = Array.from({ length: 200 }, () => generateKeyPair());
+  const queue: DecodedTx[] = [
+    ...merchants.map((m, i) =>
+      mk('participant.register', operator, {
+        participant: toHex(m.publicKey),
+        role: 'merchant',
+        name: `merchant ${i}`,
+      }),
+    ),
+    ...affiliates.map((a, i) =>
+      mk('participant.register', operator, {
+        participant: toHex(a.publicKey),
+        role: 'affiliate',
+        name: `affiliate ${i}`,
+      }),
+    ),
+  ];
+  const recorded: { id: string; m: KeyPair; a: KeyPair }[] = [];
+  let i = 0;
+  while (queue.length < totalTxs) {
+    const m = merchants[i % merchants.length]!;
+    const a = affiliates[(i * 7) % affiliates.length]!;
+    const r = i % 10;
+    if (r < 6 || recorded.length < 10) {
+      const t = mk('commission.record', m, {
+        merchant: toHex(m.publicKey),
+        affiliate: toHex(a.publicKey),
+        amount: String(1000 + (i % 5000)),
+        currency: i % 3 === 0 ? 'USD' : 'EUR',
+        orderId: `order-${i}`,
+        description: `Order ${i}: affiliate referral for product line ${i % 40}`,
+      });
+      recorded.push({ id: t.id, m, a });
+      queue.push(t);
+    } else if (r < 9) {
+      const c = recorded[recorded.length - 5]!;
+      queue.push(mk('commission.approve', c.m, { commission: c.id }));
+    } else {
+      const c = recorded[recorded.length - 8]!;
+      queue.push(
+        mk('commission.reverse', c.m, { commission: c.id, amount: '100', reason: 'partial refund' }),
+      );
+    }
+    i++;
+  }
+  const blocks: DecodedBlock[] = [];
+  for (let off = 0; off < queue.length; off += blockSize) {
+    time += 50;
+    const b = buildBlock(state, queue.slice(off, off + blockSize), {
+      timestamp: time,
+      term: 1,
+      proposerSecretKey: node.secretKey,
+    });
+    state.merge(processBlock(state, b, { checkSignatures: false }).writes);
+    blocks.push(b);
+  }
+  return { genesis, blocks, txCount: queue.length };
+}

@@ -1,0 +1,67 @@
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { verifyChain } from '../../audit/index.js';
+import { CHAIN_DIR } from '../../node/config.js';
+import { LevelStore } from '../../storage/index.js';
+import { CliError, jsonOption, output } from '../output.js';
+import { progressBar } from '../progress.js';
+import { intArg } from './args.js';
+
+export function registerVerify(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('verify')
+    .description(
+      "audit a node's stored chain offline: links, roots, signatures, re-execution, stores, invariants",
+    )
+    .requiredOption('--data-dir <dir>', "the node's data directory (stop the node first, or verify a copy)")
+    .option('--threads <n>', 'signature-checking worker threads (default: one per core; 0 = none)')
+    .addOption(jsonOption())
+    .action(async (opts: { dataDir: string; threads?: string; json?: boolean }) => {
+      const location = await chainLocation(opts.dataDir);
+      let kv: LevelStore;
+      try {
+        kv = await LevelStore.open(location, { createIfMissing: false });
+      } catch (err) {
+        const cause =
+          (err as { cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code ?? '';
+        const msg =
+          cause === 'LEVEL_LOCKED'
+            ? 'is in use by a running node: stop it or verify a copy'
+            : `cannot be opened (${cause || (err as Error).message})`;
+        throw new CliError('STORE_UNAVAILABLE', `${location} ${msg}`);
+      }
+      const bar = progressBar('verifying');
+      let report;
+      try {
+        const vopts: Parameters<typeof verifyChain>[1] = { onProgress: (h, last) => bar.update(h, last) };
+        if (opts.threads !== undefined) vopts.threads = intArg(opts.threads, '--threads');
+        report = await verifyChain(kv, vopts);
+      } finally {
+        bar.done();
+        await kv.close();
+      }
+      const rate = report.seconds > 0 ? Math.round(report.transactions / report.seconds) : 0;
+      const human = report.ok
+        ? `ok: ${report.blocks} blocks, ${report.transactions} transactions verified up to height ${report.height} in ${report.seconds.toFixed(2)} s (${rate} tx/s)`
+        : `FAILED ${report.failure!.code}: ${report.failure!.message}`;
+      if (!report.ok && !opts.json) process.stderr.write(human + '\n');
+      else output(opts.json === true).out(human, report);
+      if (!report.ok) setExit(1);
+    });
+}
+
+async function chainLocation(dataDir: string): Promise<string> {
+  const nested = join(dataDir, CHAIN_DIR);
+  try {
+    await access(nested);
+    return nested;
+  } catch {
+    try {
+      await access(join(dataDir, 'CURRENT'));
+      return dataDir;
+    } catch {
+      throw new CliError('NOT_A_DATA_DIR', `${dataDir} holds no chain store (expected ${nested})`);
+    }
+  }
+}

@@ -1,0 +1,22 @@
+// ledger/: transactions, blocks, genesis and the commission state machine. Pure: no I/O.
+export * from './errors.js';
+export * from './transaction.js';
+export * from './genesis.js';
+export * from './block.js';
+export * from './receipt.js';
+export * from './state.js';
+export { applyBlock, checkAllInvariants, checkBlockInvariants, payable, type ApplyResult } from './apply.js';
+export {
+  BlockError,
+  BLOCK_ERROR_CODES,
+  processBlock,
+  processGenesis,
+  getHead,
+  getConfig,
+  frontierOf,
+  nextHeaderFields,
+  type BlockErrorCode,
+  type ProcessedBlock,
+  type ProcessOptions,
+} from './chain.js';
+export { buildBlock } from './build.js';

@@ -1,0 +1,286 @@
+import { canonicalBytes, signingMessage, signingMessageFromBody, toHex, fromHex } from '../codec/index.js';
+import { sha256, sign, verify } from '../crypto/index.js';
+import { ValidationError } from './errors.js';
+import { amount, hex, int, obj, oneOf, str } from './schema.js';
+
+export const TX_VERSION = 1;
+
+export const TX_KINDS = [
+  'participant.register',
+  'commission.record',
+  'commission.approve',
+  'commission.reverse',
+  'payout.record',
+] as const;
+export type TxKind = (typeof TX_KINDS)[number];
+
+export type Role = 'merchant' | 'affiliate';
+
+export interface ParticipantRegisterPayload {
+  participant: string;
+  role: Role;
+  name: string;
+}
+export interface CommissionRecordPayload {
+  merchant: string;
+  affiliate: string;
+  amount: string;
+  currency: string;
+  orderId: string;
+  description: string;
+  metadata?: Record<string, string>;
+}
+export interface CommissionApprovePayload {
+  commission: string;
+}
+export interface CommissionReversePayload {
+  commission: string;
+  amount: string;
+  reason: string;
+}
+export interface PayoutRecordPayload {
+  merchant: string;
+  affiliate: string;
+  amount: string;
+  currency: string;
+  reference: string;
+}
+
+export interface PayloadByKind {
+  'participant.register': ParticipantRegisterPayload;
+  'commission.record': CommissionRecordPayload;
+  'commission.approve': CommissionApprovePayload;
+  'commission.reverse': CommissionReversePayload;
+  'payout.record': PayoutRecordPayload;
+}
+
+interface UnsignedTxOf<K extends TxKind> {
+  v: typeof TX_VERSION;
+  kind: K;
+  chainId: string;
+  /** Ed25519 public key of the signer, hex. */
+  signer: string;
+  /** Client-chosen idempotency key, unique per signer forever. */
+  nonce: string;
+  /** Milliseconds since the Unix epoch, UTC. */
+  timestamp: number;
+  payload: PayloadByKind[K];
+}
+export type UnsignedTx = { [K in TxKind]: UnsignedTxOf<K> }[TxKind];
+export type SignedTx = UnsignedTx & { signature: string };
+
+/** A parsed transaction with the values every consumer needs, computed once. */
+export interface DecodedTx {
+  tx: SignedTx;
+  /** hex of SHA-256(canonical unsigned form) */
+  id: string;
+  idBytes: Uint8Array;
+  /** canonical JSON of the unsigned form: hashed for the id, and the body of the signed message */
+  unsignedBytes: Uint8Array;
+}
+
+export const LIMITS = {
+  /** canonical bytes of a signed transaction */
+  maxTxBytes: 8 * 1024,
+  name: 200,
+  orderId: 128,
+  description: 1000,
+  reason: 500,
+  reference: 200,
+  metadataEntries: 32,
+  metadataKey: 64,
+  metadataValue: 256,
+  nonce: 64,
+} as const;
+
+export const CHAIN_ID_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const NONCE_RE = /^[A-Za-z0-9._:-]+$/;
+const CURRENCY_RE = /^[A-Z]{3}$/;
+const METADATA_KEY_RE = /^[A-Za-z0-9._-]+$/;
+
+export function chainIdField(value: unknown, path: string): string {
+  return str(value, path, {
+    max: 64,
+    pattern: CHAIN_ID_RE,
+    patternText: 'lower-case letters, digits, ".", "_" or "-", starting with a letter or digit',
+  });
+}
+
+function currency(value: unknown, path: string): string {
+  return str(value, path, {
+    max: 3,
+    pattern: CURRENCY_RE,
+    patternText: 'an ISO 4217 code (three capital letters)',
+  });
+}
+
+function key(value: unknown, path: string): string {
+  return hex(value, path, 32);
+}
+
+function parsePayload(kind: TxKind, value: unknown): PayloadByKind[TxKind] {
+  const p = '$.payload';
+  switch (kind) {
+    case 'participant.register': {
+      const o = obj(value, p, ['participant', 'role', 'name']);
+      return {
+        participant: key(o.participant, `${p}.participant`),
+        role: oneOf(o.role, `${p}.role`, ['merchant', 'affiliate'] as const),
+        name: str(o.name, `${p}.name`, { max: LIMITS.name }),
+      };
+    }
+    case 'commission.record': {
+      const o = obj(
+        value,
+        p,
+        ['merchant', 'affiliate', 'amount', 'currency', 'orderId', 'description'],
+        ['metadata'],
+      );
+      const out: CommissionRecordPayload = {
+        merchant: key(o.merchant, `${p}.merchant`),
+        affiliate: key(o.affiliate, `${p}.affiliate`),
+        amount: amount(o.amount, `${p}.amount`),
+        currency: currency(o.currency, `${p}.currency`),
+        orderId: str(o.orderId, `${p}.orderId`, { max: LIMITS.orderId }),
+        description: str(o.description, `${p}.description`, { min: 0, max: LIMITS.description }),
+      };
+      if (o.metadata !== undefined) out.metadata = metadata(o.metadata, `${p}.metadata`);
+      return out;
+    }
+    case 'commission.approve': {
+      const o = obj(value, p, ['commission']);
+      return { commission: key(o.commission, `${p}.commission`) };
+    }
+    case 'commission.reverse': {
+      const o = obj(value, p, ['commission', 'amount', 'reason']);
+      return {
+        commission: key(o.commission, `${p}.commission`),
+        amount: amount(o.amount, `${p}.amount`),
+        reason: str(o.reason, `${p}.reason`, { max: LIMITS.reason }),
+      };
+    }
+    case 'payout.record': {
+      const o = obj(value, p, ['merchant', 'affiliate', 'amount', 'currency', 'reference']);
+      return {
+        merchant: key(o.merchant, `${p}.merchant`),
+        affiliate: key(o.affiliate, `${p}.affiliate`),
+        amount: amount(o.amount, `${p}.amount`),
+        currency: currency(o.currency, `${p}.currency`),
+        reference: str(o.reference, `${p}.reference`, { max: LIMITS.reference }),
+      };
+    }
+  }
+}
+
+function metadata(value: unknown, path: string): Record<string, string> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ValidationError('INVALID_FIELD', 'must be an object of strings', path);
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > LIMITS.metadataEntries) {
+    throw new ValidationError('TOO_LARGE', `must have at most ${LIMITS.metadataEntries} entries`, path);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    str(k, `${path} key`, {
+      max: LIMITS.metadataKey,
+      pattern: METADATA_KEY_RE,
+      patternText: 'letters, digits, ".", "_" or "-"',
+    });
+    out[k] = str(v, `${path}.${k}`, { min: 0, max: LIMITS.metadataValue });
+  }
+  return out;
+}
+
+/**
+ * Strict structural validation of an untrusted signed transaction: every field
+ * present, typed and within limits, no unknown fields. It does not check the
+ * signature (see `verifyTxSignature`) nor anything that depends on ledger state.
+ */
+export function parseTransaction(value: unknown, expectedChainId?: string): SignedTx {
+  const o = obj(value, '$', ['v', 'kind', 'chainId', 'signer', 'nonce', 'timestamp', 'payload', 'signature']);
+  if (o.v !== TX_VERSION) throw new ValidationError('UNSUPPORTED_VERSION', `must be ${TX_VERSION}`, '$.v');
+  if (typeof o.kind !== 'string' || !(TX_KINDS as readonly string[]).includes(o.kind)) {
+    throw new ValidationError('UNKNOWN_KIND', `must be one of ${TX_KINDS.join(', ')}`, '$.kind');
+  }
+  const kind = o.kind as TxKind;
+  const chainId = chainIdField(o.chainId, '$.chainId');
+  if (expectedChainId !== undefined && chainId !== expectedChainId) {
+    throw new ValidationError(
+      'WRONG_CHAIN',
+      `is ${JSON.stringify(chainId)}, this network is ${JSON.stringify(expectedChainId)}`,
+      '$.chainId',
+    );
+  }
+  const tx = {
+    v: TX_VERSION,
+    kind,
+    chainId,
+    signer: key(o.signer, '$.signer'),
+    nonce: str(o.nonce, '$.nonce', {
+      max: LIMITS.nonce,
+      pattern: NONCE_RE,
+      patternText: 'letters, digits, ".", "_", ":" or "-"',
+    }),
+    timestamp: int(o.timestamp, '$.timestamp', 0),
+    payload: parsePayload(kind, o.payload),
+    signature: hex(o.signature, '$.signature', 64),
+  } as SignedTx;
+  if (canonicalBytes(tx).length > LIMITS.maxTxBytes) {
+    throw new ValidationError(
+      'TOO_LARGE',
+      `a transaction is at most ${LIMITS.maxTxBytes} canonical bytes`,
+      '$',
+    );
+  }
+  return tx;
+}
+
+export function unsignedPart(tx: SignedTx): UnsignedTx {
+  const { signature: _sig, ...rest } = tx;
+  return rest;
+}
+
+/** id = SHA-256(canonical JSON of the unsigned transaction). */
+export function txIdBytes(unsigned: UnsignedTx): Uint8Array {
+  return sha256(canonicalBytes(unsigned));
+}
+
+export function txId(unsigned: UnsignedTx): string {
+  return toHex(txIdBytes(unsigned));
+}
+
+export function txSigningMessage(unsigned: UnsignedTx): Uint8Array {
+  return signingMessage('tx', unsigned.chainId, unsigned);
+}
+
+export function signTransaction(unsigned: UnsignedTx, secretKey: Uint8Array): SignedTx {
+  const signature = toHex(sign(txSigningMessage(unsigned), secretKey));
+  return { ...unsigned, signature };
+}
+
+export function verifyTxSignature(tx: SignedTx): boolean {
+  return verify(fromHex(tx.signature), txSigningMessage(unsignedPart(tx)), fromHex(tx.signer));
+}
+
+export function decodeTx(tx: SignedTx): DecodedTx {
+  const unsignedBytes = canonicalBytes(unsignedPart(tx));
+  const idBytes = sha256(unsignedBytes);
+  return { tx, id: toHex(idBytes), idBytes, unsignedBytes };
+}
+
+/** The signed message of a decoded transaction, without canonicalising it again. */
+export function decodedTxSigningMessage(dtx: DecodedTx): Uint8Array {
+  return signingMessageFromBody('tx', dtx.tx.chainId, dtx.unsignedBytes);
+}
+
+/**
+ * Parse, check the signature, and compute the id: what a node does with a
+ * transaction from the outside world before it may enter a mempool.
+ */
+export function acceptTransaction(value: unknown, chainId: string): DecodedTx {
+  const tx = parseTransaction(value, chainId);
+  if (!verifyTxSignature(tx))
+    throw new ValidationError('BAD_SIGNATURE', 'does not verify for the signer key', '$.signature');
+  return decodeTx(tx);
+}

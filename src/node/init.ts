@@ -1,0 +1,129 @@
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { toHex } from '../codec/index.js';
+import { generateKeyPair } from '../crypto/index.js';
+import {
+  createGenesisBlock,
+  decodeBlock,
+  DEFAULT_PARAMS,
+  encodeBlock,
+  type GenesisConfig,
+} from '../ledger/index.js';
+import { LevelStore } from '../storage/index.js';
+import { CHAIN_DIR, type NodeConfig } from './config.js';
+import { writeKeyFile } from './keyfile.js';
+import { LedgerChain } from './ledger-chain.js';
+
+export interface InitOptions {
+  dir: string;
+  nodes: number;
+  chainId: string;
+  /** node i (1-based) listens on HTTP basePort + 2(i−1) and libp2p basePort + 2(i−1) + 1 */
+  basePort: number;
+  now?: number;
+}
+
+export interface InitResult {
+  chainId: string;
+  genesisHash: string;
+  operator: string;
+  nodes: { name: string; nodeId: string; config: string; http: string; p2p: string }[];
+}
+
+export class InitError extends Error {
+  override readonly name = 'InitError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A new network on disk:
+ *   DIR/operator.key          the first operator's key (keep it offline)
+ *   DIR/genesis.json          the genesis block (config + operator signature)
+ *   DIR/node-<i>/node.key     node i's key; its public key is a Raft member and signs blocks
+ *   DIR/node-<i>/config.json  node i's config (ports, peers)
+ *   DIR/node-<i>/data/chain   node i's chain store, holding genesis
+ */
+export async function initNetwork(opts: InitOptions): Promise<InitResult> {
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 99) {
+    throw new InitError('INVALID_ARGUMENT', '--nodes must be an integer from 1 to 99');
+  }
+  if (!Number.isInteger(opts.basePort) || opts.basePort < 1024 || opts.basePort + 2 * opts.nodes > 65535) {
+    throw new InitError('INVALID_ARGUMENT', '--base-port must leave room for 2 ports per node below 65536');
+  }
+  const genesisPath = join(opts.dir, 'genesis.json');
+  if (await exists(genesisPath)) {
+    throw new InitError('ALREADY_INITIALISED', `${genesisPath} exists: ${opts.dir} already holds a network`);
+  }
+  await mkdir(opts.dir, { recursive: true });
+  const operator = await writeKeyFile(join(opts.dir, 'operator.key'));
+  const nodes = [];
+  for (let i = 1; i <= opts.nodes; i++) {
+    const name = `node-${i}`;
+    await mkdir(join(opts.dir, name, 'data'), { recursive: true });
+    const keys = await writeKeyFile(join(opts.dir, name, 'node.key'), generateKeyPair());
+    const httpPort = opts.basePort + 2 * (i - 1);
+    nodes.push({
+      name,
+      nodeId: toHex(keys.publicKey),
+      http: { host: '127.0.0.1', port: httpPort },
+      p2p: `/ip4/127.0.0.1/tcp/${httpPort + 1}`,
+    });
+  }
+  const config: GenesisConfig = {
+    chainId: opts.chainId,
+    createdAt: opts.now ?? Date.now(),
+    operators: [toHex(operator.publicKey)],
+    members: nodes.map((n) => n.nodeId),
+    params: { ...DEFAULT_PARAMS },
+  };
+  const genesis = createGenesisBlock(config, operator.secretKey);
+  await writeFile(genesisPath, Buffer.from(encodeBlock(genesis)));
+  const decoded = decodeBlock(genesis);
+  for (const n of nodes) {
+    const nodeConfig: NodeConfig = {
+      nodeId: n.nodeId,
+      chainId: opts.chainId,
+      keyFile: 'node.key',
+      dataDir: 'data',
+      genesisFile: '../genesis.json',
+      http: n.http,
+      p2p: { listen: n.p2p },
+      peers: nodes
+        .filter((p) => p !== n)
+        .map((p) => ({ nodeId: p.nodeId, http: `http://${p.http.host}:${p.http.port}`, p2p: p.p2p })),
+    };
+    await writeFile(join(opts.dir, n.name, 'config.json'), JSON.stringify(nodeConfig, null, 2) + '\n');
+    const chain = await LedgerChain.open(await LevelStore.open(join(opts.dir, n.name, 'data', CHAIN_DIR)));
+    try {
+      await chain.commit(decoded);
+    } finally {
+      await chain.close();
+    }
+  }
+  return {
+    chainId: opts.chainId,
+    genesisHash: decoded.hash,
+    operator: toHex(operator.publicKey),
+    nodes: nodes.map((n) => ({
+      name: n.name,
+      nodeId: n.nodeId,
+      config: join(opts.dir, n.name, 'config.json'),
+      http: `http://${n.http.host}:${n.http.port}`,
+      p2p: n.p2p,
+    })),
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

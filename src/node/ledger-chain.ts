@@ -1,0 +1,74 @@
+import {
+  decodeRecord,
+  encodeBlock,
+  encodeReceipt,
+  encodeRecord,
+  getHead,
+  LedgerState,
+  processBlock,
+  type DecodedBlock,
+  type HeadRec,
+  type ProcessedBlock,
+  type Receipt,
+} from '../ledger/index.js';
+import { ChainStore, type KeyValueStore } from '../storage/index.js';
+
+/**
+ * The committed chain of one node: the ledger state in memory, and the block
+ * store, indexes, receipts and Merkle nodes on disk. `commit` validates and
+ * applies a block, writes everything it changes in one synced batch, and only
+ * then updates the in-memory state, so a crash at any point leaves the store at
+ * a block boundary.
+ */
+export class LedgerChain {
+  private constructor(
+    readonly store: ChainStore,
+    readonly state: LedgerState,
+  ) {}
+
+  /** Open a chain store and load its state (empty before genesis). */
+  static async open(kv: KeyValueStore): Promise<LedgerChain> {
+    const store = new ChainStore(kv);
+    const state = new LedgerState();
+    for await (const [key, bytes] of store.stateEntries()) state.records.set(key, decodeRecord(bytes));
+    return new LedgerChain(store, state);
+  }
+
+  get head(): HeadRec | undefined {
+    return getHead(this.state);
+  }
+
+  get height(): number {
+    return this.head?.height ?? -1;
+  }
+
+  /**
+   * Validate, apply and persist the next block. `checkSignatures: false` is
+   * for blocks whose signatures were verified already (the auditor's workers,
+   * or a node's mempool admission).
+   */
+  async commit(block: DecodedBlock, opts = { checkSignatures: true }): Promise<Receipt[]> {
+    const processed = processBlock(this.state, block, opts);
+    await this.store.commitBlock(toBlockWrite(block, processed));
+    this.state.merge(processed.writes);
+    return processed.receipts;
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}
+
+export function toBlockWrite(block: DecodedBlock, processed: ProcessedBlock) {
+  return {
+    height: block.block.header.height,
+    hash: block.hash,
+    block: encodeBlock(block.block),
+    newTxs: processed.receipts
+      .filter((r) => r.code !== 'DUPLICATE_TX')
+      .map((r) => ({ id: r.tx, index: r.index })),
+    receipts: processed.receipts.map(encodeReceipt),
+    state: [...processed.writes].map(([k, v]): [string, Uint8Array] => [k, encodeRecord(v)]),
+    merkleNodes: processed.merkleNodes,
+  };
+}

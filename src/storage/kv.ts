@@ -1,0 +1,96 @@
+import { Level } from 'level';
+
+/**
+ * The small key-value surface every store is written against. Keys are
+ * strings (a prefix per store, see chain-store.ts), values raw bytes. `batch`
+ * is atomic: all or nothing, and with `sync` it is on disk (fsync) when the
+ * promise resolves.
+ */
+export interface KeyValueStore {
+  get(key: string): Promise<Uint8Array | undefined>;
+  batch(ops: readonly BatchOp[], opts?: { sync?: boolean }): Promise<void>;
+  /** entries whose key starts with `prefix`, in key order (UTF-8 byte order) */
+  iterate(prefix: string, opts?: { gte?: string; lt?: string }): AsyncIterable<[string, Uint8Array]>;
+  close(): Promise<void>;
+}
+
+export type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
+
+export class LevelStore implements KeyValueStore {
+  private constructor(private readonly db: Level<string, Uint8Array>) {}
+
+  static async open(location: string, opts: { createIfMissing?: boolean } = {}): Promise<LevelStore> {
+    const db = new Level<string, Uint8Array>(location, {
+      keyEncoding: 'utf8',
+      valueEncoding: 'view',
+      createIfMissing: opts.createIfMissing ?? true,
+    });
+    await db.open();
+    return new LevelStore(db);
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    return this.db.get(key);
+  }
+
+  async batch(ops: readonly BatchOp[], opts: { sync?: boolean } = {}): Promise<void> {
+    await this.db.batch(ops as BatchOp[], { sync: opts.sync ?? true });
+  }
+
+  async *iterate(
+    prefix: string,
+    opts: { gte?: string; lt?: string } = {},
+  ): AsyncIterable<[string, Uint8Array]> {
+    const gte = opts.gte ?? prefix;
+    const lt = opts.lt ?? prefixEnd(prefix);
+    for await (const [k, v] of this.db.iterator({ gte, lt })) yield [k, v];
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+/** In-memory store with the same behaviour, for tests. */
+export class MemoryStore implements KeyValueStore {
+  readonly data = new Map<string, Uint8Array>();
+
+  get(key: string): Promise<Uint8Array | undefined> {
+    return Promise.resolve(this.data.get(key));
+  }
+
+  batch(ops: readonly BatchOp[]): Promise<void> {
+    for (const op of ops) {
+      if (op.type === 'put') this.data.set(op.key, op.value);
+      else this.data.delete(op.key);
+    }
+    return Promise.resolve();
+  }
+
+  async *iterate(
+    prefix: string,
+    opts: { gte?: string; lt?: string } = {},
+  ): AsyncIterable<[string, Uint8Array]> {
+    const gte = opts.gte ?? prefix;
+    const lt = opts.lt ?? prefixEnd(prefix);
+    const selected = [...this.data.keys()].filter((k) => k >= gte && k < lt).sort(compareUtf8);
+    for (const k of selected) {
+      const v = this.data.get(k);
+      if (v !== undefined) yield [k, v];
+    }
+    await Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** The smallest string greater than every string starting with `prefix`. */
+export function prefixEnd(prefix: string): string {
+  return prefix + '\uffff';
+}
+
+function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}

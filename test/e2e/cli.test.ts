@@ -1,0 +1,272 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acceptTransaction, buildBlock, type DecodedTx } from '../../src/ledger/index.js';
+import { readKeyFile } from '../../src/node/keyfile.js';
+import { LedgerChain } from '../../src/node/ledger-chain.js';
+import { LevelStore } from '../../src/storage/index.js';
+import { runCli } from '../support/cli.js';
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bitnexus-cli-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function noStackTrace(text: string) {
+  expect(text).not.toMatch(/\n\s+at /);
+}
+
+describe('bitnexus keys generate', () => {
+  it('writes a key file with mode 0600 and prints the public key', async () => {
+    const file = join(dir, 'k1.key');
+    const r = await runCli(['keys', 'generate', '--out', file]);
+    expect(r.code).toBe(0);
+    const key = await readKeyFile(file);
+    expect(r.stdout.trim()).toBe(Buffer.from(key.publicKey).toString('hex'));
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses to overwrite a key, with a code and no stack trace', async () => {
+    const file = join(dir, 'k2.key');
+    expect((await runCli(['keys', 'generate', '--out', file])).code).toBe(0);
+    const r = await runCli(['keys', 'generate', '--out', file, '--json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code: 'FILE_EXISTS' } });
+    noStackTrace(r.stdout + r.stderr);
+  });
+});
+
+describe('a network made by init, driven by tx, checked by verify', () => {
+  const net = () => join(dir, 'net');
+
+  it('init creates keys, genesis and one config per node with distinct ports', async () => {
+    const r = await runCli([
+      'init',
+      '--dir',
+      net(),
+      '--nodes',
+      '3',
+      '--chain-id',
+      'e2e-net',
+      '--base-port',
+      '17100',
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { nodes: { http: string; p2p: string }[]; chainId: string };
+    expect(out.chainId).toBe('e2e-net');
+    const ports = out.nodes.flatMap((n) => [n.http, n.p2p]);
+    expect(new Set(ports).size).toBe(6);
+    expect((await stat(join(net(), 'operator.key'))).mode & 0o777).toBe(0o600);
+    const again = await runCli(['init', '--dir', net()]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('ALREADY_INITIALISED');
+  });
+
+  it('tx builds signed transactions of every kind that a node accepts', async () => {
+    const op = join(net(), 'operator.key');
+    const genesis = join(net(), 'genesis.json');
+    const mkey = join(dir, 'merchant.key');
+    const akey = join(dir, 'affiliate.key');
+    const m = (await runCli(['keys', 'generate', '--out', mkey])).stdout.trim();
+    const a = (await runCli(['keys', 'generate', '--out', akey])).stdout.trim();
+    const txs: DecodedTx[] = [];
+    const run = async (args: string[]) => {
+      const r = await runCli([...args, '--genesis', genesis, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const d = acceptTransaction(JSON.parse(r.stdout), 'e2e-net');
+      expect(r.stderr.trim()).toBe(`id ${d.id}`);
+      txs.push(d);
+      return d;
+    };
+    await run([
+      'tx',
+      'participant.register',
+      '--key',
+      op,
+      '--participant',
+      m,
+      '--role',
+      'merchant',
+      '--name',
+      'Shop',
+    ]);
+    await run([
+      'tx',
+      'participant.register',
+      '--key',
+      op,
+      '--participant',
+      a,
+      '--role',
+      'affiliate',
+      '--name',
+      'Blog',
+    ]);
+    const rec = await run([
+      'tx',
+      'commission.record',
+      '--key',
+      mkey,
+      '--affiliate',
+      a,
+      '--amount',
+      '2500',
+      '--currency',
+      'EUR',
+      '--order-id',
+      'ord-1',
+      '--description',
+      'Headphones',
+      '--metadata',
+      'sku=HP-1',
+      'campaign=autumn',
+    ]);
+    await run(['tx', 'commission.approve', '--key', mkey, '--commission', rec.id]);
+    await run([
+      'tx',
+      'commission.reverse',
+      '--key',
+      mkey,
+      '--commission',
+      rec.id,
+      '--amount',
+      '500',
+      '--reason',
+      'return',
+    ]);
+    await run([
+      'tx',
+      'payout.record',
+      '--key',
+      op,
+      '--merchant',
+      m,
+      '--affiliate',
+      a,
+      '--amount',
+      '1000',
+      '--currency',
+      'EUR',
+      '--reference',
+      'SEPA-7',
+    ]);
+    expect(txs[2]!.tx.payload).toMatchObject({ metadata: { sku: 'HP-1', campaign: 'autumn' } });
+
+    // Commit them as node-1 would, then audit node-1's data directory with the CLI.
+    const nodeKey = await readKeyFile(join(net(), 'node-1', 'node.key'));
+    const chain = await LedgerChain.open(await LevelStore.open(join(net(), 'node-1', 'data', 'chain')));
+    for (const group of [txs.slice(0, 2), txs.slice(2)]) {
+      const receipts = await chain.commit(
+        buildBlock(chain.state, group, {
+          timestamp: Date.now(),
+          term: 1,
+          proposerSecretKey: nodeKey.secretKey,
+        }),
+      );
+      expect(receipts.map((x) => x.code)).toEqual(group.map(() => 'OK'));
+    }
+    await chain.close();
+  });
+
+  it('verify passes on the honest data directory', async () => {
+    const r = await runCli(['verify', '--data-dir', join(net(), 'node-1', 'data'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, height: 2, transactions: 6 });
+    const human = await runCli(['verify', '--data-dir', join(net(), 'node-1', 'data'), '--threads', '2']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^ok: 3 blocks, 6 transactions/);
+  });
+
+  it('verify exits 1 and names the block and field when a stored byte changes', async () => {
+    const location = join(net(), 'node-1', 'data', 'chain');
+    const kv = await LevelStore.open(location);
+    const key = 'b/000000000002';
+    const bytes = (await kv.get(key))!;
+    const text = Buffer.from(bytes).toString('utf8').replace('"amount":"2500"', '"amount":"2600"');
+    await kv.batch([{ type: 'put', key, value: Buffer.from(text) }]);
+    await kv.close();
+    const r = await runCli(['verify', '--data-dir', join(net(), 'node-1', 'data'), '--json']);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      ok: false,
+      failure: { code: 'BAD_TX_SIGNATURE', height: 2, txIndex: 0 },
+    });
+    const human = await runCli(['verify', '--data-dir', join(net(), 'node-1', 'data')]);
+    expect(human.code).toBe(1);
+    expect(human.stderr).toContain('block 2 transaction 0');
+    noStackTrace(human.stderr);
+  });
+});
+
+describe('bad input gets a clear error with a stable code, never a stack trace', () => {
+  it.each([
+    [
+      [
+        'tx',
+        'commission.record',
+        '--key',
+        '/nonexistent.key',
+        '--chain-id',
+        'x',
+        '--affiliate',
+        'ab',
+        '--amount',
+        '1',
+        '--currency',
+        'EUR',
+        '--order-id',
+        'o',
+      ],
+      'BAD_KEY_FILE',
+    ],
+    [['verify', '--data-dir', '/nonexistent-dir'], 'NOT_A_DATA_DIR'],
+    [['init', '--dir', '/tmp/x', '--nodes', 'three'], 'INVALID_ARGUMENT'],
+    [['init', '--dir', '/tmp/x', '--chain-id', 'Bad Id'], 'INVALID_ARGUMENT'],
+  ])('%j → %s', async (args, code) => {
+    const r = await runCli(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error ${code}:`);
+    noStackTrace(r.stderr);
+  });
+
+  it('reports a field-level validation error from tx', async () => {
+    const key = join(dir, 'm2.key');
+    await runCli(['keys', 'generate', '--out', key]);
+    const r = await runCli([
+      'tx',
+      'commission.record',
+      '--key',
+      key,
+      '--chain-id',
+      'x',
+      '--affiliate',
+      'ab'.repeat(32),
+      '--amount',
+      '12.50',
+      '--currency',
+      'EUR',
+      '--order-id',
+      'o',
+      '--json',
+    ]);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      error: { code: 'INVALID_FIELD', field: '$.payload.amount' },
+    });
+  });
+
+  it('rejects an unknown command with exit 2', async () => {
+    const r = await runCli(['frobnicate']);
+    expect(r.code).toBe(2);
+    const help = await runCli(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('verify');
+    expect(await readFile(join(dir, 'net', 'genesis.json'), 'utf8')).toContain('"chainId":"e2e-net"');
+  });
+});

@@ -1,0 +1,156 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalize, signingMessage, toHex } from '../../../src/codec/index.js';
+import { sign, verify } from '../../../src/crypto/index.js';
+import {
+  acceptTransaction,
+  blockSigningMessage,
+  parseTransaction,
+  txSigningMessage,
+  unsignedPart,
+  ValidationError,
+  verifyTxSignature,
+  type SignedTx,
+} from '../../../src/ledger/index.js';
+import { CHAIN_ID, keyFor, makeFixture, pub, tx } from '../../support/ledger-fixture.js';
+
+const merchant = keyFor('shop-a');
+const affiliate = keyFor('aff-x');
+
+function sample(): SignedTx {
+  return tx('commission.record', merchant, {
+    merchant: pub(merchant),
+    affiliate: pub(affiliate),
+    amount: '12345',
+    currency: 'EUR',
+    orderId: 'order-1',
+    description: 'Spring campaign',
+    metadata: { campaign: 'spring', channel: 'email' },
+  }).tx;
+}
+
+function codeOf(f: () => unknown): [string, string | undefined] {
+  try {
+    f();
+  } catch (err) {
+    if (err instanceof ValidationError) return [err.code, err.field];
+    throw err;
+  }
+  throw new Error('expected a ValidationError');
+}
+
+describe('transaction validation', () => {
+  it('accepts a well-formed signed transaction and computes its id from the unsigned form', () => {
+    const t = sample();
+    const d = acceptTransaction(JSON.parse(JSON.stringify(t)), CHAIN_ID);
+    expect(d.id).toMatch(/^[0-9a-f]{64}$/);
+    // the signature is not part of the id
+    const other = { ...t, signature: '00'.repeat(64) };
+    expect(acceptTransaction.bind(null, other, CHAIN_ID)).toThrow(ValidationError);
+    expect(canonicalize(unsignedPart(t))).not.toContain('signature');
+  });
+
+  it.each([
+    [
+      'unknown kind',
+      (t: Record<string, unknown>) => ({ ...t, kind: 'commission.steal' }),
+      'UNKNOWN_KIND',
+      '$.kind',
+    ],
+    ['wrong version', (t: Record<string, unknown>) => ({ ...t, v: 2 }), 'UNSUPPORTED_VERSION', '$.v'],
+    [
+      'wrong chain',
+      (t: Record<string, unknown>) => ({ ...t, chainId: 'other-net' }),
+      'WRONG_CHAIN',
+      '$.chainId',
+    ],
+    ['bad hex', (t: Record<string, unknown>) => ({ ...t, signer: 'XY'.repeat(32) }), 'BAD_HEX', '$.signer'],
+    ['short key', (t: Record<string, unknown>) => ({ ...t, signer: 'ab' }), 'BAD_HEX', '$.signer'],
+    [
+      'float amount',
+      (t: SignedTx) => ({ ...t, payload: { ...t.payload, amount: 12.5 } }),
+      'INVALID_FIELD',
+      '$.payload.amount',
+    ],
+    [
+      'amount with leading zero',
+      (t: SignedTx) => ({ ...t, payload: { ...t.payload, amount: '0012' } }),
+      'INVALID_FIELD',
+      '$.payload.amount',
+    ],
+    [
+      'negative amount',
+      (t: SignedTx) => ({ ...t, payload: { ...t.payload, amount: '-5' } }),
+      'INVALID_FIELD',
+      '$.payload.amount',
+    ],
+    [
+      'lower-case currency',
+      (t: SignedTx) => ({ ...t, payload: { ...t.payload, currency: 'eur' } }),
+      'INVALID_FIELD',
+      '$.payload.currency',
+    ],
+    [
+      'oversized description',
+      (t: SignedTx) => ({ ...t, payload: { ...t.payload, description: 'x'.repeat(1001) } }),
+      'TOO_LARGE',
+      '$.payload.description',
+    ],
+    ['unknown field', (t: Record<string, unknown>) => ({ ...t, extra: 1 }), 'UNKNOWN_FIELD', '$.extra'],
+    [
+      'missing field',
+      (t: Record<string, unknown>) => ({ ...t, nonce: undefined }),
+      'MISSING_FIELD',
+      '$.nonce',
+    ],
+    [
+      'timestamp as string',
+      (t: Record<string, unknown>) => ({ ...t, timestamp: '1700000000000' }),
+      'INVALID_FIELD',
+      '$.timestamp',
+    ],
+    ['not an object', () => [1, 2], 'INVALID_FIELD', '$'],
+  ] as const)('rejects %s with a stable code and the field', (_name, mutate, code, field) => {
+    const bad = (mutate as (t: SignedTx) => unknown)(sample());
+    expect(codeOf(() => acceptTransaction(bad, CHAIN_ID))).toEqual([code, field]);
+  });
+
+  it('rejects a transaction whose signature does not verify', () => {
+    const t = sample();
+    const tampered = { ...t, payload: { ...t.payload, amount: '99999' } };
+    expect(codeOf(() => acceptTransaction(tampered, CHAIN_ID))).toEqual(['BAD_SIGNATURE', '$.signature']);
+  });
+});
+
+describe('domain-separated signatures', () => {
+  it('binds the chain id: the same body signed for one chain does not verify for another', () => {
+    const t = sample();
+    expect(verifyTxSignature(t)).toBe(true);
+    const msgOther = signingMessage('tx', 'other-net', unsignedPart(t));
+    expect(verify(Buffer.from(t.signature, 'hex'), msgOther, merchant.publicKey)).toBe(false);
+  });
+
+  it('binds the object kind: a transaction signature never verifies as a block signature over the same bytes', () => {
+    const t = sample();
+    const body = unsignedPart(t);
+    const asBlock = signingMessage('block', CHAIN_ID, body);
+    expect(verify(Buffer.from(t.signature, 'hex'), asBlock, merchant.publicKey)).toBe(false);
+    expect(
+      Buffer.from(txSigningMessage(body))
+        .toString('utf8')
+        .startsWith('BITNEXUS-SIG-V1\0tx\0bitnexus-test\0{'),
+    ).toBe(true);
+  });
+
+  it('signs block headers under the block domain', () => {
+    const fx = makeFixture();
+    const header = fx.genesis.block.header;
+    const sig = Buffer.from(fx.genesis.block.signature, 'hex');
+    expect(verify(sig, blockSigningMessage(header), fx.operator.publicKey)).toBe(true);
+    expect(verify(sig, signingMessage('tx', header.chainId, header), fx.operator.publicKey)).toBe(false);
+    expect(toHex(sign(blockSigningMessage(header), fx.operator.secretKey))).toBe(fx.genesis.block.signature);
+  });
+
+  it('parses and rejects without checking state', () => {
+    expect(() => parseTransaction(sample())).not.toThrow();
+  });
+});
