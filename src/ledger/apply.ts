@@ -8,6 +8,7 @@ import {
   type AccountRec,
   type CommissionRec,
   type ConfigRec,
+  type MembersRec,
   type NonceRec,
   type OrderRec,
   type PairRec,
@@ -187,6 +188,36 @@ function applyKind(
       post(s, p.merchant, p.affiliate, p.currency, { paid: amount });
       return { code: 'OK' };
     }
+    case 'member.add':
+    case 'member.promote':
+    case 'member.remove':
+      if (signer.role !== 'operator') return { code: 'UNAUTHORIZED' };
+      return applyMembership(s, tx.kind, tx.payload.node);
+  }
+}
+
+function applyMembership(s: StateOverlay, kind: 'member.add' | 'member.promote' | 'member.remove', node: string): TxResult {
+  const m = s.get(keys.members) as MembersRec;
+  const isVoter = m.voters.includes(node);
+  const isLearner = m.learners.includes(node);
+  switch (kind) {
+    case 'member.add':
+      if (isVoter || isLearner) return { code: 'MEMBER_EXISTS' };
+      s.set(keys.members, { t: 'members', voters: m.voters, learners: [...m.learners, node] });
+      return { code: 'OK' };
+    case 'member.promote':
+      if (!isLearner) return { code: 'UNKNOWN_MEMBER' };
+      s.set(keys.members, { t: 'members', voters: [...m.voters, node], learners: m.learners.filter((k) => k !== node) });
+      return { code: 'OK' };
+    case 'member.remove':
+      if (!isVoter && !isLearner) return { code: 'UNKNOWN_MEMBER' };
+      if (isVoter && m.voters.length === 1) return { code: 'LAST_VOTER' };
+      s.set(keys.members, {
+        t: 'members',
+        voters: m.voters.filter((k) => k !== node),
+        learners: m.learners.filter((k) => k !== node),
+      });
+      return { code: 'OK' };
   }
 }
 

@@ -105,7 +105,7 @@ export function processGenesis(block: DecodedBlock, opts: ProcessOptions): Proce
   }
   const writes = new Map<string, StateRecord>();
   writes.set(keys.config, { t: 'config', config: cfg });
-  writes.set(keys.members, { t: 'members', keys: [...cfg.members] });
+  writes.set(keys.members, { t: 'members', voters: [...cfg.members], learners: [] });
   for (const op of cfg.operators) {
     writes.set(keys.participant(op), {
       t: 'participant',
@@ -146,8 +146,8 @@ export function processBlock(state: StateView, block: DecodedBlock, opts: Proces
     fail('BAD_TX_COUNT', 'header.txCount', `the block holds ${block.txs.length}`);
   if (h.txCount > config.params.maxBlockTxs)
     fail('TOO_MANY_TXS', 'header.txCount', `limit ${config.params.maxBlockTxs}`);
-  const members = (state.get(keys.members) as MembersRec).keys;
-  if (!members.includes(h.proposer)) fail('BAD_PROPOSER', 'header.proposer', 'is not a member');
+  const members = state.get(keys.members) as MembersRec;
+  if (!members.voters.includes(h.proposer)) fail('BAD_PROPOSER', 'header.proposer', 'is not a voting member');
   block.txs.forEach((t, i) => {
     if (t.tx.chainId !== config.chainId) fail('WRONG_CHAIN', 'chainId', `expected ${config.chainId}`, i);
   });

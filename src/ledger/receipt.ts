@@ -23,6 +23,12 @@ export const RESULT_CODES = [
   'INVALID_STATE',
   'EXCEEDS_REMAINING',
   'INSUFFICIENT_BALANCE',
+  /** member.add of a node that is already a member */
+  'MEMBER_EXISTS',
+  /** member.promote / member.remove of a node that is not a member (or not a learner, for promote) */
+  'UNKNOWN_MEMBER',
+  /** member.remove of the last voter */
+  'LAST_VOTER',
 ] as const;
 export type ResultCode = (typeof RESULT_CODES)[number];
 

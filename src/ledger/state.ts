@@ -11,7 +11,7 @@ import type { GenesisConfig } from './genesis.js';
  * client-chosen string in hex, so no separator can be smuggled in):
  *   config                             the genesis config
  *   head                               height, hash, timestamp, whole-ledger frontier
- *   members                            node keys allowed to propose blocks
+ *   members                            node keys of the network: voters (may propose blocks) and learners
  *   p/<key>                            participant
  *   c/<commissionId>                   commission (its id is the id of the recording tx)
  *   o/<merchant>/<hex(orderId)>        idempotency key merchant + order id → commission
@@ -102,9 +102,15 @@ export interface HeadRec {
   peaks: string[];
 }
 
+/**
+ * Node keys of the network (the Raft membership the ledger wants; the Raft
+ * leader reconciles its configuration towards it). Only voters may propose
+ * blocks. Lists keep the order in which nodes were added.
+ */
 export interface MembersRec {
   t: 'members';
-  keys: string[];
+  voters: string[];
+  learners: string[];
 }
 
 export interface ConfigRec {

@@ -11,6 +11,9 @@ export const TX_KINDS = [
   'commission.approve',
   'commission.reverse',
   'payout.record',
+  'member.add',
+  'member.promote',
+  'member.remove',
 ] as const;
 export type TxKind = (typeof TX_KINDS)[number];
 
@@ -46,12 +49,20 @@ export interface PayoutRecordPayload {
   reference: string;
 }
 
+/** Network membership: an operator adds a node (as a Raft learner), promotes it to voter, or removes it. */
+export interface MemberPayload {
+  node: string;
+}
+
 export interface PayloadByKind {
   'participant.register': ParticipantRegisterPayload;
   'commission.record': CommissionRecordPayload;
   'commission.approve': CommissionApprovePayload;
   'commission.reverse': CommissionReversePayload;
   'payout.record': PayoutRecordPayload;
+  'member.add': MemberPayload;
+  'member.promote': MemberPayload;
+  'member.remove': MemberPayload;
 }
 
 interface UnsignedTxOf<K extends TxKind> {
@@ -168,6 +179,12 @@ function parsePayload(kind: TxKind, value: unknown): PayloadByKind[TxKind] {
         currency: currency(o.currency, `${p}.currency`),
         reference: str(o.reference, `${p}.reference`, { max: LIMITS.reference }),
       };
+    }
+    case 'member.add':
+    case 'member.promote':
+    case 'member.remove': {
+      const o = obj(value, p, ['node']);
+      return { node: key(o.node, `${p}.node`) };
     }
   }
 }

@@ -80,7 +80,7 @@ export async function buildLedgerVectors() {
     proposerSecretKey: tc.fx.node.secretKey,
   });
   const receipts = await tc.chain.commit(block);
-  // a second block, so the whole-ledger root (7 leaves) differs from the block's own root (1 leaf)
+  // a second block, so the whole-ledger root (8 leaves) differs from the block's own root (2 leaves)
   const extra = tx(
     'commission.record',
     merchant,
@@ -94,7 +94,8 @@ export async function buildLedgerVectors() {
     },
     at(7),
   );
-  const block2 = buildBlock(tc.chain.state, [extra], {
+  const addNode = tx('member.add', op, { node: pub(keyFor('vector-node-2')) }, at(8));
+  const block2 = buildBlock(tc.chain.state, [extra, addNode], {
     timestamp: T0 + 3000,
     term: 3,
     proposerSecretKey: tc.fx.node.secretKey,
@@ -157,8 +158,8 @@ export async function buildLedgerVectors() {
       hash: block2.hash,
       signature: block2.block.signature,
       stored: Buffer.from(encodeBlock(block2.block)).toString('utf8'),
-      txIds: [extra.id],
-      allTxIds: [...txs.map((t) => t.id), extra.id],
+      txIds: [extra.id, addNode.id],
+      allTxIds: [...txs.map((t) => t.id), extra.id, addNode.id],
     },
   };
 }

@@ -274,3 +274,43 @@ describe('idempotency and time', () => {
     expect(T0).toBeLessThan(blockTime);
   });
 });
+
+describe('network membership', () => {
+  it('adds a learner, promotes it, removes a voter, and never the last voter; operators only', async () => {
+    const tc = await TestChain.create();
+    const op = tc.fx.operator;
+    const n2 = pub(keyFor('node-2'));
+    const n1 = pub(tc.fx.node);
+    const receipts = await tc.append(
+      tx('member.promote', op, { node: n2 }),
+      tx('member.add', op, { node: n2 }),
+      tx('member.add', op, { node: n2 }),
+      tx('member.add', keyFor('node-2'), { node: pub(keyFor('node-3')) }),
+      tx('member.promote', op, { node: n2 }),
+      tx('member.remove', op, { node: n1 }),
+      tx('member.remove', op, { node: n2 }),
+    );
+    expect(receipts.map((r) => r.code)).toEqual([
+      'UNKNOWN_MEMBER',
+      'OK',
+      'MEMBER_EXISTS',
+      'UNKNOWN_SIGNER',
+      'OK',
+      'OK',
+      'LAST_VOTER',
+    ]);
+    expect(tc.chain.state.get(keys.members)).toEqual({ t: 'members', voters: [n2], learners: [] });
+  });
+
+  it('accepts blocks only from voting members', async () => {
+    const tc = await TestChain.create();
+    const n2 = keyFor('node-2');
+    await tc.append(tx('member.add', tc.fx.operator, { node: pub(n2) }));
+    const { buildBlock, processBlock, BlockError } = await import('../../../src/ledger/index.js');
+    const asLearner = buildBlock(tc.chain.state, [], { timestamp: tc.time + 10, term: 2, proposerSecretKey: n2.secretKey });
+    expect(() => processBlock(tc.chain.state, asLearner, { checkSignatures: true })).toThrow(BlockError);
+    await tc.append(tx('member.promote', tc.fx.operator, { node: pub(n2) }));
+    const asVoter = buildBlock(tc.chain.state, [], { timestamp: tc.time + 10, term: 2, proposerSecretKey: n2.secretKey });
+    expect(() => processBlock(tc.chain.state, asVoter, { checkSignatures: true })).not.toThrow();
+  });
+});
