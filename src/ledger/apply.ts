@@ -56,7 +56,36 @@ export function applyBlock(state: StateView, block: DecodedBlock): ApplyResult {
   return { receipts, writes: overlay.writes };
 }
 
-interface TxResult {
+/**
+ * Outcomes that a node refuses at admission instead of recording in a block:
+ * they say nothing about the commission ledger (a replay, a stale or
+ * unauthenticated sender) and would only let anyone fill the chain. Apply
+ * still handles them deterministically if such a transaction reaches a block.
+ */
+export const REJECTED_AT_ADMISSION: ReadonlySet<ResultCode> = new Set<ResultCode>([
+  'DUPLICATE_TX',
+  'NONCE_REUSED',
+  'TX_EXPIRED',
+  'TX_FROM_FUTURE',
+  'UNKNOWN_SIGNER',
+]);
+
+/**
+ * Apply one transaction to an overlay as if it were in the next block at
+ * `blockTime` (admission checks and block building). Writes go to `overlay`.
+ */
+export function applyTransaction(
+  overlay: StateOverlay,
+  dtx: DecodedTx,
+  height: number,
+  blockTime: number,
+): TxResult {
+  const config = (overlay.get(keys.config) as ConfigRec | undefined)?.config;
+  if (!config) throw new Error('state has no genesis config');
+  return applyTx(overlay, config, dtx, height, blockTime);
+}
+
+export interface TxResult {
   code: ResultCode;
   commission?: string;
   existing?: string;
@@ -196,7 +225,11 @@ function applyKind(
   }
 }
 
-function applyMembership(s: StateOverlay, kind: 'member.add' | 'member.promote' | 'member.remove', node: string): TxResult {
+function applyMembership(
+  s: StateOverlay,
+  kind: 'member.add' | 'member.promote' | 'member.remove',
+  node: string,
+): TxResult {
   const m = s.get(keys.members) as MembersRec;
   const isVoter = m.voters.includes(node);
   const isLearner = m.learners.includes(node);
@@ -207,7 +240,11 @@ function applyMembership(s: StateOverlay, kind: 'member.add' | 'member.promote' 
       return { code: 'OK' };
     case 'member.promote':
       if (!isLearner) return { code: 'UNKNOWN_MEMBER' };
-      s.set(keys.members, { t: 'members', voters: [...m.voters, node], learners: m.learners.filter((k) => k !== node) });
+      s.set(keys.members, {
+        t: 'members',
+        voters: [...m.voters, node],
+        learners: m.learners.filter((k) => k !== node),
+      });
       return { code: 'OK' };
     case 'member.remove':
       if (!isVoter && !isLearner) return { code: 'UNKNOWN_MEMBER' };

@@ -5,7 +5,16 @@ export * from './genesis.js';
 export * from './block.js';
 export * from './receipt.js';
 export * from './state.js';
-export { applyBlock, checkAllInvariants, checkBlockInvariants, payable, type ApplyResult } from './apply.js';
+export {
+  applyBlock,
+  applyTransaction,
+  checkAllInvariants,
+  checkBlockInvariants,
+  payable,
+  REJECTED_AT_ADMISSION,
+  type ApplyResult,
+  type TxResult,
+} from './apply.js';
 export {
   BlockError,
   BLOCK_ERROR_CODES,
@@ -19,4 +28,5 @@ export {
   type ProcessedBlock,
   type ProcessOptions,
 } from './chain.js';
-export { buildBlock } from './build.js';
+export * from './admin.js';
+export { buildBlock, selectTransactions, type Selection, type BuildBlockOptions } from './build.js';
