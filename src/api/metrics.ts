@@ -1,0 +1,123 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * What the node and the API report. Injected; `null` means metrics are off.
+ * prom-client stays behind this interface (createPromMetrics), so the rest of
+ * the code never touches a metrics library.
+ */
+export interface NodeMetrics {
+  setTerm(term: number): void;
+  setCommitIndex(index: number): void;
+  setAppliedIndex(index: number): void;
+  setHeight(height: number): void;
+  setIsLeader(isLeader: boolean): void;
+  /** blocks proposed by this node as leader */
+  incProposals(n?: number): void;
+  observeBlockTxs(n: number): void;
+  /** submit → receipt, measured by the node for every waiting submitter (HTTP or P2P) */
+  observeCommitLatency(seconds: number): void;
+  observeFsync(seconds: number): void;
+  setPeers(n: number): void;
+  setMempool(n: number): void;
+  /** one finished HTTP request; `route` is the route pattern (`/v1/blocks/:height`), never the raw URL */
+  observeHttpRequest(method: string, route: string, status: number, seconds: number): void;
+  /** +1 when an SSE client connects, −1 when it goes */
+  addSseClients(delta: number): void;
+  /** the Prometheus text exposition of everything above and the process metrics */
+  scrape(): Promise<{ contentType: string; text: string }>;
+}
+
+export interface PromMetricsOptions {
+  /** constant labels on every series, e.g. `{ node: '<node id prefix>' }` */
+  labels?: Record<string, string>;
+  /** process metrics (CPU, memory, event loop lag, GC); default true */
+  processMetrics?: boolean;
+  prefix?: string;
+}
+
+const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const TX_BUCKETS = [0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 4096];
+
+/**
+ * prom-client implementation with its own Registry (never the global one, so
+ * several nodes can run in one process in tests).
+ */
+export function createPromMetrics(opts: PromMetricsOptions = {}): {
+  metrics: NodeMetrics;
+  registry: Registry;
+} {
+  const registry = new Registry();
+  if (opts.labels !== undefined) registry.setDefaultLabels(opts.labels);
+  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const p = opts.prefix ?? 'bitnexus_';
+  const registers = [registry];
+
+  const gauge = (name: string, help: string) => new Gauge({ name: p + name, help, registers });
+  const term = gauge('raft_term', 'Current Raft term');
+  const commitIndex = gauge('raft_commit_index', 'Highest Raft log index known committed');
+  const appliedIndex = gauge('raft_applied_index', 'Highest Raft log index applied to the ledger');
+  const isLeader = gauge('raft_is_leader', '1 when this node is the Raft leader');
+  const height = gauge('chain_height', 'Height of the last applied block');
+  const peers = gauge('peers_connected', 'Connected cluster peers');
+  const mempool = gauge('mempool_transactions', 'Transactions waiting in the mempool');
+  const sseClients = gauge('sse_clients', 'Open /v1/events streams');
+  const proposals = new Counter({
+    name: p + 'blocks_proposed_total',
+    help: 'Blocks proposed as leader',
+    registers,
+  });
+  const blockTxs = new Histogram({
+    name: p + 'block_transactions',
+    help: 'Transactions per committed block',
+    buckets: TX_BUCKETS,
+    registers,
+  });
+  const commitLatency = new Histogram({
+    name: p + 'commit_latency_seconds',
+    help: 'Time from transaction submission to its receipt',
+    buckets: SECONDS_BUCKETS,
+    registers,
+  });
+  const fsync = new Histogram({
+    name: p + 'storage_fsync_seconds',
+    help: 'Duration of synced storage writes (Raft log and hard state)',
+    buckets: FSYNC_BUCKETS,
+    registers,
+  });
+  const httpRequests = new Counter({
+    name: p + 'http_requests_total',
+    help: 'HTTP requests by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers,
+  });
+  const httpDuration = new Histogram({
+    name: p + 'http_request_duration_seconds',
+    help: 'HTTP request latency by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: SECONDS_BUCKETS,
+    registers,
+  });
+
+  const metrics: NodeMetrics = {
+    setTerm: (v) => term.set(v),
+    setCommitIndex: (v) => commitIndex.set(v),
+    setAppliedIndex: (v) => appliedIndex.set(v),
+    setHeight: (v) => height.set(v),
+    setIsLeader: (v) => isLeader.set(v ? 1 : 0),
+    incProposals: (n = 1) => proposals.inc(n),
+    observeBlockTxs: (n) => blockTxs.observe(n),
+    observeCommitLatency: (s) => commitLatency.observe(s),
+    observeFsync: (s) => fsync.observe(s),
+    setPeers: (n) => peers.set(n),
+    setMempool: (n) => mempool.set(n),
+    observeHttpRequest: (method, route, status, seconds) => {
+      const labels = { method, route, status: String(status) };
+      httpRequests.inc(labels);
+      httpDuration.observe(labels, seconds);
+    },
+    addSseClients: (delta) => sseClients.inc(delta),
+    scrape: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
+  };
+  return { metrics, registry };
+}

@@ -1,0 +1,287 @@
+import http from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createPromMetrics } from '../../../src/api/metrics.js';
+import { buildApi } from '../../../src/api/server.js';
+import { blockHash, type Block } from '../../../src/ledger/index.js';
+import { FakeNode } from './fake-node.js';
+
+interface SseEvent {
+  id?: string;
+  event?: string;
+  data?: string;
+  comment?: string;
+  retry?: string;
+}
+
+/** A minimal SSE client over node:http (no connection pool): collects events as they arrive. */
+class EventReader {
+  readonly events: SseEvent[] = [];
+  private buffer = '';
+  private waiters: (() => void)[] = [];
+  readonly done: Promise<void>;
+
+  constructor(
+    readonly request: http.ClientRequest,
+    readonly response: http.IncomingMessage,
+  ) {
+    response.setEncoding('utf8');
+    this.done = new Promise((resolve) => {
+      response.on('data', (chunk: string) => {
+        this.buffer += chunk;
+        let end: number;
+        while ((end = this.buffer.indexOf('\n\n')) !== -1) {
+          this.events.push(parseEvent(this.buffer.slice(0, end)));
+          this.buffer = this.buffer.slice(end + 2);
+        }
+        for (const w of this.waiters.splice(0)) w();
+      });
+      response.on('close', () => {
+        for (const w of this.waiters.splice(0)) w();
+        resolve();
+      });
+    });
+  }
+
+  /** the client goes away */
+  disconnect(): void {
+    this.request.destroy();
+  }
+
+  blocks(): { id: string; height: number; hash: string; block: Block }[] {
+    return this.events
+      .filter((e) => e.event === 'block')
+      .map((e) => ({
+        id: e.id!,
+        ...(JSON.parse(e.data!) as { height: number; hash: string; block: Block }),
+      }));
+  }
+
+  async until(pred: () => boolean, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out; events so far: ${JSON.stringify(this.events)}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+  }
+}
+
+function parseEvent(text: string): SseEvent {
+  const event: SseEvent = {};
+  for (const line of text.split('\n')) {
+    if (line.startsWith(':')) event.comment = line.slice(1).trim();
+    else {
+      const i = line.indexOf(':');
+      const field = line.slice(0, i) as keyof SseEvent;
+      event[field] = line.slice(i + 1).replace(/^ /, '');
+    }
+  }
+  return event;
+}
+
+async function eventually(pred: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function urlOf(server: FastifyInstance): string {
+  const address = server.server.address();
+  if (address === null || typeof address === 'string') throw new Error('not listening');
+  return `http://127.0.0.1:${address.port}`;
+}
+
+function connections(): Promise<number> {
+  return new Promise((resolve, reject) =>
+    app.server.getConnections((err, count) => (err ? reject(err) : resolve(count))),
+  );
+}
+
+let node: FakeNode;
+let app: FastifyInstance;
+let base: string;
+let prom: ReturnType<typeof createPromMetrics>;
+const readers: EventReader[] = [];
+
+async function open(path: string, headers: Record<string, string> = {}, url = base): Promise<EventReader> {
+  const { request, response } = await new Promise<{
+    request: http.ClientRequest;
+    response: http.IncomingMessage;
+  }>((resolve, reject) => {
+    const request = http.get(url + path, { headers, agent: false }, (response) =>
+      resolve({ request, response }),
+    );
+    request.on('error', reject);
+  });
+  expect(response.statusCode).toBe(200);
+  expect(response.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+  const reader = new EventReader(request, response);
+  readers.push(reader);
+  return reader;
+}
+
+async function sseClients(): Promise<number> {
+  const metric = await prom.registry.getSingleMetric('bitnexus_sse_clients')!.get();
+  return metric.values[0]?.value ?? 0;
+}
+
+beforeEach(async () => {
+  node = await FakeNode.create();
+  // two more blocks: heights 0..3
+  await node.commit([node.commissionTx('e-1')]);
+  await node.commit([node.commissionTx('e-2')]);
+  prom = createPromMetrics({ processMetrics: false });
+  app = buildApi(node, { logger: false, metrics: prom.metrics, events: { heartbeatMs: 100 } });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  base = urlOf(app);
+});
+
+afterEach(async () => {
+  for (const r of readers.splice(0)) r.disconnect();
+  await app.close();
+});
+
+describe('GET /v1/events', () => {
+  it('resumes after Last-Event-ID: exactly the later blocks, then a live one', async () => {
+    const reader = await open('/v1/events', { 'last-event-id': '1' });
+    await reader.until(() => reader.blocks().length === 2);
+    await node.commit([node.commissionTx('live-1')]);
+    await reader.until(() => reader.blocks().length === 3);
+
+    const got = reader.blocks();
+    expect(got.map((b) => b.id)).toEqual(['2', '3', '4']);
+    expect(got.map((b) => b.height)).toEqual([2, 3, 4]);
+    for (const b of got) {
+      expect(b.hash).toBe(node.blocks[b.height]!.hash);
+      expect(blockHash(b.block.header)).toBe(b.hash);
+      expect(b.block).toEqual(node.blocks[b.height]!.block);
+    }
+    expect(reader.events[0]).toEqual({ retry: '2000' });
+  });
+
+  it('?after= works the same; -1 starts at genesis; Last-Event-ID wins over ?after', async () => {
+    const fromGenesis = await open('/v1/events?after=-1');
+    await fromGenesis.until(() => fromGenesis.blocks().length === 4);
+    expect(fromGenesis.blocks().map((b) => b.height)).toEqual([0, 1, 2, 3]);
+
+    const both = await open('/v1/events?after=0', { 'last-event-id': '2' });
+    await both.until(() => both.blocks().length === 1);
+    expect(both.blocks()[0]!.height).toBe(3);
+  });
+
+  it('without a position, only live blocks', async () => {
+    const reader = await open('/v1/events');
+    await eventually(() => node.subscribers.size === 1);
+    await node.commit([node.commissionTx('live-2')]);
+    await reader.until(() => reader.blocks().length === 1);
+    expect(reader.blocks()[0]!.height).toBe(4);
+  });
+
+  it('sends heartbeat comments', async () => {
+    const reader = await open('/v1/events');
+    await reader.until(() => reader.events.some((e) => e.comment === 'heartbeat'));
+  });
+
+  it('unsubscribes when the client disconnects, leaking no listener or connection', async () => {
+    const a = await open('/v1/events?after=-1');
+    const b = await open('/v1/events');
+    await a.until(() => a.blocks().length === 4);
+    await eventually(() => node.subscribers.size === 2);
+    expect(await sseClients()).toBe(2);
+
+    a.disconnect();
+    await eventually(() => node.subscribers.size === 1);
+    b.disconnect();
+    await eventually(() => node.subscribers.size === 0);
+    expect(await sseClients()).toBe(0);
+    await Promise.all([a.done, b.done]);
+    for (let i = 0; (await connections()) > 0; i++) {
+      if (i > 100) throw new Error('a connection stayed open');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+
+    // the node goes on committing with nobody listening
+    await node.commit([node.commissionTx('after-close')]);
+    expect(node.subscribers.size).toBe(0);
+  });
+
+  it('app.close() ends open streams instead of hanging', async () => {
+    const reader = await open('/v1/events');
+    await eventually(() => node.subscribers.size === 1);
+    await app.close();
+    await reader.done;
+    expect(node.subscribers.size).toBe(0);
+  });
+
+  it('a failing subscription ends the stream with an error event', async () => {
+    node.subscribeBlocks = () => {
+      throw new Error('store closed');
+    };
+    const reader = await open('/v1/events');
+    await reader.done;
+    const last = reader.events.at(-1)!;
+    expect(last.event).toBe('error');
+    expect(JSON.parse(last.data!)).toEqual({ error: { code: 'INTERNAL', message: 'internal error' } });
+    expect(await sseClients()).toBe(0);
+  });
+
+  it('a client that does not read is dropped once its buffer is full', async () => {
+    await app.close();
+    app = buildApi(node, { logger: false, metrics: prom.metrics, events: { maxBufferedBytes: 64 * 1024 } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const reader = await open('/v1/events', {}, urlOf(app));
+    reader.response.pause(); // never reads
+    await eventually(() => node.subscribers.size === 1);
+    for (let i = 0; i < 400 && node.subscribers.size > 0; i++) {
+      const txs = Array.from({ length: 20 }, (_, j) => node.commissionTx(`flood-${i}-${j}`));
+      await node.commit(txs);
+    }
+    expect(node.subscribers.size).toBe(0);
+    expect(await sseClients()).toBe(0);
+  });
+});
+
+describe('over a real socket', () => {
+  it('a client that goes away while waiting for its receipt aborts the wait', async () => {
+    let seen: AbortSignal | undefined;
+    node.submitImpl = () =>
+      new Promise((_resolve, reject) => {
+        seen = node.submitCalls.at(-1)!.signal;
+        seen!.addEventListener('abort', () => reject(new Error('aborted')));
+      });
+    const request = http.request(`${base}/v1/transactions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      agent: false,
+    });
+    request.on('error', () => {});
+    request.end(JSON.stringify(node.commissionTx('gone').tx));
+    await eventually(() => seen !== undefined);
+    expect(seen!.aborted).toBe(false);
+    request.destroy();
+    await eventually(() => seen!.aborted);
+  });
+
+  it('logs internal errors with their stack through the given pino logger, never to the client', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    const logged = buildApi(node, { logger, metrics: null });
+    node.submitImpl = () => Promise.reject(new Error('disk on fire'));
+    const res = await logged.inject({ method: 'POST', url: '/v1/transactions', payload: {} });
+    expect(res.json()).toEqual({ error: { code: 'INTERNAL', message: 'internal error' } });
+    const entry = lines.find((l) => l.msg === 'request failed')!;
+    expect(entry).toMatchObject({ level: 50, module: 'api', err: { message: 'disk on fire' } });
+    expect((entry.err as { stack: string }).stack).toContain('disk on fire');
+    expect(lines.some((l) => l.msg === 'request' && l.route === '/v1/transactions')).toBe(true);
+    await logged.close();
+  });
+});

@@ -1,0 +1,195 @@
+import type {
+  AdminResult,
+  BalanceView,
+  LedgerNodeApi,
+  NodeStatus,
+  ParticipantView,
+  SubmitResult,
+  TransactionView,
+} from '../../../src/api/node-api.js';
+import { acceptTransaction, type Block, type DecodedTx, type Receipt } from '../../../src/ledger/index.js';
+import { keyFor, pub, TestChain, tx } from '../../support/ledger-fixture.js';
+
+type Key = ReturnType<typeof keyFor>;
+
+/**
+ * A LedgerNodeApi over a real in-memory chain (test/support), with every
+ * behaviour the API tests need to steer: submit/admin outcomes, health,
+ * readiness, and block subscriptions they can count.
+ */
+export class FakeNode implements LedgerNodeApi {
+  readonly chainId: string;
+  readonly nodeId: string;
+  readonly blocks: { block: Block; hash: string }[] = [];
+  readonly transactions = new Map<string, TransactionView>();
+  readonly participants = new Map<string, ParticipantView>();
+  readonly balances = new Map<string, BalanceView[]>();
+  readonly subscribers = new Set<(block: Block, hash: string) => void>();
+  readonly submitCalls: { tx: unknown; wait: boolean; timeoutMs: number; signal: AbortSignal | undefined }[] =
+    [];
+  readonly adminCalls: unknown[] = [];
+  healthy = true;
+  checks: Record<string, { ok: boolean; detail?: string }> = { leader: { ok: true }, caughtUp: { ok: true } };
+  term = 3;
+
+  /** default: parse with the ledger's own validator, then commit at once */
+  submitImpl: (tx: unknown, opts: { wait: boolean; timeoutMs: number }) => Promise<SubmitResult> = (
+    value,
+    opts,
+  ) => {
+    const dtx = acceptTransaction(value, this.chainId);
+    const known = this.transactions.get(dtx.id);
+    if (known !== undefined)
+      return Promise.resolve({
+        id: dtx.id,
+        status: 'committed',
+        receipt: known.receipt,
+        blockHash: known.blockHash,
+      });
+    if (!opts.wait) return Promise.resolve({ id: dtx.id, status: 'accepted' });
+    return this.commit([dtx]).then(() => {
+      const view = this.transactions.get(dtx.id)!;
+      return { id: dtx.id, status: 'committed', receipt: view.receipt, blockHash: view.blockHash };
+    });
+  };
+  adminImpl: (request: unknown) => Promise<AdminResult> = () =>
+    Promise.resolve({ ok: true, action: 'transfer-leadership', detail: 'to node-2' });
+
+  private constructor(
+    readonly tc: TestChain,
+    readonly merchant: Key,
+    readonly affiliate: Key,
+  ) {
+    this.chainId = tc.fx.config.chainId;
+    this.nodeId = pub(tc.fx.node);
+  }
+
+  /** genesis, then one block registering a merchant and an affiliate */
+  static async create(): Promise<FakeNode> {
+    const tc = await TestChain.create();
+    const node = new FakeNode(tc, keyFor('shop'), keyFor('aff'));
+    node.blocks.push({ block: tc.fx.genesis.block, hash: tc.fx.genesis.hash });
+    const register = (k: Key, role: 'merchant' | 'affiliate', name: string) =>
+      tx('participant.register', tc.fx.operator, { participant: pub(k), role, name });
+    await node.commit([
+      register(node.merchant, 'merchant', 'shop'),
+      register(node.affiliate, 'affiliate', 'aff'),
+    ]);
+    const operator = pub(tc.fx.operator);
+    node.participants.set(operator, { key: operator, role: 'operator', name: 'operator', since: 0 });
+    node.participants.set(pub(node.merchant), {
+      key: pub(node.merchant),
+      role: 'merchant',
+      name: 'shop',
+      since: 1,
+    });
+    node.participants.set(pub(node.affiliate), {
+      key: pub(node.affiliate),
+      role: 'affiliate',
+      name: 'aff',
+      since: 1,
+    });
+    node.balances.set(pub(node.affiliate), [{ currency: 'EUR', pending: '1200', payable: '0', paid: '0' }]);
+    return node;
+  }
+
+  /** a fresh, valid commission.record by the merchant */
+  commissionTx(orderId: string): DecodedTx {
+    return tx('commission.record', this.merchant, {
+      merchant: pub(this.merchant),
+      affiliate: pub(this.affiliate),
+      amount: '1200',
+      currency: 'EUR',
+      orderId,
+      description: `order ${orderId}`,
+      metadata: { campaign: 'autumn', channel: 'newsletter' },
+    });
+  }
+
+  /** commit a block and tell the subscribers */
+  async commit(txs: DecodedTx[]): Promise<Receipt[]> {
+    const block = this.tc.block(txs);
+    const receipts = await this.tc.chain.commit(block);
+    this.record(block.block, block.hash, receipts);
+    for (const onBlock of [...this.subscribers]) onBlock(block.block, block.hash);
+    return receipts;
+  }
+
+  private record(block: Block, hash: string, receipts: Receipt[]): void {
+    this.blocks.push({ block, hash });
+    block.txs.forEach((signed, i) => {
+      const receipt = receipts[i]!;
+      if (!this.transactions.has(receipt.tx))
+        this.transactions.set(receipt.tx, { id: receipt.tx, tx: signed, receipt, blockHash: hash });
+    });
+  }
+
+  get height(): number {
+    return this.blocks.length - 1;
+  }
+
+  submit(
+    value: unknown,
+    opts: { wait: boolean; timeoutMs: number; signal?: AbortSignal },
+  ): Promise<SubmitResult> {
+    this.submitCalls.push({ tx: value, wait: opts.wait, timeoutMs: opts.timeoutMs, signal: opts.signal });
+    return this.submitImpl(value, opts);
+  }
+
+  getTransaction(id: string): Promise<TransactionView | undefined> {
+    return Promise.resolve(this.transactions.get(id));
+  }
+
+  getBlock(height: number): Promise<Block | undefined> {
+    return Promise.resolve(this.blocks[height]?.block);
+  }
+
+  listBlocks(from: number, limit: number): Promise<Block[]> {
+    return Promise.resolve(this.blocks.slice(from, from + limit).map((b) => b.block));
+  }
+
+  getParticipant(key: string): ParticipantView | undefined {
+    return this.participants.get(key);
+  }
+
+  getAffiliateBalances(key: string): BalanceView[] | undefined {
+    return this.balances.get(key);
+  }
+
+  status(): NodeStatus {
+    return {
+      nodeId: this.nodeId,
+      chainId: this.chainId,
+      role: 'leader',
+      term: this.term,
+      leader: this.nodeId,
+      commitIndex: 10,
+      appliedIndex: 10,
+      height: this.height,
+      headHash: this.blocks.at(-1)!.hash,
+      mempool: 0,
+      members: [
+        { nodeId: this.nodeId, role: 'voter', match: 10, next: 11, state: 'replicate', connected: true },
+      ],
+    };
+  }
+
+  subscribeBlocks(after: number, onBlock: (block: Block, hash: string) => void): () => void {
+    for (const { block, hash } of this.blocks.slice(after + 1)) onBlock(block, hash);
+    this.subscribers.add(onBlock);
+    return () => this.subscribers.delete(onBlock);
+  }
+
+  health(): { ok: boolean } {
+    return { ok: this.healthy };
+  }
+
+  readiness(): { ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> } {
+    return { ready: Object.values(this.checks).every((c) => c.ok), checks: this.checks };
+  }
+
+  admin(request: unknown): Promise<AdminResult> {
+    this.adminCalls.push(request);
+    return this.adminImpl(request);
+  }
+}
