@@ -8,6 +8,9 @@ import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
 import { registerTx } from './commands/tx.js';
 import { registerVerify } from './commands/verify.js';
+import { registerStart } from './commands/start.js';
+import { registerDevnet } from './commands/devnet.js';
+import { registerClient } from './commands/client.js';
 
 /**
  * `bitnexus`: the operator's and auditor's command line. Every command takes
@@ -28,6 +31,9 @@ export async function main(argv: string[]): Promise<number> {
   registerInit(program);
   registerTx(program);
   registerVerify(program, setExit);
+  registerStart(program, setExit);
+  registerDevnet(program);
+  registerClient(program, setExit);
   try {
     await program.parseAsync(argv);
     return state.exitCode;

@@ -21,6 +21,12 @@ export interface InitOptions {
   /** node i (1-based) listens on HTTP basePort + 2(i−1) and libp2p basePort + 2(i−1) + 1 */
   basePort: number;
   now?: number;
+  /**
+   * Host names the nodes reach each other by (containers, separate machines),
+   * one per node. When given, nodes listen on all interfaces and dial peers at
+   * /dns4/<host>/tcp/<port>; otherwise everything is on 127.0.0.1.
+   */
+  hosts?: string[];
 }
 
 export interface InitResult {
@@ -61,17 +67,27 @@ export async function initNetwork(opts: InitOptions): Promise<InitResult> {
   }
   await mkdir(opts.dir, { recursive: true });
   const operator = await writeKeyFile(join(opts.dir, 'operator.key'));
+  if (opts.hosts !== undefined && opts.hosts.length !== opts.nodes) {
+    throw new InitError(
+      'INVALID_ARGUMENT',
+      `--hosts names ${opts.hosts.length} hosts for ${opts.nodes} nodes`,
+    );
+  }
   const nodes = [];
   for (let i = 1; i <= opts.nodes; i++) {
     const name = `node-${i}`;
     await mkdir(join(opts.dir, name, 'data'), { recursive: true });
     const keys = await writeKeyFile(join(opts.dir, name, 'node.key'), generateKeyPair());
     const httpPort = opts.basePort + 2 * (i - 1);
+    const host = opts.hosts?.[i - 1];
     nodes.push({
       name,
       nodeId: toHex(keys.publicKey),
-      http: { host: '127.0.0.1', port: httpPort },
-      p2p: `/ip4/127.0.0.1/tcp/${httpPort + 1}`,
+      http: { host: host === undefined ? '127.0.0.1' : '0.0.0.0', port: httpPort },
+      p2p: `/ip4/${host === undefined ? '127.0.0.1' : '0.0.0.0'}/tcp/${httpPort + 1}`,
+      dialHttp: `http://${host ?? '127.0.0.1'}:${httpPort}`,
+      dialP2p:
+        host === undefined ? `/ip4/127.0.0.1/tcp/${httpPort + 1}` : `/dns4/${host}/tcp/${httpPort + 1}`,
     });
   }
   const config: GenesisConfig = {
@@ -95,7 +111,7 @@ export async function initNetwork(opts: InitOptions): Promise<InitResult> {
       p2p: { listen: n.p2p },
       peers: nodes
         .filter((p) => p !== n)
-        .map((p) => ({ nodeId: p.nodeId, http: `http://${p.http.host}:${p.http.port}`, p2p: p.p2p })),
+        .map((p) => ({ nodeId: p.nodeId, http: p.dialHttp, p2p: p.dialP2p })),
     };
     await writeFile(join(opts.dir, n.name, 'config.json'), JSON.stringify(nodeConfig, null, 2) + '\n');
     const chain = await LedgerChain.open(await LevelStore.open(join(opts.dir, n.name, 'data', CHAIN_DIR)));
@@ -113,8 +129,8 @@ export async function initNetwork(opts: InitOptions): Promise<InitResult> {
       name: n.name,
       nodeId: n.nodeId,
       config: join(opts.dir, n.name, 'config.json'),
-      http: `http://${n.http.host}:${n.http.port}`,
-      p2p: n.p2p,
+      http: n.dialHttp,
+      p2p: n.dialP2p,
     })),
   };
 }

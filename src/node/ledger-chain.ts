@@ -4,6 +4,7 @@ import {
   encodeReceipt,
   encodeRecord,
   getHead,
+  keys,
   LedgerState,
   processBlock,
   type DecodedBlock,
@@ -47,11 +48,27 @@ export class LedgerChain {
    * for blocks whose signatures were verified already (the auditor's workers,
    * or a node's mempool admission).
    */
-  async commit(block: DecodedBlock, opts = { checkSignatures: true }): Promise<Receipt[]> {
+  async commit(
+    block: DecodedBlock,
+    opts: { checkSignatures: boolean; sync?: boolean } = { checkSignatures: true },
+  ): Promise<Receipt[]> {
     const processed = processBlock(this.state, block, opts);
-    await this.store.commitBlock(toBlockWrite(block, processed));
+    await this.store.commitBlock(toBlockWrite(block, processed), { sync: opts.sync ?? true });
     this.state.merge(processed.writes);
     return processed.receipts;
+  }
+
+  /**
+   * Make every earlier unsynced block write durable (LevelDB's log is
+   * sequential, so one synced write covers all before it). A node that
+   * commits blocks with `sync: false` — the Raft log already holds them
+   * durably and replays them after a crash — calls this before it compacts
+   * the Raft log past them.
+   */
+  async flush(): Promise<void> {
+    const head = this.head;
+    if (!head) return;
+    await this.store.commitState([[keys.head, encodeRecord(head)]], { sync: true });
   }
 
   close(): Promise<void> {

@@ -58,8 +58,8 @@ const decoder = new TextDecoder();
 export class ChainStore {
   constructor(readonly kv: KeyValueStore) {}
 
-  /** Everything one committed block changes, in one atomic, synced batch. */
-  async commitBlock(w: BlockWrite): Promise<void> {
+  /** Everything one committed block changes, in one atomic batch (synced unless the caller has the data durably elsewhere). */
+  async commitBlock(w: BlockWrite, opts: { sync: boolean } = { sync: true }): Promise<void> {
     const ops: BatchOp[] = [
       { type: 'put', key: chainKeys.block(w.height), value: w.block },
       { type: 'put', key: chainKeys.hash(w.hash), value: text.encode(String(w.height)) },
@@ -71,7 +71,15 @@ export class ChainStore {
     for (const [k, v] of w.state) ops.push({ type: 'put', key: chainKeys.state(k), value: v });
     for (const n of w.merkleNodes)
       ops.push({ type: 'put', key: chainKeys.merkle(n.level, n.index), value: n.hash });
-    await this.kv.batch(ops, { sync: true });
+    await this.kv.batch(ops, { sync: opts.sync });
+  }
+
+  /** (Re)write state records, e.g. to force a sync point. */
+  async commitState(entries: [string, Uint8Array][], opts: { sync: boolean }): Promise<void> {
+    await this.kv.batch(
+      entries.map(([k, value]) => ({ type: 'put' as const, key: chainKeys.state(k), value })),
+      { sync: opts.sync },
+    );
   }
 
   getBlock(height: number): Promise<Uint8Array | undefined> {

@@ -118,18 +118,16 @@ const SPECS: KindSpec<TxKind>[] = [
       reference: s(f, 'reference'),
     }),
   },
-  ...(['member.add', 'member.promote', 'member.remove'] as const).map(
-    (kind): KindSpec<TxKind> => ({
-      kind,
-      description: {
-        'member.add': 'operator adds a node to the network (it joins Raft as a learner)',
-        'member.promote': 'operator promotes a learner node to a voting member',
-        'member.remove': 'operator removes a node from the network',
-      }[kind],
-      options: [['--node <key>', 'public key (hex) of the node (see its node.key)', true]],
-      payload: (f) => ({ node: s(f, 'node') }),
-    }),
-  ),
+  ...(['member.add', 'member.promote', 'member.remove'] as const).map((kind): KindSpec<TxKind> => ({
+    kind,
+    description: {
+      'member.add': 'operator adds a node to the network (it joins Raft as a learner)',
+      'member.promote': 'operator promotes a learner node to a voting member',
+      'member.remove': 'operator removes a node from the network',
+    }[kind],
+    options: [['--node <key>', 'public key (hex) of the node (see its node.key)', true]],
+    payload: (f) => ({ node: s(f, 'node') }),
+  })),
 ];
 
 export function registerTx(program: Command): void {

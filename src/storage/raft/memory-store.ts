@@ -34,6 +34,11 @@ export class MemoryRaftStore implements RaftStore {
     return this.entries[index - first.index]?.term ?? null;
   }
 
+  /** Open again after close(), as a restarted process reopens the same disk (tests). */
+  reopen(): void {
+    this.closed = false;
+  }
+
   private check(): void {
     if (this.closed) throw new RaftStoreError('closed', 'store is closed');
   }

@@ -1,0 +1,105 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import type { NodeConfig } from '../../node/config.js';
+import { initNetwork } from '../../node/init.js';
+import { jsonOption, output } from '../output.js';
+import { intArg } from './args.js';
+
+const BIN = fileURLToPath(new URL('../../../../bin/bitnexus.js', import.meta.url));
+
+export function registerDevnet(program: Command): void {
+  program
+    .command('devnet')
+    .description(
+      'a local network: init if needed, start every node as its own process, stop them all on Ctrl-C',
+    )
+    .option('--nodes <n>', 'number of nodes (when creating)', '3')
+    .option('--dir <dir>', 'network folder', '.devnet')
+    .option('--base-port <port>', 'first port (when creating)', '7100')
+    .addOption(jsonOption())
+    .action(async (opts: { nodes: string; dir: string; basePort: string; json?: boolean }) => {
+      const dir = resolve(opts.dir);
+      const o = output(opts.json === true);
+      if (!(await exists(join(dir, 'genesis.json')))) {
+        await initNetwork({
+          dir,
+          nodes: intArg(opts.nodes, '--nodes'),
+          chainId: 'bitnexus-devnet',
+          basePort: intArg(opts.basePort, '--base-port'),
+        });
+      }
+      const names = await nodeNames(dir);
+      const children: ChildProcess[] = [];
+      const urls: string[] = [];
+      for (const name of names) {
+        const configPath = join(dir, name, 'config.json');
+        const cfg = JSON.parse(await readFile(configPath, 'utf8')) as NodeConfig;
+        const log = createWriteStream(join(dir, name, 'node.log'), { flags: 'a' });
+        const child = spawn(process.execPath, [BIN, 'start', '--config', configPath], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        child.stdout?.pipe(log);
+        child.stderr?.pipe(log);
+        children.push(child);
+        urls.push(`http://${cfg.http.host}:${cfg.http.port}`);
+      }
+      await Promise.all(urls.map((u) => waitHealthy(u, 30_000)));
+      o.out(
+        [
+          `devnet ${dir}: ${names.length} nodes up (logs in ${dir}/node-*/node.log)`,
+          ...names.map((n, i) => `${n}  ${urls[i]}`),
+          'Ctrl-C stops them all',
+        ].join('\n'),
+        { ok: true, dir, nodes: names.map((n, i) => ({ name: n, url: urls[i] })) },
+      );
+      await new Promise<void>((resolveStop) => {
+        const stop = () => resolveStop();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await Promise.all(
+        children.map(
+          (c) =>
+            new Promise<void>((r) => {
+              if (c.exitCode !== null) return r();
+              c.once('exit', () => r());
+              c.kill('SIGTERM');
+              setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
+            }),
+        ),
+      );
+    });
+}
+
+async function nodeNames(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for (let i = 1; await exists(join(dir, `node-${i}`, 'config.json')); i++) names.push(`node-${i}`);
+  return names;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not become healthy within ${timeoutMs} ms`);
+}

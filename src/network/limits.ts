@@ -1,0 +1,100 @@
+import { NetworkConfigError } from './errors.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/**
+ * Every bound the network layer enforces. Defaults are sized for a handful of
+ * validators on a LAN or WAN; docs/NETWORK.md §Limits explains each one.
+ */
+export interface NetworkLimits {
+  /** largest Raft frame accepted or sent */
+  maxRaftFrameBytes: number;
+  /** per-peer outbound Raft queue: frames; the oldest frame is dropped when full */
+  raftQueueFrames: number;
+  /** per-peer outbound Raft queue: bytes (at least maxRaftFrameBytes) */
+  raftQueueBytes: number;
+  /** a Raft frame write that waits longer than this for the peer to drain aborts the stream */
+  raftWriteTimeoutMs: number;
+  /** largest gossiped transaction */
+  maxTxBytes: number;
+  /** largest submit request frame */
+  maxSubmitRequestBytes: number;
+  /** largest submit response frame */
+  maxSubmitResponseBytes: number;
+  /** time a submitter has to send its request frame once the stream is open, and to take the response */
+  submitIoTimeoutMs: number;
+  /** time the submit handler has to answer */
+  submitHandlerTimeoutMs: number;
+  /** largest single block frame */
+  maxBlockBytes: number;
+  /** total bytes of blocks in one block-range response; a server sends a shorter range past it */
+  maxBlockResponseBytes: number;
+  /** time for a whole block-range exchange, client and server side */
+  blockRequestTimeoutMs: number;
+  /** timeout for one dial (connection or protocol stream) */
+  dialTimeoutMs: number;
+  /** first and largest delay between redials of a static peer or reopenings of a Raft stream */
+  redialMinMs: number;
+  redialMaxMs: number;
+  /** refusals, bad frames and drops are logged at most once per peer per interval */
+  logIntervalMs: number;
+  /** new inbound connections per second from one host before libp2p refuses more */
+  inboundConnectionsPerSecond: number;
+  /** libp2p connection-manager ceiling */
+  maxConnections: number;
+}
+
+/** Blocks per block-range request; a protocol constant, not a tunable. */
+export const MAX_BLOCKS_PER_REQUEST = 512;
+
+export const DEFAULT_LIMITS: Readonly<NetworkLimits> = Object.freeze({
+  maxRaftFrameBytes: 16 * MiB,
+  raftQueueFrames: 1024,
+  raftQueueBytes: 64 * MiB,
+  raftWriteTimeoutMs: 30_000,
+  maxTxBytes: 128 * KiB,
+  maxSubmitRequestBytes: 1 * MiB,
+  maxSubmitResponseBytes: 1 * MiB,
+  submitIoTimeoutMs: 5_000,
+  submitHandlerTimeoutMs: 30_000,
+  maxBlockBytes: 16 * MiB,
+  maxBlockResponseBytes: 64 * MiB,
+  blockRequestTimeoutMs: 60_000,
+  dialTimeoutMs: 5_000,
+  redialMinMs: 250,
+  redialMaxMs: 30_000,
+  logIntervalMs: 10_000,
+  inboundConnectionsPerSecond: 25,
+  maxConnections: 200,
+});
+
+export function resolveLimits(overrides: Partial<NetworkLimits> = {}): NetworkLimits {
+  const limits: NetworkLimits = { ...DEFAULT_LIMITS };
+  for (const [key, value] of Object.entries(overrides) as [keyof NetworkLimits, unknown][]) {
+    if (!(key in DEFAULT_LIMITS)) {
+      throw new NetworkConfigError('BAD_LIMIT', `unknown network limit ${String(key)}`);
+    }
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+      throw new NetworkConfigError('BAD_LIMIT', `network limit ${key} must be a positive integer`);
+    }
+    limits[key] = value;
+  }
+  if (limits.raftQueueBytes < limits.maxRaftFrameBytes) {
+    throw new NetworkConfigError('BAD_LIMIT', 'raftQueueBytes must be at least maxRaftFrameBytes');
+  }
+  if (limits.maxBlockResponseBytes < limits.maxBlockBytes) {
+    throw new NetworkConfigError('BAD_LIMIT', 'maxBlockResponseBytes must be at least maxBlockBytes');
+  }
+  if (limits.redialMaxMs < limits.redialMinMs) {
+    throw new NetworkConfigError('BAD_LIMIT', 'redialMaxMs must be at least redialMinMs');
+  }
+  return limits;
+}
+
+/** Exponential backoff with jitter: attempt 1 waits about `min`, doubling up to `max`. */
+export function backoffDelay(attempt: number, minMs: number, maxMs: number): number {
+  const base = Math.min(maxMs, minMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));
+  return Math.round(base * (0.5 + Math.random() / 2));
+}

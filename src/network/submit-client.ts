@@ -1,0 +1,71 @@
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { tcp } from '@libp2p/tcp';
+import { createLibp2p } from 'libp2p';
+import { parseMultiaddr } from './config.js';
+import { FrameTooLargeError, RemoteError, RequestTimeoutError } from './errors.js';
+import { closeStream, decodeStatusFrame, framed } from './framing.js';
+import { DEFAULT_LIMITS } from './limits.js';
+import { SUBMIT_PROTOCOL } from './protocols.js';
+import { deadline, toError } from './wait.js';
+
+export interface SubmitOptions {
+  signal?: AbortSignal;
+  /** the whole exchange: dial, send, answer (default 30 s) */
+  timeoutMs?: number;
+  maxRequestBytes?: number;
+  maxResponseBytes?: number;
+}
+
+const DEFAULT_SUBMIT_TIMEOUT_MS = 30_000;
+
+/**
+ * Client side of `/bitnexus/submit/1.0.0`, for `bitnexus submit --p2p`. Starts
+ * a throwaway dial-only libp2p node (random identity, no listener, TCP + Noise
+ * + Yamux), sends `request` to the node at `address` (a multiaddr, ideally
+ * ending in /p2p/<peer id> so the remote's identity is checked), and returns
+ * the response body. An error status frame from the node is thrown as a
+ * RemoteError with the node's code; running out of time as a
+ * RequestTimeoutError. The node is always stopped before this returns.
+ */
+export async function submitOverP2P(
+  address: string,
+  request: Uint8Array,
+  opts: SubmitOptions = {},
+): Promise<Uint8Array> {
+  const target = parseMultiaddr(address);
+  const maxRequest = opts.maxRequestBytes ?? DEFAULT_LIMITS.maxSubmitRequestBytes;
+  if (request.byteLength > maxRequest) {
+    throw new FrameTooLargeError(request.byteLength, maxRequest, 'submit request');
+  }
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_SUBMIT_TIMEOUT_MS;
+  const budget = deadline(timeoutMs, opts.signal);
+  const node = await createLibp2p({
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionMonitor: { enabled: false },
+  });
+  try {
+    const stream = await node.dialProtocol(target, SUBMIT_PROTOCOL, { signal: budget.signal });
+    try {
+      const lp = framed(stream, 1 + (opts.maxResponseBytes ?? DEFAULT_LIMITS.maxSubmitResponseBytes));
+      await lp.write(request, { signal: budget.signal });
+      const status = decodeStatusFrame((await lp.read({ signal: budget.signal })).subarray());
+      await closeStream(stream, budget.signal);
+      if (!status.ok) throw new RemoteError(status.code, status.message);
+      return status.body;
+    } catch (err) {
+      stream.abort(toError(err));
+      throw err;
+    }
+  } catch (err) {
+    if (budget.signal.aborted && budget.signal.reason instanceof RequestTimeoutError) {
+      throw new RequestTimeoutError(`submit to ${address} timed out after ${timeoutMs} ms`);
+    }
+    throw err;
+  } finally {
+    budget.clear();
+    await node.stop();
+  }
+}

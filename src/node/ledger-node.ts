@@ -1,0 +1,1078 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ApiError, rejected } from '../api/errors.js';
+import type { NodeMetrics } from '../api/metrics.js';
+import type {
+  AdminResult,
+  BalanceView,
+  LedgerNodeApi,
+  NodeStatus,
+  ParticipantView,
+  PeerProgress,
+  SubmitResult,
+  TransactionView,
+} from '../api/node-api.js';
+import { canonicalBytes, fromHex } from '../codec/index.js';
+import {
+  decodeConfChange,
+  MemoryStorage,
+  ProposalDroppedError,
+  RaftNode,
+  type ConfChange,
+  type Entry,
+  type Ready,
+  type Snapshot,
+} from '../consensus/index.js';
+import { verify } from '../crypto/index.js';
+import {
+  acceptTransaction,
+  ADMIN_WINDOW_MS,
+  applyTransaction,
+  blockSigningMessage,
+  buildBlock,
+  decodeBlock,
+  decodeUntrustedTransaction,
+  verifyDecodedTx,
+  encodeBlock,
+  getConfig,
+  keys,
+  parseAdminRequest,
+  parseBlock,
+  processBlock,
+  REJECTED_AT_ADMISSION,
+  selectTransactions,
+  StateOverlay,
+  verifyAdminSignature,
+  type Block,
+  type DecodedBlock,
+  type DecodedTx,
+  type MembersRec,
+  type ParticipantRec,
+  type Receipt,
+  type ResultCode,
+} from '../ledger/index.js';
+import type { RaftStore } from '../storage/raft/index.js';
+import { LayeredState } from './layered-state.js';
+import type { LedgerChain } from './ledger-chain.js';
+import { Mempool } from './mempool.js';
+import type { NodeNetwork } from './network-port.js';
+import { decodeRaftMessage, encodeRaftMessage } from './raft-wire.js';
+
+export interface LedgerNodeOptions {
+  nodeId: string;
+  secretKey: Uint8Array;
+  genesis: DecodedBlock;
+  chain: LedgerChain;
+  raftStore: RaftStore;
+  network: NodeNetwork;
+  logger: Logger;
+  metrics: NodeMetrics | null;
+  /** wall clock for block and admission timestamps (ms) */
+  now?: () => number;
+  /** real milliseconds per Raft tick; election timeout is 10–20 ticks */
+  tickMs?: number;
+  electionTick?: number;
+  random?: () => number;
+  /** blocks proposed but not yet applied, at most (pipelining) */
+  maxInflightBlocks?: number;
+  /** transactions per block, at most (also bounded by the chain's maxBlockTxs) */
+  maxBlockTxs?: number;
+  /** compact the Raft log every this many applied entries */
+  compactEvery?: number;
+  /** entries kept below the applied index when compacting, for slightly lagging followers */
+  compactKeep?: number;
+  /** called when the node must stop (a broken invariant or a storage failure) */
+  onFatal?: (err: Error) => void;
+}
+
+interface Waiter {
+  resolve: (r: SubmitResult) => void;
+  reject: (e: Error) => void;
+  startedAt: number;
+}
+
+interface BlockListener {
+  next: number;
+  live: boolean;
+  onBlock: (block: Block, hash: string) => void;
+}
+
+const BLOCK_BYTES_BUDGET = 4 * 1024 * 1024;
+const SWEEP_EVERY_TICKS = 50;
+
+/**
+ * One ledger node: Raft over the hash-chained ledger. The driver loop takes
+ * each Raft Ready and, in order: persists hard state and entries (one fsync),
+ * installs them in the in-memory log, sends the messages, applies committed
+ * entries (blocks to the chain, membership changes to Raft), answers waiting
+ * submitters, then acknowledges. As leader it cuts blocks from the mempool
+ * against the state its log will produce (group commit: every block one
+ * fsync however many transactions it holds), with a few blocks in flight.
+ */
+export class LedgerNode implements LedgerNodeApi {
+  readonly chainId: string;
+  readonly nodeId: string;
+  private readonly raft: RaftNode;
+  private readonly storage: MemoryStorage;
+  private readonly mempool = new Mempool();
+  private readonly layered: LayeredState;
+  private readonly waiters = new Map<string, Waiter[]>();
+  private readonly listeners = new Set<BlockListener>();
+  /** blocks this node proposed, by height, so applying them needs no parse or signature check */
+  private readonly proposed = new Map<number, { bytes: Uint8Array; block: DecodedBlock }>();
+  /** transactions whose signature this node checked (they arrived through submit or gossip) */
+  private readonly verified = new Set<string>();
+  private readonly adminNonces = new Map<string, number>();
+  /** (raft index, chain head) of recently applied blocks: where the log may be compacted */
+  private recentHeads: { index: number; height: number; hash: string }[] = [];
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private fatal: Error | undefined;
+  private isLeader = false;
+  private leader: string | null = null;
+  private term = 0;
+  private appliedIndex = 0;
+  private appliedSinceCompact = 0;
+  private ticks = 0;
+  private leaderReady = false;
+  private readonly maxInflightBlocks: number;
+  private readonly maxBlockTxs: number;
+  private readonly compactEvery: number;
+  private readonly compactKeep: number;
+
+  private constructor(
+    private readonly opts: LedgerNodeOptions,
+    persisted: Awaited<ReturnType<RaftStore['load']>>,
+  ) {
+    const config = getConfig(opts.chain.state);
+    if (!config) throw new Error('the chain has no genesis');
+    this.chainId = config.chainId;
+    this.nodeId = opts.nodeId;
+    this.now = opts.now ?? Date.now;
+    this.log = opts.logger.child({ module: 'node' });
+    this.layered = new LayeredState(opts.chain.state);
+    this.maxInflightBlocks = opts.maxInflightBlocks ?? 4;
+    this.maxBlockTxs = Math.min(opts.maxBlockTxs ?? 2048, config.params.maxBlockTxs);
+    this.compactEvery = opts.compactEvery ?? 5000;
+    this.compactKeep = opts.compactKeep ?? 1000;
+    this.storage = MemoryStorage.fromPersisted(persisted);
+    this.appliedIndex = persisted.snapshot?.meta.index ?? 0;
+    this.raft = new RaftNode({
+      id: opts.nodeId,
+      storage: this.storage,
+      electionTick: opts.electionTick ?? 10,
+      heartbeatTick: 1,
+      random: opts.random ?? Math.random,
+      preVote: true,
+      checkQuorum: true,
+      maxMsgBytes: 4 * 1024 * 1024,
+      bootstrap: { voters: [...config.members], learners: [] },
+      logger: opts.logger.child({ module: 'raft' }),
+    });
+  }
+
+  /**
+   * Open the node over its stores: the chain must hold genesis (it is
+   * committed here if the chain is empty), the Raft store whatever it
+   * persisted. Nothing starts until `start()`.
+   */
+  static async create(opts: LedgerNodeOptions): Promise<LedgerNode> {
+    if (opts.chain.height < 0) await opts.chain.commit(opts.genesis);
+    const stored = await opts.chain.store.getBlock(0);
+    if (
+      !stored ||
+      decodeBlock(parseBlock(JSON.parse(Buffer.from(stored).toString('utf8')))).hash !== opts.genesis.hash
+    ) {
+      throw new Error('the data directory holds another network (genesis differs)');
+    }
+    const persisted = await opts.raftStore.load();
+    return new LedgerNode(opts, persisted);
+  }
+
+  async start(): Promise<void> {
+    const net = this.opts.network;
+    net.onRaftFrame((from, frame) => this.onRaftFrame(from, frame));
+    net.onTx((from, bytes) => this.onGossipTx(from, bytes));
+    net.handleSubmit((req) => this.onP2PSubmit(req));
+    net.handleBlockRange((from, to) => this.blockRange(from, to));
+    this.updateNetworkMembers();
+    await net.start();
+    const tickMs = this.opts.tickMs ?? 100;
+    this.timer = setInterval(() => this.onTick(), tickMs);
+    this.log.info(
+      { nodeId: this.nodeId, height: this.opts.chain.height, chainId: this.chainId },
+      'node started',
+    );
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    if (this.timer) clearInterval(this.timer);
+    while (this.running) await new Promise((r) => setTimeout(r, 5));
+    for (const [id, ws] of this.waiters) {
+      for (const w of ws) w.reject(new ApiError('NOT_READY', `node stopping; ${id} may still commit`));
+    }
+    this.waiters.clear();
+    await this.opts.network.stop();
+    await this.opts.raftStore.close();
+    await this.opts.chain.close();
+    this.log.info({ height: this.opts.chain.height }, 'node stopped');
+  }
+
+  // ---------------------------------------------------------------- driver
+
+  private onTick(): void {
+    if (this.stopped) return;
+    this.raft.tick();
+    this.ticks++;
+    if (this.ticks % SWEEP_EVERY_TICKS === 0) this.sweepMempool();
+    if (this.isLeader && this.ticks % 10 === 0) this.reconcileMembership();
+    this.kick();
+  }
+
+  private onRaftFrame(from: string, frame: Uint8Array): void {
+    if (this.stopped) return;
+    let msg;
+    try {
+      msg = decodeRaftMessage(frame);
+    } catch (err) {
+      this.log.warn({ from, err: (err as Error).message }, 'dropped a malformed raft frame');
+      return;
+    }
+    if (msg.from !== from || msg.to !== this.nodeId) {
+      this.log.warn(
+        { from, claimed: msg.from, to: msg.to },
+        'dropped a raft frame with a forged or wrong address',
+      );
+      return;
+    }
+    this.raft.step(msg);
+    this.kick();
+  }
+
+  /** Run the driver loop unless it is running; then it runs once more. */
+  private kick(): void {
+    if (this.stopped || this.fatal) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    void this.loop().then(
+      () => {
+        this.running = false;
+      },
+      (err: unknown) => {
+        this.running = false;
+        this.die(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      while (this.raft.hasReady() && !this.stopped) await this.handleReady(this.raft.ready());
+      if (!this.stopped) this.cutBlocks();
+    } while ((this.again || this.raft.hasReady()) && !this.stopped);
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.role === 'leader', rd.softState.leader);
+    if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+      const t0 = performance.now();
+      const write: Parameters<RaftStore['save']>[0] = { entries: rd.entries };
+      if (rd.hardState) write.hardState = rd.hardState;
+      if (rd.snapshot) write.snapshot = rd.snapshot;
+      await this.opts.raftStore.save(write);
+      this.opts.metrics?.observeFsync((performance.now() - t0) / 1000);
+      if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
+      if (rd.entries.length > 0) this.storage.append(rd.entries);
+      if (rd.hardState) {
+        this.storage.setHardState(rd.hardState);
+        this.term = rd.hardState.term;
+      }
+    }
+    for (const m of rd.messages) this.opts.network.sendRaft(m.to, encodeRaftMessage(m));
+    if (rd.snapshot && rd.snapshot.data.length > 0) await this.restoreSnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) await this.applyEntry(e);
+    this.raft.advance();
+    const st = this.raft.status();
+    const m = this.opts.metrics;
+    if (m) {
+      m.setTerm(st.term);
+      m.setCommitIndex(st.commit);
+      m.setAppliedIndex(this.appliedIndex);
+      m.setMempool(this.mempool.size);
+      m.setPeers(this.opts.network.connectedMembers().length);
+    }
+    if (this.appliedSinceCompact >= this.compactEvery) await this.compactLog();
+  }
+
+  private onSoftState(leader: boolean, leaderId: string | null): void {
+    const was = this.isLeader;
+    this.leader = leaderId;
+    this.isLeader = leader;
+    this.opts.metrics?.setIsLeader(leader);
+    if (leader && !was) {
+      this.log.info({ term: this.raft.status().term }, 'became leader');
+      this.rebuildSpeculativeState();
+    } else if (!leader && was) {
+      this.log.info({ leader: leaderId }, 'lost leadership');
+      this.layered.clear();
+      this.proposed.clear();
+      this.mempool.releaseInflight();
+      this.leaderReady = false;
+    }
+  }
+
+  /**
+   * A new leader builds on the last block in its log, committed or not: the
+   * no-op of its term will commit them all. Their writes become the layers of
+   * the state the next block is checked against.
+   */
+  private rebuildSpeculativeState(): void {
+    this.layered.clear();
+    this.proposed.clear();
+    this.mempool.releaseInflight();
+    this.leaderReady = true;
+    const last = this.storage.lastIndex();
+    const from = Math.max(this.appliedIndex + 1, this.storage.firstIndex());
+    if (from > last) return;
+    for (const e of this.storage.entries(from, last + 1)) {
+      if (e.type !== 'normal' || e.data.length === 0) continue;
+      try {
+        const block = this.decodeEntryBlock(e.data);
+        if (block.block.header.height <= this.opts.chain.height) continue;
+        const processed = processBlock(this.layered, block, { checkSignatures: false });
+        this.layered.push(block.block.header.height, processed.writes);
+        this.mempool.markInflight(block.txs.map((t) => t.id));
+      } catch (err) {
+        // Never build on a log we cannot follow: stay leader-but-idle, the next term will sort it out.
+        this.leaderReady = false;
+        this.log.error(
+          { index: e.index, err: (err as Error).message },
+          'cannot replay an uncommitted block; not proposing',
+        );
+        return;
+      }
+    }
+  }
+
+  private cutBlocks(): void {
+    if (!this.isLeader || !this.leaderReady || this.fatal) return;
+    const members = this.layered.get(keys.members) as MembersRec;
+    if (!members.voters.includes(this.nodeId)) return; // removed in the ledger: propose nothing more
+    while (this.layered.depth < this.maxInflightBlocks && this.mempool.pendingCount() > 0) {
+      const now = this.now();
+      const sel = selectTransactions(this.layered, this.boundedCandidates(), now, this.maxBlockTxs);
+      for (const r of sel.rejected) this.refuse(r.tx.id, r.code);
+      if (sel.included.length === 0) {
+        if (sel.rejected.length === 0) return;
+        continue;
+      }
+      const block = buildBlock(this.layered, sel.included, {
+        timestamp: now,
+        term: this.raft.status().term,
+        proposerSecretKey: this.opts.secretKey,
+      });
+      const processed = processBlock(this.layered, block, { checkSignatures: false });
+      const bytes = encodeBlock(block.block);
+      try {
+        this.raft.propose(bytes);
+      } catch (err) {
+        if (err instanceof ProposalDroppedError) return;
+        throw err;
+      }
+      const height = block.block.header.height;
+      this.layered.push(height, processed.writes);
+      this.proposed.set(height, { bytes, block });
+      this.mempool.markInflight(sel.included.map((t) => t.id));
+      this.opts.metrics?.incProposals(1);
+    }
+  }
+
+  /**
+   * Mempool candidates, stopping at the byte budget of one block. A
+   * transaction that came by gossip has its signature checked here, once,
+   * before this leader signs a block that holds it; a forged one is dropped.
+   */
+  private *boundedCandidates(): Generator<DecodedTx> {
+    let bytes = 0;
+    const forged: string[] = [];
+    for (const tx of this.mempool.pending()) {
+      if (!this.verified.has(tx.id)) {
+        if (!verifyDecodedTx(tx)) {
+          forged.push(tx.id);
+          continue;
+        }
+        this.verified.add(tx.id);
+      }
+      bytes += tx.unsignedBytes.length + 140;
+      if (bytes > BLOCK_BYTES_BUDGET) break;
+      yield tx;
+    }
+    for (const id of forged) {
+      this.log.warn({ tx: id }, 'dropped a gossiped transaction with a bad signature');
+      this.refuse(id, 'UNKNOWN_SIGNER');
+    }
+  }
+
+  private decodeEntryBlock(data: Uint8Array): DecodedBlock {
+    return decodeBlock(parseBlock(JSON.parse(Buffer.from(data).toString('utf8'))));
+  }
+
+  private async applyEntry(e: Entry): Promise<void> {
+    this.appliedIndex = e.index;
+    this.appliedSinceCompact++;
+    if (e.type === 'confChange') {
+      const cc = decodeConfChange(e.data);
+      const cs = this.raft.applyConfChange(cc);
+      this.log.info({ change: cc, voters: cs.voters, learners: cs.learners }, 'membership changed');
+      this.updateNetworkMembers();
+      return;
+    }
+    if (e.data.length === 0) return; // a new term's no-op
+    const mine = this.findProposed(e.data);
+    const block = mine ?? this.decodeEntryBlock(e.data);
+    const height = block.block.header.height;
+    const chain = this.opts.chain;
+    if (height <= chain.height) {
+      // applied before a restart (the chain store and the Raft store are separate batches)
+      const stored = await chain.store.getBlock(height);
+      if (!stored || !Buffer.from(stored).equals(Buffer.from(e.data))) {
+        throw new Error(`committed block ${height} differs from the stored one`);
+      }
+      return;
+    }
+    if (height !== chain.height + 1)
+      throw new Error(`committed block ${height} does not follow height ${chain.height}`);
+    if (!mine) this.checkSignatures(block);
+    // Not synced: the Raft log holds the block durably and is replayed after a crash; flush() before compaction.
+    const receipts = await chain.commit(block, { checkSignatures: false, sync: false });
+    this.recentHeads.push({ index: e.index, height, hash: block.hash });
+    if (this.recentHeads.length > 4 * (this.compactEvery + this.compactKeep)) this.recentHeads.shift();
+    this.afterApply(block, receipts);
+  }
+
+  private findProposed(data: Uint8Array): DecodedBlock | undefined {
+    for (const [h, p] of this.proposed) {
+      if (p.bytes === data || Buffer.from(p.bytes).equals(Buffer.from(data))) {
+        this.proposed.delete(h);
+        return p.block;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * A committed block from another leader: its proposer's signature. Raft
+   * already trusts the leader not to lie (crash faults, not Byzantine ones);
+   * the leader checked every transaction's signature before signing the
+   * block, and auditors check them all again with `bitnexus verify`. Blocks
+   * fetched from peers (catch-up) are checked in full.
+   */
+  private checkSignatures(block: DecodedBlock): void {
+    const b = block.block;
+    if (!verify(fromHex(b.signature), blockSigningMessage(b.header), fromHex(b.header.proposer))) {
+      throw new Error(`committed block ${b.header.height} has a bad proposer signature`);
+    }
+  }
+
+  private afterApply(block: DecodedBlock, receipts: Receipt[]): void {
+    const height = block.block.header.height;
+    this.layered.dropThrough(height);
+    let membership = false;
+    for (const r of receipts) {
+      this.mempool.remove(r.tx);
+      this.verified.delete(r.tx);
+      const ws = this.waiters.get(r.tx);
+      if (ws) {
+        this.waiters.delete(r.tx);
+        const now = performance.now();
+        for (const w of ws) {
+          this.opts.metrics?.observeCommitLatency((now - w.startedAt) / 1000);
+          w.resolve({ id: r.tx, status: 'committed', receipt: r, blockHash: block.hash });
+        }
+      }
+    }
+    for (const t of block.txs) if (t.tx.kind.startsWith('member.')) membership = true;
+    this.opts.metrics?.setHeight(height);
+    this.opts.metrics?.observeBlockTxs(block.txs.length);
+    for (const l of this.listeners) this.deliverLive(l, block);
+    if (membership) {
+      this.updateNetworkMembers();
+      this.reconcileMembership();
+    }
+  }
+
+  private async restoreSnapshot(snap: Snapshot): Promise<void> {
+    const { height, hash } = JSON.parse(Buffer.from(snap.data).toString('utf8')) as {
+      height: number;
+      hash: string;
+    };
+    this.log.info(
+      { height, index: snap.meta.index },
+      'restoring from a snapshot: fetching blocks from peers',
+    );
+    const chain = this.opts.chain;
+    while (chain.height < height) {
+      const peers = this.opts.network.connectedMembers().filter((p) => p !== this.nodeId);
+      let progressed = false;
+      for (const peer of peers) {
+        try {
+          const from = chain.height + 1;
+          const blocks = await this.opts.network.fetchBlocks(
+            peer,
+            from,
+            Math.min(height, from + 255),
+            this.abort.signal,
+          );
+          for (const bytes of blocks) {
+            const block = this.decodeEntryBlock(bytes);
+            const receipts = await chain.commit(block, { checkSignatures: true });
+            this.afterApply(block, receipts);
+            progressed = true;
+          }
+          if (progressed) break;
+        } catch (err) {
+          this.log.warn({ peer, err: (err as Error).message }, 'block fetch failed; trying another peer');
+        }
+      }
+      if (this.stopped) return;
+      if (!progressed) await new Promise((r) => setTimeout(r, 200));
+    }
+    if (chain.head?.hash !== hash)
+      throw new Error(
+        `snapshot at height ${height} names hash ${hash}, the fetched chain has ${chain.head?.hash}`,
+      );
+    this.appliedIndex = snap.meta.index;
+  }
+
+  /**
+   * Log compaction: a snapshot at the last block entry at least `compactKeep`
+   * entries below the applied index. Its data names the chain head there
+   * ({height, hash}); a follower that needs it fetches the blocks from peers.
+   */
+  private async compactLog(): Promise<void> {
+    this.appliedSinceCompact = 0;
+    const target = this.appliedIndex - this.compactKeep;
+    let pick: { index: number; height: number; hash: string } | undefined;
+    for (const h of this.recentHeads) if (h.index <= target) pick = h;
+    if (!pick || pick.index < this.storage.firstIndex()) return;
+    await this.opts.chain.flush(); // the chain must be durable before the log entries that rebuild it are dropped
+    const snap = this.raft.compact(
+      pick.index,
+      Buffer.from(JSON.stringify({ height: pick.height, hash: pick.hash })),
+    );
+    await this.opts.raftStore.save({ snapshot: snap });
+    await this.opts.raftStore.compact(pick.index);
+    this.storage.applySnapshot(snap);
+    const cut = pick.index;
+    this.recentHeads = this.recentHeads.filter((h) => h.index >= cut);
+    this.log.debug({ index: pick.index, height: pick.height }, 'compacted the raft log');
+  }
+
+  private die(err: Error): void {
+    if (this.fatal) return;
+    this.fatal = err;
+    this.log.fatal({ err: err.message, stack: err.stack }, 'node stopping: a fatal error');
+    for (const ws of this.waiters.values())
+      for (const w of ws) w.reject(new ApiError('INTERNAL', 'the node stopped'));
+    this.waiters.clear();
+    (
+      this.opts.onFatal ??
+      ((e: Error) =>
+        setImmediate(() => {
+          throw e;
+        }))
+    )(err);
+  }
+
+  // ------------------------------------------------------------ membership
+
+  private updateNetworkMembers(): void {
+    const cs = this.raft.status().confState;
+    const ledger = this.opts.chain.state.get(keys.members) as MembersRec | undefined;
+    const ids = new Set([
+      ...cs.voters,
+      ...cs.learners,
+      ...(ledger?.voters ?? []),
+      ...(ledger?.learners ?? []),
+    ]);
+    this.opts.network.setMembers([...ids]);
+  }
+
+  /**
+   * The leader moves Raft's configuration towards the ledger's membership,
+   * one change at a time: add missing nodes as learners, promote learners the
+   * ledger made voters once they have caught up, remove nodes the ledger
+   * removed.
+   */
+  private reconcileMembership(): void {
+    if (!this.isLeader) return;
+    const desired = this.opts.chain.state.get(keys.members) as MembersRec;
+    const st = this.raft.status();
+    const cs = st.confState;
+    const inRaft = new Set([...cs.voters, ...cs.learners]);
+    let cc: ConfChange | undefined;
+    for (const id of [...desired.learners, ...desired.voters]) {
+      if (!inRaft.has(id)) {
+        cc = { type: 'addLearner', nodeId: id };
+        break;
+      }
+    }
+    if (!cc) {
+      for (const id of desired.voters) {
+        if (cs.learners.includes(id)) {
+          const match = st.progress?.[id]?.match ?? 0;
+          if (match + 100 >= st.commit) cc = { type: 'promoteLearner', nodeId: id };
+          break;
+        }
+      }
+    }
+    if (!cc) {
+      const wanted = new Set([...desired.voters, ...desired.learners]);
+      const gone = [...inRaft].find((id) => !wanted.has(id));
+      if (gone !== undefined) cc = { type: 'removeNode', nodeId: gone };
+    }
+    if (!cc) return;
+    try {
+      this.raft.proposeConfChange(cc);
+      this.log.info({ change: cc }, 'proposed a membership change');
+      this.kick();
+    } catch (err) {
+      if (!(err instanceof ProposalDroppedError)) throw err;
+    }
+  }
+
+  // -------------------------------------------------------------- mempool
+
+  /** Stateful admission against the applied state, as if in the next block now. */
+  private admissionCode(dtx: DecodedTx): ResultCode {
+    const state = this.isLeader ? this.layered : this.opts.chain.state;
+    const head = this.opts.chain.head!;
+    return applyTransaction(
+      new StateOverlay(state),
+      dtx,
+      head.height + 1,
+      Math.max(this.now(), head.timestamp),
+    ).code;
+  }
+
+  private admit(dtx: DecodedTx, signatureChecked: boolean): void {
+    const code = this.admissionCode(dtx);
+    if (REJECTED_AT_ADMISSION.has(code)) {
+      const existing = (
+        this.opts.chain.state.get(keys.nonce(dtx.tx.signer, dtx.tx.nonce)) as { tx?: string } | undefined
+      )?.tx;
+      throw rejected(code as Exclude<ResultCode, 'OK'>, rejectionMessage(code), existing);
+    }
+    if (!this.mempool.add(dtx, this.now()))
+      throw new ApiError('NOT_READY', 'the mempool is full; retry later');
+    if (signatureChecked) this.verified.add(dtx.id);
+  }
+
+  private refuse(id: string, code: ResultCode): void {
+    this.mempool.remove(id);
+    this.verified.delete(id);
+    const ws = this.waiters.get(id);
+    if (!ws) return;
+    this.waiters.delete(id);
+    for (const w of ws) w.reject(rejected(code as Exclude<ResultCode, 'OK'>, rejectionMessage(code)));
+  }
+
+  private onGossipTx(from: string, bytes: Uint8Array): void {
+    if (this.stopped) return;
+    let dtx: DecodedTx;
+    try {
+      // the signature is checked only if this node comes to propose it (cutBlocks)
+      dtx = decodeUntrustedTransaction(JSON.parse(Buffer.from(bytes).toString('utf8')), this.chainId);
+    } catch (err) {
+      this.log.warn({ from, err: (err as Error).message }, 'dropped an invalid gossiped transaction');
+      return;
+    }
+    if (this.mempool.has(dtx.id)) return;
+    try {
+      this.admit(dtx, false);
+    } catch {
+      return; // committed already, or refused: nothing to do
+    }
+    this.kick();
+  }
+
+  /** Drop what can no longer commit: nonce used (committed), or outside the time window. */
+  private sweepMempool(): void {
+    const state = this.opts.chain.state;
+    const config = getConfig(state)!;
+    const now = this.now();
+    const dropped = this.mempool.sweep((t) => {
+      if (state.get(keys.nonce(t.tx.signer, t.tx.nonce))) return false;
+      return t.tx.timestamp >= now - config.params.txMaxAgeMs;
+    });
+    for (const id of dropped) {
+      this.verified.delete(id);
+      const ws = this.waiters.get(id);
+      if (ws) {
+        this.waiters.delete(id);
+        for (const w of ws)
+          w.reject(rejected('TX_EXPIRED', 'the transaction left the mempool without committing'));
+      }
+    }
+    const cutoff = now - ADMIN_WINDOW_MS * 2;
+    for (const [n, t] of this.adminNonces) if (t < cutoff) this.adminNonces.delete(n);
+  }
+
+  // ------------------------------------------------------------ the API
+
+  async submit(
+    json: unknown,
+    opts: { wait: boolean; timeoutMs: number; signal?: AbortSignal },
+  ): Promise<SubmitResult> {
+    if (this.stopped || this.fatal) throw new ApiError('NOT_READY', 'the node is stopping');
+    const dtx = acceptTransaction(json, this.chainId);
+    const startedAt = performance.now();
+    let waiting: Promise<SubmitResult> | undefined;
+    if (opts.wait) {
+      // registered before the committed check, so an apply in between is not missed
+      waiting = this.waitFor(dtx.id, opts.timeoutMs, startedAt, opts.signal);
+      waiting.catch(() => undefined); // marks it handled; the caller below still sees the rejection
+    }
+    const committed = await this.committedResult(dtx.id);
+    if (committed) {
+      this.cancelWait(dtx.id);
+      return committed;
+    }
+    if (!this.mempool.has(dtx.id)) {
+      try {
+        this.admit(dtx, true);
+      } catch (err) {
+        this.cancelWait(dtx.id);
+        throw err;
+      }
+      this.opts.network.publishTx(canonicalBytes(dtx.tx));
+      this.kick();
+    }
+    if (!waiting) return { id: dtx.id, status: 'accepted' };
+    return waiting;
+  }
+
+  private waitFor(
+    id: string,
+    timeoutMs: number,
+    startedAt: number,
+    signal?: AbortSignal,
+  ): Promise<SubmitResult> {
+    return new Promise<SubmitResult>((resolve, reject) => {
+      const finish = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const w: Waiter = {
+        resolve: (r) => {
+          finish();
+          resolve(r);
+        },
+        reject: (e) => {
+          finish();
+          reject(e);
+        },
+        startedAt,
+      };
+      const drop = () => {
+        const list = this.waiters.get(id)?.filter((x) => x !== w) ?? [];
+        if (list.length > 0) this.waiters.set(id, list);
+        else this.waiters.delete(id);
+      };
+      const onAbort = () => {
+        drop();
+        w.reject(new ApiError('TIMEOUT', 'the client went away before the transaction committed'));
+      };
+      const timer = setTimeout(() => {
+        drop();
+        w.reject(
+          new ApiError('TIMEOUT', `not committed within ${timeoutMs} ms; it may still commit`, {
+            details: { id },
+          }),
+        );
+      }, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const list = this.waiters.get(id);
+      if (list) list.push(w);
+      else this.waiters.set(id, [w]);
+    });
+  }
+
+  private cancelWait(id: string): void {
+    const ws = this.waiters.get(id);
+    if (!ws) return;
+    this.waiters.delete(id);
+    for (const w of ws) w.reject(new ApiError('INTERNAL', 'superseded'));
+  }
+
+  private async committedResult(id: string): Promise<SubmitResult | undefined> {
+    const view = await this.getTransaction(id);
+    return view && { id, status: 'committed', receipt: view.receipt, blockHash: view.blockHash };
+  }
+
+  private async onP2PSubmit(request: Uint8Array): Promise<Uint8Array> {
+    let json: unknown;
+    try {
+      json = JSON.parse(Buffer.from(request).toString('utf8'));
+    } catch {
+      return Buffer.from(
+        JSON.stringify({ error: { code: 'MALFORMED_JSON', message: 'the request is not JSON' } }),
+      );
+    }
+    const { tx, wait, timeoutMs } =
+      json !== null && typeof json === 'object' && 'tx' in json
+        ? (json as { tx: unknown; wait?: boolean; timeoutMs?: number })
+        : { tx: json, wait: true, timeoutMs: 10_000 };
+    try {
+      const r = await this.submit(tx, {
+        wait: wait !== false,
+        timeoutMs: Math.min(Math.max(timeoutMs ?? 10_000, 1), 60_000),
+      });
+      return Buffer.from(JSON.stringify(r));
+    } catch (err) {
+      const e = err as { code?: string; message?: string; field?: string; details?: unknown };
+      const body: Record<string, unknown> = { code: e.code ?? 'INTERNAL', message: e.message ?? 'error' };
+      if (e.field !== undefined) body.field = e.field;
+      if (e.details !== undefined) body.details = e.details;
+      return Buffer.from(JSON.stringify({ error: body }));
+    }
+  }
+
+  private async blockRange(from: number, to: number): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    const last = Math.min(to, this.opts.chain.height);
+    for (let h = Math.max(0, from); h <= last; h++) {
+      const b = await this.opts.chain.store.getBlock(h);
+      if (!b) break;
+      out.push(b);
+    }
+    return out;
+  }
+
+  async getTransaction(id: string): Promise<TransactionView | undefined> {
+    const store = this.opts.chain.store;
+    const loc = await store.getTxLocation(id);
+    if (!loc) return undefined;
+    const [blockBytes, receiptBytes] = await Promise.all([
+      store.getBlock(loc.height),
+      store.getReceipt(loc.height, loc.index),
+    ]);
+    if (!blockBytes || !receiptBytes) return undefined;
+    const block = JSON.parse(Buffer.from(blockBytes).toString('utf8')) as Block;
+    const tx = block.txs[loc.index];
+    if (!tx) return undefined;
+    const receipt = JSON.parse(Buffer.from(receiptBytes).toString('utf8')) as Receipt;
+    return { id, tx, receipt, blockHash: decodeBlock(parseBlock(block)).hash };
+  }
+
+  async getBlock(height: number): Promise<Block | undefined> {
+    const bytes = await this.opts.chain.store.getBlock(height);
+    return bytes && (JSON.parse(Buffer.from(bytes).toString('utf8')) as Block);
+  }
+
+  async listBlocks(from: number, limit: number): Promise<Block[]> {
+    const out: Block[] = [];
+    for (let h = from; h < from + limit && h <= this.opts.chain.height; h++) {
+      const b = await this.getBlock(h);
+      if (b) out.push(b);
+    }
+    return out;
+  }
+
+  getParticipant(key: string): ParticipantView | undefined {
+    const p = this.opts.chain.state.get(keys.participant(key)) as ParticipantRec | undefined;
+    return p && { key: p.key, role: p.role, name: p.name, since: p.since };
+  }
+
+  getAffiliateBalances(key: string): BalanceView[] | undefined {
+    const p = this.opts.chain.state.get(keys.participant(key)) as ParticipantRec | undefined;
+    if (!p || p.role !== 'affiliate') return undefined;
+    const prefix = `aa/${key}/`;
+    const out: BalanceView[] = [];
+    for (const [k, rec] of this.opts.chain.state.records) {
+      if (!k.startsWith(prefix) || rec.t !== 'account') continue;
+      out.push({
+        currency: k.slice(prefix.length),
+        pending: rec.pending.toString(),
+        payable: rec.balance.toString(),
+        paid: rec.paid.toString(),
+      });
+    }
+    return out.sort((a, b) => a.currency.localeCompare(b.currency));
+  }
+
+  status(): NodeStatus {
+    const st = this.raft.status();
+    const connected = new Set(this.opts.network.connectedMembers());
+    const members: PeerProgress[] = [
+      ...st.confState.voters.map((id) => ({ id, role: 'voter' as const })),
+      ...st.confState.learners.map((id) => ({ id, role: 'learner' as const })),
+    ].map(({ id, role }) => {
+      const p: PeerProgress = { nodeId: id, role, connected: id === this.nodeId || connected.has(id) };
+      const pr = st.progress?.[id];
+      if (pr) {
+        p.match = pr.match;
+        p.next = pr.next;
+        p.state = pr.state;
+      }
+      return p;
+    });
+    const isLearner = st.confState.learners.includes(this.nodeId);
+    const head = this.opts.chain.head!;
+    return {
+      nodeId: this.nodeId,
+      chainId: this.chainId,
+      role: isLearner ? 'learner' : st.role,
+      term: st.term,
+      leader: st.leader,
+      commitIndex: st.commit,
+      appliedIndex: this.appliedIndex,
+      height: head.height,
+      headHash: head.hash,
+      mempool: this.mempool.size,
+      members,
+    };
+  }
+
+  subscribeBlocks(after: number, onBlock: (block: Block, hash: string) => void): () => void {
+    const l: BlockListener = { next: Math.max(0, after + 1), live: false, onBlock };
+    this.listeners.add(l);
+    void this.pump(l);
+    return () => this.listeners.delete(l);
+  }
+
+  /** Replay stored blocks to a listener until it reaches the head, then go live. */
+  private async pump(l: BlockListener): Promise<void> {
+    while (this.listeners.has(l) && l.next <= this.opts.chain.height) {
+      const bytes = await this.opts.chain.store.getBlock(l.next);
+      if (!bytes || !this.listeners.has(l)) break;
+      const block = JSON.parse(Buffer.from(bytes).toString('utf8')) as Block;
+      l.onBlock(block, decodeBlock(parseBlock(block)).hash);
+      l.next++;
+    }
+    l.live = true;
+  }
+
+  private deliverLive(l: BlockListener, block: DecodedBlock): void {
+    if (!l.live) return;
+    const h = block.block.header.height;
+    if (h === l.next) {
+      l.next++;
+      l.onBlock(block.block, block.hash);
+    } else if (h > l.next) {
+      l.live = false;
+      void this.pump(l);
+    }
+  }
+
+  health(): { ok: boolean } {
+    return { ok: !this.fatal && !this.stopped };
+  }
+
+  readiness(): { ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> } {
+    const st = this.raft.status();
+    const checks: Record<string, { ok: boolean; detail?: string }> = {
+      running: { ok: !this.fatal && !this.stopped, ...(this.fatal ? { detail: this.fatal.message } : {}) },
+      leader: st.leader
+        ? { ok: true, detail: st.leader }
+        : { ok: false, detail: 'no leader known (election in progress?)' },
+      applied: {
+        ok: st.commit - this.appliedIndex < 1000,
+        detail: `applied ${this.appliedIndex} of ${st.commit} committed`,
+      },
+    };
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  admin(request: unknown): Promise<AdminResult> {
+    try {
+      return Promise.resolve(this.adminNow(request));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private adminNow(request: unknown): AdminResult {
+    const req = parseAdminRequest(request, this.chainId);
+    const signer = this.opts.chain.state.get(keys.participant(req.signer)) as ParticipantRec | undefined;
+    if (!signer || signer.role !== 'operator')
+      throw new ApiError('UNAUTHORIZED', 'admin requests must be signed by an operator');
+    if (!verifyAdminSignature(req))
+      throw new ApiError('UNAUTHORIZED', 'the admin signature does not verify', { field: '$.signature' });
+    if (Math.abs(req.timestamp - this.now()) > ADMIN_WINDOW_MS) {
+      throw new ApiError(
+        'UNAUTHORIZED',
+        `the request timestamp is more than ${ADMIN_WINDOW_MS / 1000} s from this node's clock`,
+      );
+    }
+    const nonceKey = `${req.signer}/${req.nonce}`;
+    if (this.adminNonces.has(nonceKey))
+      throw new ApiError('UNAUTHORIZED', 'this admin request was already used');
+    this.adminNonces.set(nonceKey, this.now());
+    switch (req.kind) {
+      case 'leader.transfer': {
+        const to = req.payload.to;
+        if (!this.raft.status().confState.voters.includes(to)) {
+          throw new ApiError('BAD_REQUEST', `${to} is not a voting member`, { field: '$.payload.to' });
+        }
+        try {
+          this.raft.transferLeadership(to);
+        } catch (err) {
+          if (err instanceof ProposalDroppedError) throw new ApiError('NO_LEADER', err.message);
+          throw err;
+        }
+        this.kick();
+        return { ok: true, action: 'leader.transfer', detail: `leadership transfer to ${to} started` };
+      }
+    }
+  }
+
+  /** test and operations hooks */
+  get raftStatus() {
+    return this.raft.status();
+  }
+
+  get mempoolSize(): number {
+    return this.mempool.size;
+  }
+
+  get fatalError(): Error | undefined {
+    return this.fatal;
+  }
+}
+
+function rejectionMessage(code: ResultCode): string {
+  // eslint-disable-next-line @typescript-eslint/switch-exhaustiveness-check -- only admission codes have their own words
+  switch (code) {
+    case 'DUPLICATE_TX':
+      return 'this transaction was already committed';
+    case 'NONCE_REUSED':
+      return 'the signer already used this nonce for another transaction';
+    case 'TX_EXPIRED':
+      return 'the transaction timestamp is too old';
+    case 'TX_FROM_FUTURE':
+      return 'the transaction timestamp is too far in the future';
+    case 'UNKNOWN_SIGNER':
+      return 'the signer is not a registered participant';
+    default:
+      return `the ledger would record ${code}`;
+  }
+}
+
+export function randomSeed(): () => number {
+  // Production randomness for election timeouts; the simulator injects a seeded one.
+  return () => randomBytes(4).readUInt32BE(0) / 2 ** 32;
+}

@@ -1,0 +1,78 @@
+import type { DecodedTx } from '../ledger/index.js';
+
+/**
+ * Transactions accepted by this node (signature checked) and not yet seen in
+ * an applied block. Every member keeps one: a transaction gossiped to all
+ * mempools survives the leader's death and is proposed by the next leader.
+ * Insertion order is proposal order. Entries the leader put in a proposed
+ * block are marked in flight until that block is applied (then removed) or
+ * the leader loses its term (then released).
+ */
+export class Mempool {
+  private readonly txs = new Map<string, { tx: DecodedTx; addedAt: number; bytes: number }>();
+  private readonly inflight = new Set<string>();
+  private totalBytes = 0;
+
+  constructor(
+    readonly limits: { maxTxs: number; maxBytes: number } = { maxTxs: 100_000, maxBytes: 256 * 1024 * 1024 },
+  ) {}
+
+  get size(): number {
+    return this.txs.size;
+  }
+
+  has(id: string): boolean {
+    return this.txs.has(id);
+  }
+
+  get(id: string): DecodedTx | undefined {
+    return this.txs.get(id)?.tx;
+  }
+
+  /** false when full (the caller answers "busy"); true when added or already present */
+  add(tx: DecodedTx, now: number): boolean {
+    if (this.txs.has(tx.id)) return true;
+    const bytes = tx.unsignedBytes.length + 200;
+    if (this.txs.size >= this.limits.maxTxs || this.totalBytes + bytes > this.limits.maxBytes) return false;
+    this.txs.set(tx.id, { tx, addedAt: now, bytes });
+    this.totalBytes += bytes;
+    return true;
+  }
+
+  remove(id: string): void {
+    const e = this.txs.get(id);
+    if (!e) return;
+    this.txs.delete(id);
+    this.inflight.delete(id);
+    this.totalBytes -= e.bytes;
+  }
+
+  /** candidates for the next block, oldest first, skipping those in flight */
+  *pending(): Generator<DecodedTx> {
+    for (const [id, e] of this.txs) if (!this.inflight.has(id)) yield e.tx;
+  }
+
+  pendingCount(): number {
+    return this.txs.size - this.inflight.size;
+  }
+
+  markInflight(ids: Iterable<string>): void {
+    for (const id of ids) if (this.txs.has(id)) this.inflight.add(id);
+  }
+
+  releaseInflight(): void {
+    this.inflight.clear();
+  }
+
+  /** drop what `keep` says no longer belongs (committed elsewhere, expired, refused) */
+  sweep(keep: (tx: DecodedTx, addedAt: number) => boolean): string[] {
+    const dropped: string[] = [];
+    for (const [id, e] of this.txs) {
+      if (!keep(e.tx, e.addedAt)) {
+        this.remove(id);
+        dropped.push(id);
+      }
+    }
+    return dropped;
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * What the node needs from the network (src/network's P2PNetwork implements
+ * it; in-process tests can use a loopback). Everything is in node ids: the
+ * lower-case hex of a node's Ed25519 public key.
+ */
+export interface NodeNetwork {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** node ids allowed to speak Raft and exchange blocks and gossip */
+  setMembers(nodeIds: string[]): void;
+  /** non-blocking; may drop under backpressure (Raft retransmits) */
+  sendRaft(to: string, frame: Uint8Array): void;
+  onRaftFrame(handler: (from: string, frame: Uint8Array) => void): void;
+  publishTx(bytes: Uint8Array): void;
+  onTx(handler: (from: string, bytes: Uint8Array) => void): void;
+  handleSubmit(handler: (request: Uint8Array, from: string) => Promise<Uint8Array>): void;
+  handleBlockRange(handler: (from: number, to: number) => Promise<Uint8Array[]>): void;
+  fetchBlocks(nodeId: string, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array[]>;
+  connectedMembers(): string[];
+}

@@ -1,0 +1,83 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createPromMetrics } from '../api/metrics.js';
+import { buildApi } from '../api/server.js';
+import { decodeBlock, parseBlock } from '../ledger/index.js';
+import { P2PNetwork } from '../network/index.js';
+import { LevelStore } from '../storage/index.js';
+import { LevelRaftStore } from '../storage/raft/index.js';
+import { CHAIN_DIR, readNodeConfig, resolveIn } from './config.js';
+import { readKeyFile } from './keyfile.js';
+import { LedgerChain } from './ledger-chain.js';
+import { LedgerNode, randomSeed } from './ledger-node.js';
+
+export const RAFT_DIR = 'raft';
+
+export interface RunningNode {
+  node: LedgerNode;
+  api: FastifyInstance;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root of a node process: config → key → genesis → stores →
+ * network → node → HTTP API, started in that order and stopped in reverse.
+ */
+export async function runNode(
+  configPath: string,
+  logger: Logger,
+  onFatal: (err: Error) => void,
+): Promise<RunningNode> {
+  const config = await readNodeConfig(configPath);
+  const keys = await readKeyFile(resolveIn(config.baseDir, config.keyFile));
+  const nodeId = Buffer.from(keys.publicKey).toString('hex');
+  if (nodeId !== config.nodeId)
+    throw new Error(`${config.keyFile} is the key of ${nodeId}, the config names ${config.nodeId}`);
+  const genesisPath = resolveIn(config.baseDir, config.genesisFile);
+  const genesis = decodeBlock(parseBlock(JSON.parse(await readFile(genesisPath, 'utf8'))));
+  if (genesis.block.config?.chainId !== config.chainId)
+    throw new Error(`${genesisPath} is not the genesis of ${config.chainId}`);
+  const dataDir = resolveIn(config.baseDir, config.dataDir);
+  const log = logger.child({ node: nodeId.slice(0, 8) });
+
+  const chain = await LedgerChain.open(await LevelStore.open(join(dataDir, CHAIN_DIR)));
+  const raftStore = await LevelRaftStore.open(join(dataDir, RAFT_DIR));
+  const network = new P2PNetwork({
+    chainId: config.chainId,
+    seed: keys.secretKey,
+    listen: [config.p2p.listen],
+    peers: config.peers.map((p) => ({ nodeId: p.nodeId, addrs: [p.p2p] })),
+    members: genesis.block.config.members,
+    logger: log,
+  });
+  const { metrics } = createPromMetrics({ labels: { node: nodeId.slice(0, 8) } });
+  const node = await LedgerNode.create({
+    nodeId,
+    secretKey: keys.secretKey,
+    genesis,
+    chain,
+    raftStore,
+    network,
+    logger: log,
+    metrics,
+    random: randomSeed(),
+    onFatal,
+  });
+  const api = buildApi(node, { logger: log.child({ module: 'api' }), metrics });
+  await node.start();
+  await api.listen({ host: config.http.host, port: config.http.port });
+  const url = `http://${config.http.host}:${config.http.port}`;
+  log.info({ url, p2p: config.p2p.listen }, 'serving');
+  return {
+    node,
+    api,
+    url,
+    async stop() {
+      await api.close();
+      await node.stop();
+    },
+  };
+}

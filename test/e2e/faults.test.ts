@@ -1,0 +1,172 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Block } from '../../src/ledger/index.js';
+import { toHex } from '../../src/codec/index.js';
+import { generateKeyPair, type KeyPair } from '../../src/crypto/index.js';
+import { Devnet } from '../support/devnet.js';
+
+const nets: Devnet[] = [];
+afterAll(async () => {
+  await Promise.all(nets.map((n) => n.destroy()));
+});
+
+async function setup() {
+  const net = await Devnet.create(3);
+  nets.push(net);
+  await net.startAll();
+  await net.waitLeader();
+  const shop = generateKeyPair();
+  const blog = generateKeyPair();
+  for (const [k, role] of [
+    [shop, 'merchant'],
+    [blog, 'affiliate'],
+  ] as const) {
+    const r = await net.submit(
+      0,
+      net.signed('participant.register', net.operator, { participant: toHex(k.publicKey), role, name: role }),
+    );
+    expect(r.body.receipt?.code).toBe('OK');
+  }
+  return { net, shop, blog };
+}
+
+/** Steady load against whichever nodes are up; remembers every transaction that got a committed receipt. */
+function load(net: Devnet, shop: KeyPair, blog: KeyPair, down: Set<number>) {
+  const committed = new Map<string, { height: number; index: number }>();
+  let running = true;
+  let seq = 0;
+  const worker = async (w: number) => {
+    while (running) {
+      const live = [0, 1, 2].filter((i) => !down.has(i));
+      const i = live[(w + seq) % live.length]!;
+      const tx = net.signed('commission.record', shop, {
+        merchant: toHex(shop.publicKey),
+        affiliate: toHex(blog.publicKey),
+        amount: '100',
+        currency: 'EUR',
+        orderId: `load-${seq++}`,
+        description: 'load',
+      });
+      try {
+        const r = await net.submit(i, tx, true, 5000);
+        if (r.status === 200 && r.body.receipt)
+          committed.set(r.body.id, { height: r.body.receipt.height, index: r.body.receipt.index });
+      } catch {
+        // the node died under us: the transaction may or may not commit; only receipts count
+      }
+    }
+  };
+  const workers = Array.from({ length: 8 }, (_, w) => worker(w));
+  return {
+    committed,
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+    },
+  };
+}
+
+async function chainOf(net: Devnet, i: number): Promise<Block[]> {
+  const s = (await net.status(i))!;
+  const blocks: Block[] = [];
+  for (let from = 0; from <= s.height; from += 100) {
+    const r = await fetch(`${net.nodes[i]!.url}/v1/blocks?from=${from}&limit=100`);
+    blocks.push(...((await r.json()) as { blocks: { block: Block }[] }).blocks.map((e) => e.block));
+  }
+  return blocks;
+}
+
+async function settle(net: Devnet) {
+  return net.waitFor(
+    'all nodes at one head',
+    async () => {
+      const ss = await Promise.all(net.nodes.map((_, i) => net.status(i)));
+      if (ss.some((s) => !s)) return undefined;
+      const first = ss[0]!;
+      return ss.every((s) => s!.height === first.height && s!.headHash === first.headHash)
+        ? first.height
+        : undefined;
+    },
+    60_000,
+  );
+}
+
+describe('faults on a real 3-node network', () => {
+  it('kill -9 the leader, then a follower, under load: every committed transaction is in the chain exactly once on every node', async () => {
+    const { net, shop, blog } = await setup();
+    const down = new Set<number>();
+    const l = load(net, shop, blog, down);
+    await new Promise((r) => setTimeout(r, 1500));
+    const leader = await net.waitLeader();
+    down.add(leader);
+    await net.kill(leader, 'SIGKILL');
+    const before = l.committed.size;
+    await net.waitLeader([0, 1, 2].filter((i) => i !== leader));
+    await net.waitFor('commits without the old leader', () =>
+      Promise.resolve(l.committed.size > before + 20),
+    );
+    await net.restart(leader);
+    down.delete(leader);
+    const current = await net.waitLeader();
+    const victim = [0, 1, 2].find((i) => i !== current)!;
+    down.add(victim);
+    await net.kill(victim, 'SIGKILL');
+    const mid = l.committed.size;
+    await net.waitFor('commits with a follower down', () => Promise.resolve(l.committed.size > mid + 20));
+    await net.restart(victim);
+    down.delete(victim);
+    await new Promise((r) => setTimeout(r, 1000));
+    await l.stop();
+    await settle(net);
+    const chains = await Promise.all([0, 1, 2].map((i) => chainOf(net, i)));
+    expect(chains[1]!.map((b) => b.header)).toEqual(chains[0]!.map((b) => b.header));
+    expect(chains[2]!.map((b) => b.header)).toEqual(chains[0]!.map((b) => b.header));
+    // exactly once: no transaction (signer + nonce) appears twice in the chain
+    const seen = new Map<string, number>();
+    for (const b of chains[0]!)
+      for (const t of b.txs)
+        seen.set(`${t.signer}/${t.nonce}`, (seen.get(`${t.signer}/${t.nonce}`) ?? 0) + 1);
+    expect([...seen.entries()].filter(([, c]) => c > 1)).toEqual([]);
+    // every acknowledged transaction is there, at the height and index its receipt named, on every node
+    for (const [id, at] of l.committed) {
+      for (let i = 0; i < 3; i++) {
+        const r = await fetch(`${net.nodes[i]!.url}/v1/transactions/${id}`);
+        expect(r.status, `${id} on node ${i}`).toBe(200);
+        const v = (await r.json()) as { receipt: { height: number; index: number } };
+        expect(v.receipt).toMatchObject(at);
+      }
+    }
+    expect(l.committed.size).toBeGreaterThan(50);
+  });
+
+  it('a SIGSTOPped leader is replaced; resumed, it steps down and commits nothing of its own', async () => {
+    const { net, shop, blog } = await setup();
+    const old = await net.waitLeader();
+    const oldStatus = (await net.status(old))!;
+    net.signal(old, 'SIGSTOP');
+    const others = [0, 1, 2].filter((i) => i !== old);
+    const fresh = await net.waitLeader(others);
+    for (let k = 0; k < 5; k++) {
+      const r = await net.submit(
+        fresh,
+        net.signed('commission.record', shop, {
+          merchant: toHex(shop.publicKey),
+          affiliate: toHex(blog.publicKey),
+          amount: '5',
+          currency: 'EUR',
+          orderId: `paused-${k}`,
+          description: '',
+        }),
+      );
+      expect(r.body.receipt?.code).toBe('OK');
+    }
+    net.signal(old, 'SIGCONT');
+    const resumed = await net.waitFor('the old leader to follow', async () => {
+      const s = await net.status(old);
+      return s && s.role !== 'leader' && s.term > oldStatus.term ? s : undefined;
+    });
+    expect(resumed.leader).toBe(net.nodes[fresh]!.nodeId);
+    await settle(net);
+    const [a, b] = await Promise.all([chainOf(net, old), chainOf(net, fresh)]);
+    expect(a.map((x) => x.header)).toEqual(b.map((x) => x.header));
+  });
+});

@@ -1,0 +1,237 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NodeStatus, SubmitResult } from '../../src/api/node-api.js';
+import { toHex } from '../../src/codec/index.js';
+import type { KeyPair } from '../../src/crypto/index.js';
+import {
+  signTransaction,
+  type PayloadByKind,
+  type SignedTx,
+  type TxKind,
+  type UnsignedTx,
+} from '../../src/ledger/index.js';
+import { initNetwork, type InitResult } from '../../src/node/init.js';
+import { readKeyFile, writeKeyFile } from '../../src/node/keyfile.js';
+import type { NodeConfig } from '../../src/node/config.js';
+import { BIN } from './cli.js';
+
+let portCursor = 20000 + Math.floor(Math.random() * 20000);
+
+/** A block of free-looking ports per devnet, so tests in one run never collide. */
+function nextBasePort(nodes: number): number {
+  const base = portCursor;
+  portCursor += 2 * nodes + 10;
+  return base;
+}
+
+export interface DevnetNode {
+  name: string;
+  nodeId: string;
+  url: string;
+  p2p: string;
+  config: string;
+  dataDir: string;
+  proc?: ChildProcess;
+}
+
+/**
+ * A real multi-process network for end-to-end tests: `bitnexus init` into a
+ * temp dir, one `bitnexus start` process per node (logs in the node's
+ * folder), helpers to submit, poll, kill -9, SIGSTOP and restart. Always call
+ * `destroy()` in afterAll.
+ */
+export class Devnet {
+  private constructor(
+    readonly dir: string,
+    readonly net: InitResult,
+    readonly nodes: DevnetNode[],
+    readonly operator: KeyPair,
+  ) {}
+
+  static async create(n: number, chainId = 'bitnexus-e2e'): Promise<Devnet> {
+    const dir = await mkdtemp(join(tmpdir(), 'bitnexus-e2e-'));
+    const net = await initNetwork({ dir, nodes: n, chainId, basePort: nextBasePort(n) });
+    const nodes = net.nodes.map((x) => ({
+      name: x.name,
+      nodeId: x.nodeId,
+      url: x.http,
+      p2p: x.p2p,
+      config: x.config,
+      dataDir: join(dir, x.name, 'data'),
+    }));
+    const operator = await readKeyFile(join(dir, 'operator.key'));
+    return new Devnet(dir, net, nodes, operator);
+  }
+
+  /** A new node folder (key + config) next to the others, not yet a member; returns its index. */
+  async addNodeFolder(): Promise<number> {
+    const i = this.nodes.length;
+    const name = `node-${i + 1}`;
+    const folder = join(this.dir, name);
+    await mkdir(join(folder, 'data'), { recursive: true });
+    const keys = await writeKeyFile(join(folder, 'node.key'));
+    const nodeId = toHex(keys.publicKey);
+    const port = nextBasePort(1);
+    const config: NodeConfig = {
+      nodeId,
+      chainId: this.chainId,
+      keyFile: 'node.key',
+      dataDir: 'data',
+      genesisFile: '../genesis.json',
+      http: { host: '127.0.0.1', port },
+      p2p: { listen: `/ip4/127.0.0.1/tcp/${port + 1}` },
+      peers: this.nodes.map((n) => ({ nodeId: n.nodeId, http: n.url, p2p: n.p2p })),
+    };
+    await writeFile(join(folder, 'config.json'), JSON.stringify(config, null, 2));
+    this.nodes.push({
+      name,
+      nodeId,
+      url: `http://127.0.0.1:${port}`,
+      p2p: config.p2p.listen,
+      config: join(folder, 'config.json'),
+      dataDir: join(folder, 'data'),
+    });
+    return i;
+  }
+
+  get chainId(): string {
+    return this.net.chainId;
+  }
+
+  start(i: number): void {
+    const node = this.nodes[i]!;
+    const log = createWriteStream(join(this.dir, node.name, 'node.log'), { flags: 'a' });
+    const proc = spawn(
+      process.execPath,
+      [BIN, 'start', '--config', node.config, '--log-level', process.env.LOG_LEVEL ?? 'info'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    proc.stdout?.pipe(log);
+    proc.stderr?.pipe(log);
+    node.proc = proc;
+  }
+
+  async startAll(): Promise<void> {
+    this.nodes.forEach((_, i) => this.start(i));
+    await Promise.all(this.nodes.map((n) => this.waitHealthy(n)));
+  }
+
+  async waitHealthy(node: DevnetNode, timeoutMs = 30_000): Promise<void> {
+    await this.waitFor(
+      `${node.name} healthy`,
+      async () => {
+        try {
+          return (await fetch(`${node.url}/healthz`, { signal: AbortSignal.timeout(1000) })).ok;
+        } catch {
+          return false;
+        }
+      },
+      timeoutMs,
+    );
+  }
+
+  /** kill with a signal and wait for the exit (SIGKILL = kill -9) */
+  async kill(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.nodes[i]!.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    await exited;
+  }
+
+  signal(i: number, signal: NodeJS.Signals): void {
+    this.nodes[i]!.proc?.kill(signal);
+  }
+
+  async restart(i: number): Promise<void> {
+    this.start(i);
+    await this.waitHealthy(this.nodes[i]!);
+  }
+
+  async status(i: number): Promise<NodeStatus | undefined> {
+    try {
+      const r = await fetch(`${this.nodes[i]!.url}/v1/status`, { signal: AbortSignal.timeout(1500) });
+      return r.ok ? ((await r.json()) as NodeStatus) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** index of the node that (a majority of reachable nodes agree) leads, among `among` */
+  async waitLeader(among: number[] = this.nodes.map((_, i) => i), timeoutMs = 30_000): Promise<number> {
+    return this.waitFor(
+      'a leader',
+      async () => {
+        for (const i of among) {
+          const s = await this.status(i);
+          if (s?.role === 'leader') return i;
+        }
+        return undefined;
+      },
+      timeoutMs,
+    );
+  }
+
+  signed<K extends TxKind>(
+    kind: K,
+    signer: KeyPair,
+    payload: PayloadByKind[K],
+    nonce = randomUUID(),
+  ): SignedTx {
+    return signTransaction(
+      {
+        v: 1,
+        kind,
+        chainId: this.chainId,
+        signer: toHex(signer.publicKey),
+        nonce,
+        timestamp: Date.now(),
+        payload,
+      } as UnsignedTx,
+      signer.secretKey,
+    );
+  }
+
+  async submit(
+    i: number,
+    body: unknown,
+    wait = true,
+    timeoutMs = 10_000,
+  ): Promise<{
+    status: number;
+    body: SubmitResult & { error?: { code: string; details?: Record<string, unknown> } };
+  }> {
+    const q = wait ? `?wait=commit&timeoutMs=${timeoutMs}` : '?wait=none';
+    const r = await fetch(`${this.nodes[i]!.url}/v1/transactions${q}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs + 5000),
+    });
+    return { status: r.status, body: (await r.json()) as SubmitResult & { error?: { code: string } } };
+  }
+
+  async waitFor<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const v = await f();
+      if (v !== undefined && v !== false) return v;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`timed out waiting for ${what} (logs in ${this.dir})`);
+  }
+
+  async destroy(): Promise<void> {
+    for (let i = 0; i < this.nodes.length; i++) {
+      this.signal(i, 'SIGCONT');
+      await this.kill(i, 'SIGKILL');
+    }
+    if (process.env.KEEP_DEVNET !== '1') await rm(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,134 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { canonicalBytes } from '../../../src/codec/index.js';
+import { keyFor, pub, tx } from '../../support/ledger-fixture.js';
+import { TestCluster } from '../../support/cluster.js';
+
+let cluster: TestCluster | undefined;
+afterEach(async () => {
+  await cluster?.stopAll();
+  cluster = undefined;
+});
+
+function registration(c: TestCluster, label: string, role: 'merchant' | 'affiliate') {
+  return tx(
+    'participant.register',
+    c.operator,
+    { participant: pub(keyFor(label)), role, name: label },
+    { timestamp: Date.now() },
+  );
+}
+
+describe('an in-process 3-node network', () => {
+  it('elects a leader, commits transactions submitted to any node, and all nodes hold the same chain', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    await cluster.waitForLeader();
+    const nodes = [...cluster.nodes.values()];
+    const m = registration(cluster, 'shop', 'merchant');
+    const a = registration(cluster, 'blog', 'affiliate');
+    const r1 = await nodes[1]!.submit(m.tx, { wait: true, timeoutMs: 5000 });
+    const r2 = await nodes[2]!.submit(a.tx, { wait: true, timeoutMs: 5000 });
+    expect(r1).toMatchObject({ status: 'committed', receipt: { code: 'OK', tx: m.id } });
+    expect(r2.receipt?.code).toBe('OK');
+    const shop = keyFor('shop');
+    const recs = Array.from({ length: 30 }, (_, i) =>
+      tx(
+        'commission.record',
+        shop,
+        {
+          merchant: pub(shop),
+          affiliate: pub(keyFor('blog')),
+          amount: String(100 + i),
+          currency: 'EUR',
+          orderId: `o-${i}`,
+          description: `order ${i}`,
+        },
+        { timestamp: Date.now() },
+      ),
+    );
+    const results = await Promise.all(
+      recs.map((t, i) => nodes[i % 3]!.submit(t.tx, { wait: true, timeoutMs: 5000 })),
+    );
+    expect(results.every((r) => r.receipt?.code === 'OK')).toBe(true);
+    // resubmitting returns the same receipt
+    const again = await nodes[0]!.submit(recs[3]!.tx, { wait: true, timeoutMs: 5000 });
+    expect(again.receipt).toEqual(results[3]!.receipt);
+    const height = Math.max(...nodes.map((n) => n.status().height));
+    await cluster.waitFor('all nodes at the same height', () =>
+      nodes.every((n) => n.status().height === height),
+    );
+    const heads = nodes.map((n) => n.status().headHash);
+    expect(new Set(heads).size).toBe(1);
+    expect(cluster.fatal).toEqual([]);
+  });
+
+  it('refuses at admission what the ledger would refuse, with the receipt code', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const stranger = keyFor('stranger');
+    const t = tx(
+      'participant.register',
+      stranger,
+      { participant: pub(keyFor('x')), role: 'merchant', name: 'x' },
+      { timestamp: Date.now() },
+    );
+    await expect(leader.submit(t.tx, { wait: true, timeoutMs: 2000 })).rejects.toMatchObject({
+      code: 'REJECTED',
+      details: { receiptCode: 'UNKNOWN_SIGNER' },
+    });
+    const old = registration(cluster, 'late', 'merchant');
+    const stale = tx(
+      'participant.register',
+      cluster.operator,
+      { participant: pub(keyFor('y')), role: 'merchant', name: 'y' },
+      { timestamp: Date.now() - 2 * 3600_000 },
+    );
+    await expect(leader.submit(stale.tx, { wait: false, timeoutMs: 1000 })).rejects.toMatchObject({
+      details: { receiptCode: 'TX_EXPIRED' },
+    });
+    const accepted = await leader.submit(old.tx, { wait: false, timeoutMs: 1000 });
+    expect(accepted).toEqual({ id: old.id, status: 'accepted' });
+  });
+
+  it('keeps committing after the leader stops, and a restarted node catches up', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const first = await cluster.waitForLeader();
+    const firstId = first.nodeId;
+    await first.submit(registration(cluster, 'shop', 'merchant').tx, { wait: true, timeoutMs: 5000 });
+    await cluster.stop(firstId);
+    const second = await cluster.waitFor('a new leader', () => {
+      const l = cluster!.leader();
+      return l && l.nodeId !== firstId ? l : undefined;
+    });
+    const r = await second.submit(registration(cluster, 'blog', 'affiliate').tx, {
+      wait: true,
+      timeoutMs: 5000,
+    });
+    expect(r.receipt?.code).toBe('OK');
+    const restarted = await cluster.start(firstId);
+    await cluster.waitFor(
+      'the restarted node to catch up',
+      () => restarted.status().height === second.status().height,
+    );
+    expect(restarted.status().headHash).toBe(second.status().headHash);
+    expect(cluster.fatal).toEqual([]);
+  });
+
+  it('accepts a transaction over the P2P submit handler', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    await cluster.waitForLeader();
+    const net = cluster.hub.nodes.get(cluster.ids[0]!)!;
+    const t = registration(cluster, 'p2p-shop', 'merchant');
+    const resp = JSON.parse(Buffer.from(await net.submitTo(canonicalBytes(t.tx))).toString('utf8')) as {
+      status: string;
+    };
+    expect(resp.status).toBe('committed');
+    const bad = JSON.parse(Buffer.from(await net.submitTo(Buffer.from('{nope'))).toString('utf8')) as {
+      error: { code: string };
+    };
+    expect(bad.error.code).toBe('MALFORMED_JSON');
+  });
+});
