@@ -164,7 +164,7 @@ try {
   const results: { c: number; rate: number; p50: number; p95: number; p99: number; errors: number }[] = [];
   for (const c of levels) {
     // Pre-sign enough for this level (an upper bound of what it can commit), so signing is not measured.
-    const budget = Math.min(200_000, Math.max(2000, c * 400 * seconds));
+    const budget = Math.min(60_000, Math.max(2000, c * 60 * seconds));
     const txs = Array.from({ length: budget }, makeTx);
     let next = 0;
     let errors = 0;

@@ -1,4 +1,4 @@
-import { canonicalBytes, signingMessage, toHex, fromHex } from '../codec/index.js';
+import { canonicalBytes, canonicalize, concatBytes, signingMessage, toHex, fromHex } from '../codec/index.js';
 import { sha256, sign, verify, merkleRoot, leafHash, publicKeyFromSecret } from '../crypto/index.js';
 import { ValidationError } from './errors.js';
 import { genesisConfigHash, parseGenesisConfig, type GenesisConfig } from './genesis.js';
@@ -45,6 +45,8 @@ export interface DecodedBlock {
   block: Block;
   hash: string;
   txs: DecodedTx[];
+  /** the block's canonical bytes, when known (received or built), so nobody encodes it again */
+  bytes?: Uint8Array;
 }
 
 export function blockHash(header: BlockHeader): string {
@@ -172,3 +174,34 @@ export function createGenesisBlock(config: GenesisConfig, operatorSecretKey: Uin
 export function encodeBlock(block: Block): Uint8Array {
   return canonicalBytes(block);
 }
+
+const enc = new TextEncoder();
+
+/**
+ * The same bytes as `encodeBlock`, built from each transaction's canonical
+ * unsigned bytes (already computed for its id) instead of canonicalising
+ * every transaction again. Block keys sort as config < header < signature <
+ * txs; a signed transaction is its unsigned form with "signature" inserted
+ * before the top-level "signer" (the last `,"signer":"` in the text: only
+ * "timestamp" and "v", numbers, follow it). A test checks it against encodeBlock.
+ */
+export function encodeDecodedBlock(d: DecodedBlock): Uint8Array {
+  if (d.bytes) return d.bytes;
+  const b = d.block;
+  if (b.config !== undefined) return encodeBlock(b);
+  const parts: Uint8Array[] = [
+    enc.encode(`{"header":${canonicalize(b.header)},"signature":"${b.signature}","txs":[`),
+  ];
+  d.txs.forEach((t, i) => {
+    const u = t.unsignedBytes;
+    const at = Buffer.from(u.buffer, u.byteOffset, u.byteLength).lastIndexOf(SIGNER_KEY);
+    if (i > 0) parts.push(COMMA);
+    parts.push(u.subarray(0, at), enc.encode(`,"signature":"${t.tx.signature}"`), u.subarray(at));
+  });
+  parts.push(CLOSE);
+  return concatBytes(...parts);
+}
+
+const SIGNER_KEY = Buffer.from(',"signer":"');
+const COMMA = enc.encode(',');
+const CLOSE = enc.encode(']}');

@@ -62,6 +62,9 @@ export async function createHost(options: HostOptions): Promise<Host> {
         // No floodsub: every node speaks gossipsub, and one gossip protocol family is easier to gate.
         fallbackToFloodsub: false,
         emitSelf: false,
+        // Transaction batches are not signed per message: members are authenticated by Noise and
+        // every transaction carries its own client signature (see tx-gossip.ts).
+        globalSignaturePolicy: 'StrictNoSign',
         maxInboundDataLength: Math.max(4 * 1024 * 1024, limits.maxTxBytes + GOSSIP_RPC_OVERHEAD),
         scoreParams: { appSpecificScore: options.gossipPeerScore, appSpecificWeight: 1 },
       }),

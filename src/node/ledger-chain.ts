@@ -1,6 +1,6 @@
 import {
   decodeRecord,
-  encodeBlock,
+  encodeDecodedBlock,
   encodeReceipt,
   encodeRecord,
   getHead,
@@ -80,7 +80,7 @@ export function toBlockWrite(block: DecodedBlock, processed: ProcessedBlock) {
   return {
     height: block.block.header.height,
     hash: block.hash,
-    block: encodeBlock(block.block),
+    block: encodeDecodedBlock(block),
     newTxs: processed.receipts
       .filter((r) => r.code !== 'DUPLICATE_TX')
       .map((r) => ({ id: r.tx, index: r.index })),

@@ -44,6 +44,7 @@ const KIND_ENTRY = 0x65; // 'e'
 
 type SyncBatchOptions = AbstractBatchOptions<Uint8Array, Uint8Array> & { sync: boolean };
 const SYNC: SyncBatchOptions = { sync: true };
+const NO_SYNC: SyncBatchOptions = { sync: false };
 type Op = AbstractBatchOperation<BinaryLevel, Uint8Array, Uint8Array>;
 
 export class LevelRaftStore implements RaftStore {
@@ -183,7 +184,7 @@ export class LevelRaftStore implements RaftStore {
       }
       if (ops.length === 0) return;
       await this.db.batch<Uint8Array, Uint8Array>(ops, {
-        ...SYNC,
+        ...(write.sync === false ? NO_SYNC : SYNC),
         keyEncoding: 'view',
         valueEncoding: 'view',
       });

@@ -13,6 +13,13 @@ export interface RaftWrite {
   hardState?: HardState;
   entries?: readonly Entry[];
   snapshot?: Snapshot;
+  /**
+   * fsync before resolving (default true). Raft needs it whenever entries, a
+   * snapshot, the term or the vote change; a write that only moves the
+   * commit index may skip it (etcd's MustSync): a commit index lost in a
+   * crash is learned again from the leader.
+   */
+  sync?: boolean;
 }
 
 /**

@@ -307,10 +307,18 @@ describe('network membership', () => {
     const n2 = keyFor('node-2');
     await tc.append(tx('member.add', tc.fx.operator, { node: pub(n2) }));
     const { buildBlock, processBlock, BlockError } = await import('../../../src/ledger/index.js');
-    const asLearner = buildBlock(tc.chain.state, [], { timestamp: tc.time + 10, term: 2, proposerSecretKey: n2.secretKey });
+    const asLearner = buildBlock(tc.chain.state, [], {
+      timestamp: tc.time + 10,
+      term: 2,
+      proposerSecretKey: n2.secretKey,
+    });
     expect(() => processBlock(tc.chain.state, asLearner, { checkSignatures: true })).toThrow(BlockError);
     await tc.append(tx('member.promote', tc.fx.operator, { node: pub(n2) }));
-    const asVoter = buildBlock(tc.chain.state, [], { timestamp: tc.time + 10, term: 2, proposerSecretKey: n2.secretKey });
+    const asVoter = buildBlock(tc.chain.state, [], {
+      timestamp: tc.time + 10,
+      term: 2,
+      proposerSecretKey: n2.secretKey,
+    });
     expect(() => processBlock(tc.chain.state, asVoter, { checkSignatures: true })).not.toThrow();
   });
 });

@@ -165,3 +165,34 @@ describe('chain store on LevelDB', () => {
     }
   });
 });
+
+describe('encodeDecodedBlock', () => {
+  it('produces exactly encodeBlock bytes, also when metadata has a "signer" key', async () => {
+    const { encodeBlock, encodeDecodedBlock } = await import('../../../src/ledger/index.js');
+    const tc = await TestChain.create();
+    const { merchants, affiliates } = await withParticipants(tc, ['m'], ['a']);
+    const m = merchants[0]!;
+    const t = tx('commission.record', m, {
+      merchant: pub(m),
+      affiliate: pub(affiliates[0]!),
+      amount: '1',
+      currency: 'USD',
+      orderId: 'o',
+      description: 'a "quoted" ,"signer":" text',
+      metadata: { a: '1', signer: 'x', zz: ',"signer":"' },
+    });
+    const b = tc.block([
+      t,
+      tx('participant.register', tc.fx.operator, {
+        participant: pub(keyFor('z')),
+        role: 'affiliate',
+        name: 'z',
+      }),
+    ]);
+    expect(Buffer.from(encodeDecodedBlock(b)).toString()).toBe(Buffer.from(encodeBlock(b.block)).toString());
+    const empty = tc.block([]);
+    expect(Buffer.from(encodeDecodedBlock(empty)).toString()).toBe(
+      Buffer.from(encodeBlock(empty.block)).toString(),
+    );
+  });
+});
