@@ -4,6 +4,7 @@ import {
   type ResultCode,
   type ValidationErrorCode,
 } from '../ledger/index.js';
+import type { SyncErrorCode } from '../sync/index.js';
 
 /**
  * Every error the HTTP API answers with, by stable code, and the one place
@@ -168,6 +169,12 @@ export function mapError(err: unknown): MappedError {
         status >= 500 && err.code !== 'NOT_READY' && err.code !== 'NO_LEADER' && err.code !== 'TIMEOUT',
     };
   }
+  if (isInvalidQuery(err)) {
+    // The sync layer refused a search as asked (a filter or k it cannot use): the client's input.
+    const prefix = 'INVALID_QUERY: ';
+    const message = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+    return apiErrorBody('BAD_REQUEST', message);
+  }
   if (err instanceof ValidationError || isValidationErrorLike(err)) {
     const code = err.code as ApiErrorCode;
     return { status: HTTP_STATUS[code], body: errorBody(code, err.message, err.field), internal: false };
@@ -187,6 +194,18 @@ export function mapError(err: unknown): MappedError {
     }
   }
   return { status: 500, body: errorBody('INTERNAL', 'internal error'), internal: true };
+}
+
+/**
+ * A SyncError with code INVALID_QUERY (src/sync/errors.ts). Told apart by name
+ * and code rather than instanceof, so the API does not load the sync layer's
+ * database drivers just to recognise its errors.
+ */
+function isInvalidQuery(err: unknown): err is { code: 'INVALID_QUERY'; message: string } {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { name?: unknown; code?: unknown; message?: unknown };
+  const code: SyncErrorCode = 'INVALID_QUERY';
+  return e.name === 'SyncError' && e.code === code && typeof e.message === 'string';
 }
 
 /** A ValidationError from another copy of the ledger module (e.g. a worker bundle) still maps. */

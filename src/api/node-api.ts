@@ -1,4 +1,5 @@
 import type { Block, Receipt, SignedTx } from '../ledger/index.js';
+import type { CheckReport, SearchRequest, SearchResult, SyncServiceStatus } from '../sync/index.js';
 
 /**
  * What the HTTP API (and the libp2p submit protocol) needs from a running
@@ -52,6 +53,23 @@ export interface LedgerNodeApi {
    * not an operator or the signature fails.
    */
   admin(request: unknown): Promise<AdminResult>;
+
+  /**
+   * Hybrid search (full text + vector, reciprocal rank fusion) over this
+   * node's Postgres/pgvector mirror of the committed chain (docs/SYNC.md).
+   * Throws ApiError NOT_READY when the node runs without a mirror or the
+   * mirror's database is unreachable.
+   */
+  search(request: SearchRequest): Promise<SearchResult>;
+
+  /** The mirror's sink and embedding-index status; undefined when the node runs without a mirror. */
+  syncStatus(): SyncServiceStatus | undefined;
+
+  /**
+   * Compare the mirror with this node's chain: every mirrored block hash and
+   * per-block row counts. Throws ApiError NOT_READY without a mirror.
+   */
+  syncCheck(): Promise<CheckReport>;
 }
 
 export interface SubmitResult {

@@ -130,6 +130,11 @@ export function buildOpenApiDocument(): Json {
       { name: 'transactions', description: 'submit signed transactions, read them back with receipts' },
       { name: 'chain', description: 'committed blocks' },
       { name: 'state', description: 'participants and balances' },
+      { name: 'search', description: 'commissions by text and meaning, from the Postgres/pgvector mirror' },
+      {
+        name: 'sync',
+        description: 'the Postgres/pgvector mirror of the chain: status and consistency check',
+      },
       { name: 'events', description: 'committed blocks as they happen (SSE)' },
       { name: 'operations', description: 'status, health, readiness, metrics' },
       { name: 'admin', description: 'operator-signed requests' },

@@ -5,6 +5,7 @@ import {
   AffiliateBalances,
   BlockEnvelope,
   BlockList,
+  CheckReport,
   ErrorResponse,
   eventsHeaders,
   eventsQuery,
@@ -16,10 +17,13 @@ import {
   objectBody,
   Participant,
   Readiness,
+  searchQuery,
+  SearchResult,
   SignedTransaction,
   SubmitAccepted,
   SubmitCommitted,
   submitQuery,
+  SyncStatus,
   TransactionView,
   txIdParams,
   type JsonSchema,
@@ -35,7 +39,7 @@ export interface RouteSpec {
   /** fastify syntax (`/v1/blocks/:height`) */
   url: string;
   operationId: string;
-  tag: 'transactions' | 'chain' | 'state' | 'events' | 'operations' | 'admin';
+  tag: 'transactions' | 'chain' | 'state' | 'search' | 'sync' | 'events' | 'operations' | 'admin';
   summary: string;
   description?: string;
   schema: {
@@ -168,6 +172,49 @@ export const ROUTES = {
     schema: { response: { 200: NodeStatus } },
     errors: [],
     replies: { 200: 'the node status' },
+  },
+  search: {
+    method: 'GET',
+    url: '/v1/search',
+    operationId: 'search',
+    tag: 'search',
+    summary: 'Find commissions by text and meaning (hybrid search over the mirror)',
+    description:
+      "Searches this node's Postgres/pgvector mirror of the committed chain: an exact commission id or order " +
+      'id first, then full-text and vector (embedding) matches fused by reciprocal rank. Filters apply to every ' +
+      'list; unknown parameters are refused (400), so a misspelt filter never widens a search. The mirror ' +
+      'follows the chain and may lag it (GET /v1/sync/status). 503 NOT_READY when the node runs without a ' +
+      'mirror or its database is unreachable.',
+    schema: { querystring: searchQuery, response: { 200: SearchResult } },
+    errors: ['BAD_REQUEST', 'NOT_READY'],
+    replies: { 200: 'at most k hits, best first (vectorUsed false: the embedder failed, text matches only)' },
+  },
+  getSyncStatus: {
+    method: 'GET',
+    url: '/v1/sync/status',
+    operationId: 'getSyncStatus',
+    tag: 'sync',
+    summary: "The mirror's cursor, lag, state and embedding index",
+    description:
+      'Whatever the state (ok, degraded, stopped) the answer is 200: the client decides. 503 NOT_READY when ' +
+      'the node runs without a mirror, like the other mirror routes.',
+    schema: { response: { 200: SyncStatus } },
+    errors: ['NOT_READY'],
+    replies: { 200: 'the sink and embedding-index status' },
+  },
+  checkSync: {
+    method: 'GET',
+    url: '/v1/sync/check',
+    operationId: 'checkSync',
+    tag: 'sync',
+    summary: "Compare the mirror with this node's chain",
+    description:
+      'Every mirrored block hash and its transaction rows, and, when the mirror is at the head, every state ' +
+      'row. Reads the whole mirror: slow on a long chain. 200 whatever the outcome (`ok` false names the ' +
+      'first difference); 503 NOT_READY when the node runs without a mirror.',
+    schema: { response: { 200: CheckReport } },
+    errors: ['NOT_READY'],
+    replies: { 200: 'the report; ok is false when the mirror differs from the chain' },
   },
   streamEvents: {
     method: 'GET',

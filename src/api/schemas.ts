@@ -1,4 +1,4 @@
-import { ADMIN_KINDS, RESULT_CODES, TX_KINDS } from '../ledger/index.js';
+import { ADMIN_KINDS, LIMITS, RESULT_CODES, TX_KINDS, type CommissionStatus } from '../ledger/index.js';
 import { API_ERROR_CODES } from './errors.js';
 
 /**
@@ -282,6 +282,170 @@ export const AdminResult: JsonSchema = {
   },
 };
 
+// Search and the mirror (src/sync, docs/SYNC.md).
+
+/** Every commission status, exhaustively (the ledger only exports the type). */
+const STATUS_SET: Record<CommissionStatus, true> = {
+  pending: true,
+  approved: true,
+  voided: true,
+  reversed: true,
+};
+export const COMMISSION_STATUSES = Object.keys(STATUS_SET) as CommissionStatus[];
+const commissionStatus = { type: 'string', enum: COMMISSION_STATUSES } as const;
+
+export const SearchHit: JsonSchema = {
+  type: 'object',
+  description: 'A commission as mirrored (its state at `updatedHeight`), with how the search found it.',
+  required: [
+    'id',
+    'score',
+    'matchedBy',
+    'merchant',
+    'merchantName',
+    'affiliate',
+    'affiliateName',
+    'currency',
+    'amount',
+    'approved',
+    'reversed',
+    'status',
+    'orderId',
+    'description',
+    'metadata',
+    'recordedHeight',
+    'recordedAt',
+    'updatedHeight',
+  ],
+  properties: {
+    id: { ...hex32, description: 'commission id (the id of its commission.record transaction)' },
+    score: {
+      type: 'number',
+      description:
+        'reciprocal-rank-fusion score (+1 for an exact id or order-id match); 0 for an empty query',
+    },
+    matchedBy: {
+      type: 'array',
+      items: { type: 'string', enum: ['exact', 'text', 'vector'] },
+      description: 'the ranked lists that found it (empty for an empty query)',
+    },
+    distance: { type: 'number', description: 'cosine distance to the query, when the vector list found it' },
+    merchant: hex32,
+    merchantName: { type: 'string' },
+    affiliate: hex32,
+    affiliateName: { type: 'string' },
+    currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+    amount: decimal,
+    approved: decimal,
+    reversed: decimal,
+    status: commissionStatus,
+    orderId: { type: 'string' },
+    description: { type: 'string' },
+    metadata: { type: 'object', additionalProperties: { type: 'string' } },
+    recordedHeight: height,
+    recordedAt: { type: 'integer', description: 'block time of the record, Unix ms' },
+    updatedHeight: height,
+  },
+};
+
+export const SearchResult: JsonSchema = {
+  type: 'object',
+  required: ['hits', 'vectorUsed'],
+  properties: {
+    hits: { type: 'array', items: SearchHit, description: 'best first, at most k' },
+    vectorUsed: {
+      type: 'boolean',
+      description:
+        'false when the embedder failed (or the query was empty): only exact and full-text matches',
+    },
+    vectorError: { type: 'string', description: 'why the vector list did not answer' },
+  },
+};
+
+const state = { type: 'string', enum: ['ok', 'degraded', 'stopped'] } as const;
+const count = { type: 'integer', minimum: 0 } as const;
+/** a chain position that is -1 before anything was written */
+const position = { type: 'integer', minimum: -1, maximum: MAX_HEIGHT } as const;
+
+export const EmbeddingIndexStatus: JsonSchema = {
+  type: 'object',
+  required: [
+    'state',
+    'embedder',
+    'dimension',
+    'throughHeight',
+    'throughIndex',
+    'textThroughHeight',
+    'textThroughIndex',
+    'embedded',
+    'errors',
+  ],
+  properties: {
+    state,
+    embedder: { type: 'string', description: 'id of the current embedder' },
+    dimension: count,
+    throughHeight: { ...position, description: 'last commission (chain order) embedded: block height …' },
+    throughIndex: { ...position, description: '… and transaction index' },
+    textThroughHeight: { ...position, description: 'last commission in the full-text index: height …' },
+    textThroughIndex: { ...position, description: '… and transaction index' },
+    embedded: { ...count, description: 'embeddings written since start' },
+    errors: { ...count, description: 'failed attempts since start' },
+    lastError: { type: 'string' },
+  },
+};
+
+export const SyncStatus: JsonSchema = {
+  type: 'object',
+  description: "The mirror's sink (Postgres rows) and its embedding index.",
+  required: ['state', 'height', 'hash', 'lagBlocks', 'lagSeconds', 'rowsWritten', 'errors', 'index'],
+  properties: {
+    state: {
+      ...state,
+      description:
+        'ok; degraded: the database is away, retrying; stopped: a fatal disagreement (see lastError)',
+    },
+    height: { ...position, description: 'the last mirrored block (-1 before genesis)' },
+    hash: { ...hex32, description: 'its hash (64 zeros before genesis)' },
+    lagBlocks: { ...count, description: 'committed blocks not yet mirrored' },
+    lagSeconds: { type: 'number', minimum: 0, description: 'age of the oldest block not yet mirrored' },
+    lastError: { type: 'string' },
+    rowsWritten: { ...count, description: 'rows inserted or updated since start' },
+    errors: { ...count, description: 'failed attempts since start' },
+    index: EmbeddingIndexStatus,
+  },
+};
+
+export const CheckDifference: JsonSchema = {
+  type: 'object',
+  description: 'The first difference found between the chain and the mirror.',
+  required: ['height', 'what', 'expected', 'actual'],
+  properties: {
+    height: { ...position, description: 'block height, or -1 for a difference in the state tables' },
+    what: { type: 'string', description: 'what differs (block hash, transaction 3, state row c/…)' },
+    expected: { type: 'string', description: 'from the chain' },
+    actual: { type: 'string', description: 'in the mirror' },
+  },
+};
+
+export const CheckReport: JsonSchema = {
+  type: 'object',
+  description:
+    "The mirror compared with this node's chain. A mirror that is only behind is `ok` (that is lag).",
+  required: ['ok', 'chainHeight', 'mirrorHeight', 'blocksChecked', 'transactionsChecked', 'stateChecked'],
+  properties: {
+    ok: { type: 'boolean' },
+    chainHeight: position,
+    mirrorHeight: position,
+    blocksChecked: count,
+    transactionsChecked: count,
+    stateChecked: {
+      type: 'boolean',
+      description: 'whether state rows were compared (only when the mirror is at the chain head)',
+    },
+    difference: CheckDifference,
+  },
+};
+
 /** Named schemas: `#/components/schemas/<key>` in the OpenAPI document. */
 export const COMPONENTS: Readonly<Record<string, JsonSchema>> = {
   ErrorResponse,
@@ -303,6 +467,12 @@ export const COMPONENTS: Readonly<Record<string, JsonSchema>> = {
   Readiness,
   AdminRequest,
   AdminResult,
+  SearchHit,
+  SearchResult,
+  EmbeddingIndexStatus,
+  SyncStatus,
+  CheckDifference,
+  CheckReport,
 };
 
 // Request parts.
@@ -388,3 +558,61 @@ export const eventsHeaders: JsonSchema = {
 
 /** Outer shape only: the ledger's parser gives field-precise error codes. */
 export const objectBody: JsonSchema = { type: 'object' };
+
+export const SEARCH_K = { default: 10, min: 1, max: 100 } as const;
+/** the longest query text the search accepts */
+export const MAX_QUERY_LENGTH = 1000;
+
+/** Unix ms, or an ISO 8601 date (UTC midnight) or date-time with a zone (`Z` or `±hh:mm`). */
+export const UNIX_MS_RE = /^(0|[1-9][0-9]{0,15})$/;
+export const ISO_DATE_RE =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?([Zz]|[+-]\d{2}:?\d{2}))?$/;
+
+const time = (description: string) => ({
+  type: 'string',
+  pattern: `${UNIX_MS_RE.source}|${ISO_DATE_RE.source}`,
+  description: `${description}: Unix ms, or ISO 8601 (\`2024-05-01\` = UTC midnight, \`2024-05-01T12:00:00+02:00\`; a time of day needs a zone)`,
+});
+
+const party = (role: string) => ({
+  type: 'string',
+  minLength: 1,
+  maxLength: LIMITS.name,
+  description: `${role} public key (64 hex) or registered name (case-insensitive)`,
+});
+
+const statusList = `(${COMMISSION_STATUSES.join('|')})`;
+
+export const searchQuery: JsonSchema = {
+  type: 'object',
+  properties: {
+    q: {
+      type: 'string',
+      maxLength: MAX_QUERY_LENGTH,
+      default: '',
+      description:
+        'free text (web-search syntax: "quoted phrase", -word, or), a commission id or an order id; ' +
+        'empty: the filtered commissions, newest first',
+    },
+    k: {
+      type: 'integer',
+      minimum: SEARCH_K.min,
+      maximum: SEARCH_K.max,
+      default: SEARCH_K.default,
+      description: 'hits wanted',
+    },
+    merchant: party('merchant'),
+    affiliate: party('affiliate'),
+    status: {
+      type: 'array',
+      items: { type: 'string', pattern: `^${statusList}(,${statusList})*$` },
+      description: `any of ${COMMISSION_STATUSES.join(', ')}; repeat the parameter or separate with commas`,
+    },
+    currency: { type: 'string', pattern: '^[A-Z]{3}$', description: 'ISO 4217 code' },
+    from: time('recorded at or after (block time)'),
+    to: time('recorded before (block time)'),
+    minAmount: { ...decimal, maxLength: 20, description: 'smallest amount, minor units, inclusive' },
+    maxAmount: { ...decimal, maxLength: 20, description: 'largest amount, minor units, inclusive' },
+  },
+  additionalProperties: false,
+};

@@ -11,6 +11,7 @@ import type { NodeMetrics } from './metrics.js';
 import type { LedgerNodeApi } from './node-api.js';
 import { fastifySchema, ROUTES, type RouteSpec } from './routes.js';
 import { MAX_HEIGHT } from './schemas.js';
+import { checkSearchParameters, searchRequest, type SearchQuery } from './search-query.js';
 import { BlockStream } from './sse.js';
 
 export interface ApiOptions {
@@ -193,6 +194,28 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
       return { affiliate: request.params.key, balances };
     },
   });
+
+  // --- search and the mirror -------------------------------------------------
+
+  app.route<{ Querystring: SearchQuery }>({
+    ...routeOptions(ROUTES.search),
+    handler: (request) => {
+      checkSearchParameters(request.url);
+      return node.search(searchRequest(request.query));
+    },
+  });
+
+  app.route({
+    ...routeOptions(ROUTES.getSyncStatus),
+    handler: () => {
+      const status = node.syncStatus();
+      // 503 like search and check, which the node refuses with NOT_READY without a mirror
+      if (status === undefined) throw new ApiError('NOT_READY', 'this node runs without a mirror');
+      return status;
+    },
+  });
+
+  app.route({ ...routeOptions(ROUTES.checkSync), handler: () => node.syncCheck() });
 
   // --- operations ------------------------------------------------------------
 

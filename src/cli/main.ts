@@ -11,6 +11,7 @@ import { registerVerify } from './commands/verify.js';
 import { registerStart } from './commands/start.js';
 import { registerDevnet } from './commands/devnet.js';
 import { registerClient } from './commands/client.js';
+import { registerSearch } from './commands/search.js';
 
 /**
  * `bitnexus`: the operator's and auditor's command line. Every command takes
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
   registerStart(program, setExit);
   registerDevnet(program);
   registerClient(program, setExit);
+  registerSearch(program, setExit);
   try {
     await program.parseAsync(argv);
     return state.exitCode;

@@ -15,6 +15,8 @@ export interface NodeConfig {
   http: { host: string; port: number };
   p2p: { listen: string };
   peers: PeerConfig[];
+  /** optional: mirror into this Postgres instead of the embedded PGlite (overridden by --postgres-url) */
+  postgresUrl?: string;
 }
 
 export interface PeerConfig {

@@ -52,6 +52,19 @@ import {
   type ResultCode,
 } from '../ledger/index.js';
 import type { RaftStore } from '../storage/raft/index.js';
+import {
+  checkMirror,
+  searchDetailed,
+  SyncError,
+  type ChainStoreSource,
+  type CheckReport,
+  type Embedder,
+  type SearchRequest,
+  type SearchResult,
+  type SqlTarget,
+  type SyncService,
+  type SyncServiceStatus,
+} from '../sync/index.js';
 import { LayeredState } from './layered-state.js';
 import type { LedgerChain } from './ledger-chain.js';
 import { Mempool } from './mempool.js';
@@ -89,6 +102,20 @@ export interface LedgerNodeOptions {
   trustGossip?: boolean;
   /** called when the node must stop (a broken invariant or a storage failure) */
   onFatal?: (err: Error) => void;
+  /** the Postgres/pgvector mirror of the committed chain (src/sync), if this node runs one */
+  mirror?: NodeMirror;
+}
+
+/**
+ * A node's mirror: the sink and indexer (started and stopped with the node),
+ * the database they write, the embedder search uses, and the source the node
+ * tells about every block it applies. Consensus never waits on any of it.
+ */
+export interface NodeMirror {
+  service: SyncService;
+  target: SqlTarget;
+  embedder: Embedder;
+  source: ChainStoreSource;
 }
 
 interface Waiter {
@@ -210,6 +237,7 @@ export class LedgerNode implements LedgerNodeApi {
     net.handleBlockRange((from, to) => this.blockRange(from, to));
     this.updateNetworkMembers();
     await net.start();
+    this.opts.mirror?.service.start();
     const tickMs = this.opts.tickMs ?? 100;
     this.timer = setInterval(() => this.onTick(), tickMs);
     this.log.info(
@@ -230,6 +258,10 @@ export class LedgerNode implements LedgerNodeApi {
     }
     this.waiters.clear();
     await this.opts.network.stop();
+    if (this.opts.mirror) {
+      await this.opts.mirror.service.stop();
+      await this.opts.mirror.target.close();
+    }
     await this.opts.raftStore.close();
     await this.opts.chain.close();
     this.log.info({ height: this.opts.chain.height }, 'node stopped');
@@ -536,6 +568,7 @@ export class LedgerNode implements LedgerNodeApi {
     for (const t of block.txs) if (t.tx.kind.startsWith('member.')) membership = true;
     this.opts.metrics?.setHeight(height);
     this.opts.metrics?.observeBlockTxs(block.txs.length);
+    this.opts.mirror?.source.committed(height);
     for (const l of this.listeners) this.deliverLive(l, block);
     if (membership) {
       this.updateNetworkMembers();
@@ -1029,7 +1062,48 @@ export class LedgerNode implements LedgerNodeApi {
         detail: `applied ${this.appliedIndex} of ${st.commit} committed`,
       },
     };
-    return { ready: Object.values(checks).every((c) => c.ok), checks };
+    const ready = Object.values(checks).every((c) => c.ok);
+    const mirror = this.opts.mirror?.service.status();
+    if (mirror) {
+      // Reported, but not part of `ready`: consensus and writes do not depend on the mirror.
+      checks.sync = {
+        ok: mirror.state === 'ok',
+        detail:
+          mirror.state === 'ok'
+            ? `mirrored to height ${mirror.height}, ${mirror.lagBlocks} behind`
+            : `${mirror.state}: ${mirror.lastError ?? 'not writing'}; ${mirror.lagBlocks} blocks behind`,
+      };
+    }
+    return { ready, checks };
+  }
+
+  async search(request: SearchRequest): Promise<SearchResult> {
+    const m = this.opts.mirror;
+    if (!m) throw new ApiError('NOT_READY', 'this node runs without a Postgres mirror; search needs one');
+    try {
+      return await searchDetailed(m.target, m.embedder, request);
+    } catch (err) {
+      if (err instanceof SyncError && err.code === 'INVALID_QUERY') throw err;
+      throw new ApiError('NOT_READY', `the mirror database is unavailable: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  syncStatus(): SyncServiceStatus | undefined {
+    return this.opts.mirror?.service.status();
+  }
+
+  async syncCheck(): Promise<CheckReport> {
+    const m = this.opts.mirror;
+    if (!m) throw new ApiError('NOT_READY', 'this node runs without a Postgres mirror');
+    try {
+      return await checkMirror(m.target, this.opts.chain.store);
+    } catch (err) {
+      throw new ApiError('NOT_READY', `the mirror database is unavailable: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   admin(request: unknown): Promise<AdminResult> {

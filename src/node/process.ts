@@ -11,9 +11,45 @@ import { LevelRaftStore } from '../storage/raft/index.js';
 import { CHAIN_DIR, readNodeConfig, resolveIn } from './config.js';
 import { readKeyFile } from './keyfile.js';
 import { LedgerChain } from './ledger-chain.js';
-import { LedgerNode, randomSeed } from './ledger-node.js';
+import { LedgerNode, randomSeed, type NodeMirror } from './ledger-node.js';
+import {
+  ChainStoreSource,
+  HashingEmbedder,
+  HttpEmbedder,
+  openSyncTarget,
+  SyncService,
+} from '../sync/index.js';
 
 export const RAFT_DIR = 'raft';
+export const PGLITE_DIR = 'pglite';
+
+/**
+ * The Postgres/pgvector mirror (docs/SYNC.md): embedded PGlite in the data
+ * directory by default, or a real Postgres. The sink follows the node's chain
+ * store; the node tells it about every applied block.
+ */
+async function openMirror(
+  chain: LedgerChain,
+  pgliteDir: string,
+  postgresUrl: string | undefined,
+  embedderConfig: RunOptions['embedder'],
+  log: Logger,
+): Promise<NodeMirror> {
+  const target = await openSyncTarget({ pgliteDir, ...(postgresUrl === undefined ? {} : { postgresUrl }) });
+  const embedder = embedderConfig ? new HttpEmbedder(embedderConfig) : new HashingEmbedder();
+  const source = new ChainStoreSource(chain.store, () => chain.height);
+  const syncLog = log.child({ module: 'sync' });
+  const service = new SyncService({
+    source,
+    target,
+    embedder,
+    logger: syncLog,
+    onFatal: (err) =>
+      syncLog.error({ err: err.message, code: err.code }, 'the mirror stopped; consensus goes on'),
+  });
+  log.info({ target: target.kind, embedder: embedder.id }, 'mirroring the chain into Postgres');
+  return { service, target, embedder, source };
+}
 
 export interface RunningNode {
   node: LedgerNode;
@@ -26,10 +62,20 @@ export interface RunningNode {
  * The composition root of a node process: config → key → genesis → stores →
  * network → node → HTTP API, started in that order and stopped in reverse.
  */
+export interface RunOptions {
+  /** mirror into this Postgres (with pgvector) instead of the embedded PGlite in the data directory */
+  postgresUrl?: string;
+  /** run without a Postgres mirror (no search) */
+  noMirror?: boolean;
+  /** an OpenAI-compatible /v1/embeddings server for the vector index, instead of the built-in hashing embedder */
+  embedder?: { url: string; model: string; dimension: number };
+}
+
 export async function runNode(
   configPath: string,
   logger: Logger,
   onFatal: (err: Error) => void,
+  run: RunOptions = {},
 ): Promise<RunningNode> {
   const config = await readNodeConfig(configPath);
   const keys = await readKeyFile(resolveIn(config.baseDir, config.keyFile));
@@ -54,6 +100,10 @@ export async function runNode(
     logger: log,
   });
   const { metrics } = createPromMetrics({ labels: { node: nodeId.slice(0, 8) } });
+  const postgresUrl = run.postgresUrl ?? config.postgresUrl;
+  const mirror = run.noMirror
+    ? undefined
+    : await openMirror(chain, join(dataDir, PGLITE_DIR), postgresUrl, run.embedder, log);
   const node = await LedgerNode.create({
     nodeId,
     secretKey: keys.secretKey,
@@ -65,6 +115,7 @@ export async function runNode(
     metrics,
     random: randomSeed(),
     onFatal,
+    ...(mirror ? { mirror } : {}),
   });
   const api = buildApi(node, { logger: log.child({ module: 'api' }), metrics });
   await node.start();

@@ -102,12 +102,27 @@ export class Devnet {
     return this.net.chainId;
   }
 
+  /**
+   * Extra `bitnexus start` flags per node index. By default nodes run without
+   * the Postgres mirror (`--no-mirror`): it is the subject of its own tests,
+   * and embedded PGlite would only slow the others down.
+   */
+  startArgs: (i: number) => string[] = () => ['--no-mirror'];
+
   start(i: number): void {
     const node = this.nodes[i]!;
     const log = createWriteStream(join(this.dir, node.name, 'node.log'), { flags: 'a' });
     const proc = spawn(
       process.execPath,
-      [BIN, 'start', '--config', node.config, '--log-level', process.env.LOG_LEVEL ?? 'info'],
+      [
+        BIN,
+        'start',
+        '--config',
+        node.config,
+        '--log-level',
+        process.env.LOG_LEVEL ?? 'info',
+        ...this.startArgs(i),
+      ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },

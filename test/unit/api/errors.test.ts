@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { API_ERROR_CODES, ApiError, HTTP_STATUS, mapError, rejected } from '../../../src/api/errors.js';
 import { VALIDATION_ERROR_CODES, ValidationError } from '../../../src/ledger/index.js';
+import { SyncError } from '../../../src/sync/index.js';
 
 describe('the error-code registry', () => {
   it('maps every ledger validation code, TOO_LARGE to 413 and the rest to 400', () => {
@@ -56,6 +57,19 @@ describe('mapError', () => {
     expect(mapError(foreign).body.error).toEqual({ code: 'UNKNOWN_FIELD', message: 'm', field: '$.x' });
     // a name alone is not enough
     expect(mapError({ name: 'ValidationError', code: 'DROP_TABLES', message: 'm' }).status).toBe(500);
+  });
+
+  it('a search the sync layer refuses (INVALID_QUERY) is BAD_REQUEST; other sync errors are INTERNAL', () => {
+    expect(mapError(new SyncError('INVALID_QUERY', 'unknown status "open"'))).toEqual({
+      status: 400,
+      body: { error: { code: 'BAD_REQUEST', message: 'unknown status "open"' } },
+      internal: false,
+    });
+    // also from another copy of the module
+    const foreign = { name: 'SyncError', code: 'INVALID_QUERY', message: 'INVALID_QUERY: k must be 1..100' };
+    expect(mapError(foreign).body.error).toEqual({ code: 'BAD_REQUEST', message: 'k must be 1..100' });
+    expect(mapError(new SyncError('CURSOR_MISMATCH', 'cursor at 3')).status).toBe(500);
+    expect(mapError({ name: 'Error', code: 'INVALID_QUERY', message: 'm' }).status).toBe(500);
   });
 
   it('fastify schema errors name the request part', () => {

@@ -8,6 +8,13 @@ import type {
   TransactionView,
 } from '../../../src/api/node-api.js';
 import { acceptTransaction, type Block, type DecodedTx, type Receipt } from '../../../src/ledger/index.js';
+import type {
+  CheckReport,
+  SearchHit,
+  SearchRequest,
+  SearchResult,
+  SyncServiceStatus,
+} from '../../../src/sync/index.js';
 import { keyFor, pub, TestChain, tx } from '../../support/ledger-fixture.js';
 
 type Key = ReturnType<typeof keyFor>;
@@ -54,6 +61,40 @@ export class FakeNode implements LedgerNodeApi {
   };
   adminImpl: (request: unknown) => Promise<AdminResult> = () =>
     Promise.resolve({ ok: true, action: 'transfer-leadership', detail: 'to node-2' });
+
+  // The mirror: a node with one mirrored commission, caught up. Tests replace these.
+  readonly searchCalls: SearchRequest[] = [];
+  searchImpl: (request: SearchRequest) => Promise<SearchResult> = () =>
+    Promise.resolve({ hits: [this.hit()], vectorUsed: true });
+  syncStatusImpl: () => SyncServiceStatus | undefined = () => ({
+    state: 'ok',
+    height: this.height,
+    hash: this.blocks.at(-1)!.hash,
+    lagBlocks: 0,
+    lagSeconds: 0,
+    rowsWritten: 42,
+    errors: 0,
+    index: {
+      state: 'ok',
+      embedder: 'hash-v1:d384:n3-4',
+      dimension: 384,
+      throughHeight: this.height,
+      throughIndex: 0,
+      textThroughHeight: this.height,
+      textThroughIndex: 0,
+      embedded: 1,
+      errors: 0,
+    },
+  });
+  syncCheckImpl: () => Promise<CheckReport> = () =>
+    Promise.resolve({
+      ok: true,
+      chainHeight: this.height,
+      mirrorHeight: this.height,
+      blocksChecked: this.height + 1,
+      transactionsChecked: 2,
+      stateChecked: true,
+    });
 
   private constructor(
     readonly tc: TestChain,
@@ -104,6 +145,32 @@ export class FakeNode implements LedgerNodeApi {
       description: `order ${orderId}`,
       metadata: { campaign: 'autumn', channel: 'newsletter' },
     });
+  }
+
+  /** a search hit for a commission of this node's merchant and affiliate */
+  hit(overrides: Partial<SearchHit> = {}): SearchHit {
+    return {
+      id: 'c'.repeat(64),
+      score: 1 / 61 + 1 / 62,
+      matchedBy: ['text', 'vector'],
+      distance: 0.25,
+      merchant: pub(this.merchant),
+      merchantName: 'shop',
+      affiliate: pub(this.affiliate),
+      affiliateName: 'aff',
+      currency: 'EUR',
+      amount: '1200',
+      approved: '0',
+      reversed: '0',
+      status: 'pending',
+      orderId: 'o-1',
+      description: 'order o-1',
+      metadata: { campaign: 'autumn' },
+      recordedHeight: 2,
+      recordedAt: 1_700_000_000_000,
+      updatedHeight: 2,
+      ...overrides,
+    };
   }
 
   /** commit a block and tell the subscribers */
@@ -191,5 +258,18 @@ export class FakeNode implements LedgerNodeApi {
   admin(request: unknown): Promise<AdminResult> {
     this.adminCalls.push(request);
     return this.adminImpl(request);
+  }
+
+  search(request: SearchRequest): Promise<SearchResult> {
+    this.searchCalls.push(request);
+    return this.searchImpl(request);
+  }
+
+  syncStatus(): SyncServiceStatus | undefined {
+    return this.syncStatusImpl();
+  }
+
+  syncCheck(): Promise<CheckReport> {
+    return this.syncCheckImpl();
   }
 }

@@ -1,0 +1,252 @@
+import {
+  blockHash,
+  decodeRecord,
+  type BlockHeader,
+  type Receipt,
+  type StateRecord,
+} from '../ledger/index.js';
+import type { ChainStore } from '../storage/index.js';
+import { readReceipts, storedHeight } from './source.js';
+import type { SqlExecutor } from './target.js';
+import { readCursor } from './writer.js';
+
+/**
+ * `bitnexus sync check`: compare the mirror with a chain store. Every
+ * mirrored block's hash and its transaction rows (count, ids, and each
+ * receipt: result code, commission, existing) are compared with the chain; rows above the cursor are a
+ * difference (a write that escaped the cursor); when the mirror is at the
+ * chain's head, the participant, commission and balance rows are compared
+ * with the chain's state records, field by field. A mirror that is merely
+ * behind is not a difference (it is lag, see `sync status`).
+ */
+
+export interface CheckDifference {
+  /** block height, or -1 for differences in the state tables */
+  height: number;
+  what: string;
+  expected: string;
+  actual: string;
+}
+
+export interface CheckReport {
+  ok: boolean;
+  chainHeight: number;
+  mirrorHeight: number;
+  blocksChecked: number;
+  transactionsChecked: number;
+  /** whether state rows were compared (only when the mirror is at the chain's head) */
+  stateChecked: boolean;
+  /** the first difference found */
+  difference?: CheckDifference;
+}
+
+export interface CheckOptions {
+  /** blocks fetched per query (default 1000) */
+  chunk?: number;
+  /** compare state rows when the mirror is at the head (default true) */
+  state?: boolean;
+}
+
+const decoder = new TextDecoder();
+
+class Different extends Error {
+  constructor(readonly diff: CheckDifference) {
+    super(`${diff.what} at ${diff.height}`);
+  }
+}
+
+function differ(height: number, what: string, expected: unknown, actual: unknown): never {
+  throw new Different({ height, what, expected: String(expected), actual: String(actual) });
+}
+
+export async function checkMirror(
+  db: SqlExecutor,
+  store: ChainStore,
+  opts: CheckOptions = {},
+): Promise<CheckReport> {
+  const chainHeight = await storedHeight(store);
+  const cursor = await readCursor(db);
+  const report: CheckReport = {
+    ok: true,
+    chainHeight,
+    mirrorHeight: cursor.height,
+    blocksChecked: 0,
+    transactionsChecked: 0,
+    stateChecked: false,
+  };
+  try {
+    if (cursor.height > chainHeight)
+      differ(cursor.height, 'mirror ahead of the chain', chainHeight, cursor.height);
+    await checkAboveCursor(db, cursor.height);
+    const chunk = opts.chunk ?? 1000;
+    for (let lo = 0; lo <= cursor.height; lo += chunk) {
+      const hi = Math.min(cursor.height, lo + chunk - 1);
+      await checkBlocks(db, store, lo, hi, report);
+    }
+    if (cursor.height >= 0) {
+      const { rows } = await db.query<{ hash: string }>(`SELECT hash FROM blocks WHERE height = $1`, [
+        cursor.height,
+      ]);
+      if (rows[0]?.hash !== cursor.hash) differ(cursor.height, 'cursor hash', rows[0]?.hash, cursor.hash);
+    }
+    if (opts.state !== false && cursor.height === chainHeight && chainHeight >= 0) {
+      await checkState(db, store);
+      report.stateChecked = true;
+    }
+  } catch (err) {
+    if (!(err instanceof Different)) throw err;
+    report.ok = false;
+    report.difference = err.diff;
+  }
+  return report;
+}
+
+async function checkAboveCursor(db: SqlExecutor, height: number): Promise<void> {
+  for (const table of ['blocks', 'transactions']) {
+    const { rows } = await db.query<{ h: number | null }>(`SELECT max(height) AS h FROM ${table}`);
+    const max = rows[0]?.h;
+    if (max !== null && max !== undefined && Number(max) > height) {
+      differ(Number(max), `${table} row above the cursor`, `≤ ${height}`, max);
+    }
+  }
+}
+
+async function checkBlocks(db: SqlExecutor, store: ChainStore, lo: number, hi: number, report: CheckReport) {
+  const blocks = new Map(
+    (
+      await db.query<{ height: number; hash: string; tx_count: number }>(
+        `SELECT height, hash, tx_count FROM blocks WHERE height BETWEEN $1 AND $2`,
+        [lo, hi],
+      )
+    ).rows.map((r) => [Number(r.height), r]),
+  );
+  const txs = groupByHeight(
+    (
+      await db.query<{
+        height: number;
+        idx: number;
+        tx_id: string;
+        code: string;
+        commission_id: string | null;
+        existing: string | null;
+      }>(
+        `SELECT height, idx, tx_id, code, commission_id, existing FROM transactions
+         WHERE height BETWEEN $1 AND $2 ORDER BY height, idx`,
+        [lo, hi],
+      )
+    ).rows,
+  );
+  for (let h = lo; h <= hi; h++) {
+    const bytes = await store.getBlock(h);
+    if (!bytes) differ(h, 'block missing from the chain store', 'a block', 'none');
+    const header = (JSON.parse(decoder.decode(bytes)) as { header: BlockHeader }).header;
+    const hash = blockHash(header);
+    const row = blocks.get(h);
+    if (!row) differ(h, 'block row missing', hash, 'none');
+    if (row.hash !== hash) differ(h, 'block hash', hash, row.hash);
+    if (Number(row.tx_count) !== header.txCount) differ(h, 'block tx_count', header.txCount, row.tx_count);
+    const chain = await readReceipts(store, h);
+    const t = txs.get(h) ?? [];
+    if (t.length !== chain.length) differ(h, 'transaction rows', chain.length, t.length);
+    chain.forEach((c: Receipt, i) => {
+      const row = t[i]!;
+      const want = `${i} ${c.tx} ${c.code} ${c.commission ?? '-'} ${c.existing ?? '-'}`;
+      const got = `${row.idx} ${row.tx_id} ${row.code} ${row.commission_id ?? '-'} ${row.existing ?? '-'}`;
+      if (want !== got) differ(h, `transaction ${i}`, want, got);
+    });
+    report.blocksChecked++;
+    report.transactionsChecked += chain.length;
+  }
+}
+
+function groupByHeight<R extends { height: number }>(rows: R[]): Map<number, R[]> {
+  const out = new Map<number, R[]>();
+  for (const r of rows) {
+    const h = Number(r.height);
+    const list = out.get(h);
+    if (list) list.push(r);
+    else out.set(h, [r]);
+  }
+  return out;
+}
+
+/** Fingerprints of the state tables, one string per row keyed by primary key. */
+async function mirrorState(db: SqlExecutor): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const add = async (sql: string) => {
+    for (const r of (await db.query<{ k: string; v: string }>(sql)).rows) out.set(r.k, r.v);
+  };
+  await add(`SELECT 'p/' || key AS k, concat_ws('|', role, name, since_height) AS v FROM participants`);
+  await add(
+    `SELECT 'c/' || id AS k, concat_ws('|', merchant, affiliate, currency, amount, approved, reversed, status, order_id,
+       recorded_height, updated_height) AS v FROM commissions`,
+  );
+  await add(
+    `SELECT 'pair/' || merchant || '/' || affiliate || '/' || currency AS k,
+       concat_ws('|', pending, approved, clawed_back, paid) AS v FROM pair_balances`,
+  );
+  await add(
+    `SELECT CASE side WHEN 'merchant' THEN 'ma/' ELSE 'aa/' END || participant || '/' || currency AS k,
+       concat_ws('|', pending, balance, paid) AS v FROM account_balances`,
+  );
+  await add(
+    `SELECT 'tot/' || currency AS k, concat_ws('|', merchant_pending, affiliate_pending, merchant_liabilities,
+       affiliate_balances, merchant_paid, affiliate_paid) AS v FROM currency_totals`,
+  );
+  return out;
+}
+
+function chainFingerprint(rec: StateRecord): string | undefined {
+  switch (rec.t) {
+    case 'participant':
+      return [rec.role, rec.name, rec.since].join('|');
+    case 'commission':
+      return [
+        rec.merchant,
+        rec.affiliate,
+        rec.currency,
+        rec.amount,
+        rec.approved,
+        rec.reversed,
+        rec.status,
+        rec.orderId,
+        rec.recordedAt,
+        rec.updatedAt,
+      ].join('|');
+    case 'pair':
+      return [rec.pending, rec.approved, rec.clawedBack, rec.paid].join('|');
+    case 'account':
+      return [rec.pending, rec.balance, rec.paid].join('|');
+    case 'totals':
+      return [
+        rec.merchantPending,
+        rec.affiliatePending,
+        rec.merchantLiabilities,
+        rec.affiliateBalances,
+        rec.merchantPaid,
+        rec.affiliatePaid,
+      ].join('|');
+    case 'order':
+    case 'nonce':
+    case 'head':
+    case 'members':
+    case 'config':
+      return undefined;
+  }
+}
+
+async function checkState(db: SqlExecutor, store: ChainStore): Promise<void> {
+  const mirror = await mirrorState(db);
+  const seen = new Set<string>();
+  for (const prefix of ['p/', 'c/', 'pair/', 'ma/', 'aa/', 'tot/']) {
+    for await (const [key, bytes] of store.kv.iterate(`s/${prefix}`)) {
+      const stateKey = key.slice(2);
+      const want = chainFingerprint(decodeRecord(bytes));
+      if (want === undefined) continue;
+      const got = mirror.get(stateKey);
+      if (got !== want) differ(-1, `state row ${stateKey}`, want, got ?? 'none');
+      seen.add(stateKey);
+    }
+  }
+  for (const k of mirror.keys()) if (!seen.has(k)) differ(-1, `state row ${k}`, 'none', mirror.get(k));
+}

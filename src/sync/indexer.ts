@@ -1,0 +1,434 @@
+import { createHash } from 'node:crypto';
+import { toSql } from 'pgvector';
+import { checkEmbedder, type Embedder } from './embedder.js';
+import { errorMessage, SyncError } from './errors.js';
+import { migrate } from './migrations.js';
+import { searchableText } from './rows.js';
+import type { SyncLogger } from './sink.js';
+import type { SqlExecutor, SqlTarget } from './target.js';
+
+/**
+ * The search indexer: keeps the derived search data of the mirror, in the
+ * background, so neither the sink nor consensus ever wait for it:
+ *  - `commission_text`: each commission's weighted tsvector (GIN-indexed);
+ *  - `commission_embeddings`: each commission's vector from the current
+ *    embedder (HNSW-indexed).
+ * Both follow the commissions in chain order behind a watermark that moves in
+ * the same statement or transaction as the rows it covers, so a crash redoes
+ * at most one batch (idempotent). The two jobs are independent: a model
+ * server that is down stalls the vectors, never the full-text index.
+ *
+ * Progress is a watermark per embedder (`embedders.through_height/_index`,
+ * commissions in chain order); each batch writes its embeddings and moves the
+ * watermark with a compare-and-set in one transaction, so a crash re-embeds
+ * at most the batch in flight (an idempotent upsert). Activating another
+ * embedder (a new id: other model or dimension) deletes the other embedders'
+ * watermarks and HNSW indexes and starts its own watermark from the first
+ * commission: the whole mirror is re-embedded while the sink goes on, and
+ * search uses the current embedder's index only.
+ *
+ * Each embedder has its own partial HNSW index over
+ * `(embedding::vector(d)) vector_cosine_ops WHERE embedder = '<id>'`, which
+ * lets vectors of different dimensions share one column.
+ */
+
+export interface IndexerOptions {
+  target: SqlTarget;
+  embedder: Embedder;
+  /** commissions per embedding batch (default 256) */
+  batchSize?: number;
+  /** commissions per full-text batch (default 2000) */
+  textBatchSize?: number;
+  logger?: SyncLogger;
+  retry?: { initialMs?: number; maxMs?: number };
+  /** look for new commissions this often without a notification (default 2 s) */
+  pollMs?: number;
+  /** HNSW build parameters of the embedder's index (default m 24, ef_construction 100: recall ≥ 0.95 at ef_search 100) */
+  hnsw?: { m?: number; efConstruction?: number };
+  /**
+   * With at least this many commissions to embed when an embedder becomes
+   * current (a late start, a new embedder), the HNSW index is built in one go
+   * once they are embedded: much faster than inserting into the graph row by
+   * row. Until then vector search scans exactly. Default 10,000.
+   */
+  bulkBuildThreshold?: number;
+  /** maintenance_work_mem of that build (default 512MB; the graph should fit) */
+  buildMemory?: string;
+}
+
+export interface IndexerStatus {
+  state: 'ok' | 'degraded' | 'stopped';
+  embedder: string;
+  dimension: number;
+  /** the last commission (chain order) embedded with the current embedder */
+  throughHeight: number;
+  throughIndex: number;
+  /** the last commission (chain order) in the full-text index */
+  textThroughHeight: number;
+  textThroughIndex: number;
+  /** embeddings written since start */
+  embedded: number;
+  errors: number;
+  lastError?: string;
+}
+
+const silent: SyncLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** A commission's full-text document: names (A) > description (B) > metadata (C) > order id (D). */
+export const SEARCH_TSV_SQL = `setweight(to_tsvector('english'::regconfig, c.merchant_name || ' ' || c.affiliate_name), 'A') ||
+  setweight(to_tsvector('english'::regconfig, c.description), 'B') ||
+  setweight(to_tsvector('english'::regconfig, c.metadata_text), 'C') ||
+  setweight(to_tsvector('simple'::regconfig, c.order_id), 'D')`;
+
+/** Name of an embedder's HNSW index: derived from its id, fits Postgres' 63-byte limit. */
+export function embedderIndexName(id: string): string {
+  return `commission_embeddings_hnsw_${createHash('sha256').update(id).digest('hex').slice(0, 16)}`;
+}
+
+/** The SQL literal of an embedder id (ids are restricted by EMBEDDER_ID_RE; quotes doubled anyway). */
+export function embedderLiteral(id: string): string {
+  return `'${id.replaceAll("'", "''")}'`;
+}
+
+/** The vector as pgvector's text form. */
+export function vectorLiteral(v: Float32Array): string {
+  return toSql(Array.from(v))!;
+}
+
+export class SearchIndexer {
+  private readonly target: SqlTarget;
+  readonly embedder: Embedder;
+  private readonly batchSize: number;
+  private readonly log: SyncLogger;
+  private active = false;
+  /** the embedder's HNSW index is to be built when the backlog is embedded */
+  private indexDeferred = false;
+  private through = { height: -1, index: -1 };
+  private textThrough = { height: -1, index: -1 };
+  private embedded = 0;
+  private errors = 0;
+  private lastError: string | undefined;
+  private state: IndexerStatus['state'] = 'ok';
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  private signalled = false;
+  private wakeIdle: (() => void) | undefined;
+  private wakeBackoff: (() => void) | undefined;
+
+  constructor(private readonly opts: IndexerOptions) {
+    this.target = opts.target;
+    this.embedder = checkEmbedder(opts.embedder);
+    this.batchSize = opts.batchSize ?? 256;
+    this.log = opts.logger ?? silent;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.stopping = false;
+    this.state = 'ok';
+    this.running = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wakeIdle?.();
+    this.wakeBackoff?.();
+    await this.running;
+    this.running = undefined;
+    this.state = 'stopped';
+  }
+
+  /** New commissions may be there (the sink calls this after each batch). */
+  notify(): void {
+    this.signalled = true;
+    this.wakeIdle?.();
+  }
+
+  status(): IndexerStatus {
+    const s: IndexerStatus = {
+      state: this.state,
+      embedder: this.embedder.id,
+      dimension: this.embedder.dimension,
+      throughHeight: this.through.height,
+      throughIndex: this.through.index,
+      textThroughHeight: this.textThrough.height,
+      textThroughIndex: this.textThrough.index,
+      embedded: this.embedded,
+      errors: this.errors,
+    };
+    if (this.lastError !== undefined) s.lastError = this.lastError;
+    return s;
+  }
+
+  /** Commissions not yet in the full-text index, and not yet embedded with the current embedder. */
+  async pending(): Promise<{ text: number; vectors: number }> {
+    const { rows } = await this.target.query<{ text: number; vectors: number }>(
+      `SELECT
+         (SELECT count(*) FROM commissions c, search_progress p WHERE p.job = 'text'
+            AND (c.recorded_height, c.recorded_index) > (p.through_height, p.through_index))::int8 AS text,
+         (SELECT count(*) FROM commissions c WHERE NOT EXISTS (
+            SELECT 1 FROM embedders e WHERE e.id = $1
+              AND (c.recorded_height, c.recorded_index) <= (e.through_height, e.through_index)))::int8 AS vectors`,
+      [this.embedder.id],
+    );
+    return { text: Number(rows[0]?.text ?? 0), vectors: Number(rows[0]?.vectors ?? 0) };
+  }
+
+  /**
+   * Add the next commissions to the full-text index: one statement (so one
+   * implicit transaction) that computes their tsvectors, inserts them and
+   * moves the watermark. Returns how many.
+   */
+  async textStep(): Promise<number> {
+    await this.migrated();
+    const { rows } = await this.target.query<{ n: number; h: number | null; i: number | null }>(
+      `WITH p AS (SELECT through_height AS h, through_index AS i FROM search_progress WHERE job = 'text' FOR UPDATE),
+       batch AS (
+         SELECT c.id, c.recorded_height, c.recorded_index, ${SEARCH_TSV_SQL} AS tsv
+         FROM commissions c, p WHERE (c.recorded_height, c.recorded_index) > (p.h, p.i)
+         ORDER BY c.recorded_height, c.recorded_index LIMIT $1
+       ),
+       last AS (SELECT recorded_height AS h, recorded_index AS i FROM batch ORDER BY 1 DESC, 2 DESC LIMIT 1),
+       ins AS (INSERT INTO commission_text (commission_id, search_tsv) SELECT id, tsv FROM batch
+               ON CONFLICT (commission_id) DO NOTHING RETURNING 1),
+       moved AS (UPDATE search_progress s SET through_height = last.h, through_index = last.i FROM last
+                 WHERE s.job = 'text' RETURNING 1)
+       SELECT (SELECT count(*) FROM batch)::int8 AS n, (SELECT h FROM last) AS h, (SELECT i FROM last) AS i`,
+      [this.opts.textBatchSize ?? 2000],
+    );
+    const r = rows[0];
+    if (r && r.h !== null && r.i !== null) this.textThrough = { height: Number(r.h), index: Number(r.i) };
+    return Number(r?.n ?? 0);
+  }
+
+  /**
+   * Make this embedder the current one: its watermark and HNSW index exist,
+   * every other embedder's are gone. Idempotent; cheap when already active.
+   */
+  async activate(): Promise<void> {
+    await this.migrated();
+    const e = this.embedder;
+    const index = embedderIndexName(e.id);
+    await this.target.transaction(async (tx) => {
+      await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
+        `bitnexus-sync-embedders:${this.target.schema}`,
+      ]);
+      const { rows } = await tx.query<{ id: string; dimension: number; index_name: string }>(
+        `SELECT id, dimension, index_name FROM embedders`,
+      );
+      for (const r of rows) {
+        if (r.id === e.id && r.dimension === e.dimension) continue;
+        await tx.query(`DELETE FROM embedders WHERE id = $1`, [r.id]);
+        if (r.index_name !== index) await tx.query(`DROP INDEX IF EXISTS ${r.index_name}`);
+        this.log.info({ from: r.id, to: e.id }, 'embedder changed: re-embedding every commission');
+      }
+      await tx.query(
+        `INSERT INTO embedders (id, dimension, index_name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
+        [e.id, e.dimension, index],
+      );
+      await this.readWatermark(tx);
+      const { rows: exists } = await tx.query<{ r: string | null }>(`SELECT to_regclass($1)::text AS r`, [
+        `${this.target.schema}.${index}`,
+      ]);
+      this.indexDeferred = false;
+      if (exists[0]?.r) return;
+      const { rows: backlog } = await tx.query<{ n: number }>(
+        `SELECT count(*)::int8 AS n FROM commissions WHERE (recorded_height, recorded_index) > ($1, $2)`,
+        [this.through.height, this.through.index],
+      );
+      if (Number(backlog[0]?.n ?? 0) >= (this.opts.bulkBuildThreshold ?? 10_000)) {
+        this.indexDeferred = true;
+        this.log.info(
+          { embedder: e.id, backlog: backlog[0]?.n },
+          'embedding the backlog first, HNSW index after',
+        );
+      } else {
+        // nearly empty: instant, then filled row by row
+        await tx.query(this.createIndexSql());
+      }
+    });
+    this.active = true;
+  }
+
+  private createIndexSql(): string {
+    const e = this.embedder;
+    const m = this.opts.hnsw?.m ?? 24;
+    const efc = this.opts.hnsw?.efConstruction ?? 100;
+    return `CREATE INDEX IF NOT EXISTS ${embedderIndexName(e.id)} ON commission_embeddings
+      USING hnsw ((embedding::vector(${e.dimension})) vector_cosine_ops) WITH (m = ${m}, ef_construction = ${efc})
+      WHERE embedder = ${embedderLiteral(e.id)}`;
+  }
+
+  /** Build the deferred HNSW index over everything embedded so far. */
+  private async buildIndex(): Promise<void> {
+    const mem = this.opts.buildMemory ?? '512MB';
+    if (!/^[0-9]{1,6}(kB|MB|GB)$/.test(mem))
+      throw new Error(`buildMemory ${mem} is not a Postgres memory size`);
+    const t0 = Date.now();
+    await this.target.transaction(async (tx) => {
+      await tx.query(`SET LOCAL maintenance_work_mem = '${mem}'`);
+      await tx.query(this.createIndexSql());
+    });
+    this.indexDeferred = false;
+    this.log.info({ embedder: this.embedder.id, ms: Date.now() - t0 }, 'HNSW index built');
+  }
+
+  /** Embed the next batch; the number of commissions embedded (0 when up to date). */
+  async embedStep(): Promise<number> {
+    if (!this.active) await this.activate();
+    const from = { ...this.through };
+    const { rows } = await this.target.query<{
+      id: string;
+      merchant_name: string;
+      affiliate_name: string;
+      description: string;
+      metadata_text: string;
+      recorded_height: number;
+      recorded_index: number;
+    }>(
+      `SELECT id, merchant_name, affiliate_name, description, metadata_text, recorded_height, recorded_index
+       FROM commissions WHERE (recorded_height, recorded_index) > ($1, $2)
+       ORDER BY recorded_height, recorded_index LIMIT $3`,
+      [from.height, from.index, this.batchSize],
+    );
+    const last = rows[rows.length - 1];
+    if (!last) {
+      if (this.indexDeferred) await this.buildIndex();
+      return 0;
+    }
+    const texts = rows.map((r) =>
+      searchableText({
+        merchantName: r.merchant_name,
+        affiliateName: r.affiliate_name,
+        description: r.description,
+        metadataText: r.metadata_text,
+      }),
+    );
+    const vectors = await this.embedder.embed(texts);
+    if (vectors.length !== rows.length || vectors.some((v) => v.length !== this.embedder.dimension)) {
+      throw new SyncError(
+        'BAD_EMBEDDING',
+        `${this.embedder.id} returned vectors of the wrong number or size`,
+      );
+    }
+    const to = { height: Number(last.recorded_height), index: Number(last.recorded_index) };
+    await this.target.transaction(async (tx) => {
+      const moved = await tx.query(
+        `UPDATE embedders SET through_height = $2, through_index = $3
+         WHERE id = $1 AND through_height = $4 AND through_index = $5`,
+        [this.embedder.id, to.height, to.index, from.height, from.index],
+      );
+      if (moved.rowCount !== 1) {
+        this.active = false;
+        throw new SyncError(
+          'CURSOR_MISMATCH',
+          `the watermark of ${this.embedder.id} moved or was removed (another indexer?)`,
+        );
+      }
+      await tx.query(
+        `INSERT INTO commission_embeddings (commission_id, embedder, embedding)
+         SELECT u.id, $2, u.v::vector FROM unnest($1::text[], $3::text[]) AS u(id, v)
+         ON CONFLICT (commission_id) DO UPDATE
+           SET embedder = excluded.embedder, embedding = excluded.embedding, embedded_at = now()`,
+        [rows.map((r) => r.id), this.embedder.id, vectors.map(vectorLiteral)],
+      );
+    });
+    this.through = to;
+    this.embedded += rows.length;
+    return rows.length;
+  }
+
+  /** Bring both indexes up to date (tests, benchmarks, tools); the number of rows indexed. */
+  async drain(): Promise<number> {
+    return (await this.drainText()) + (await this.drainVectors());
+  }
+
+  private async drainText(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.textStep();
+      total += n;
+      if (n === 0 || this.stopping) return total;
+    }
+  }
+
+  private async drainVectors(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.embedStep();
+      total += n;
+      if (n === 0 || this.stopping) return total;
+    }
+  }
+
+  private migration: Promise<unknown> | undefined;
+
+  /** The schema exists (the indexer may start before the sink). */
+  private async migrated(): Promise<void> {
+    this.migration ??= migrate(this.target).catch((err: unknown) => {
+      this.migration = undefined;
+      throw err;
+    });
+    await this.migration;
+  }
+
+  private async readWatermark(db: SqlExecutor): Promise<void> {
+    const { rows } = await db.query<{ through_height: number; through_index: number }>(
+      `SELECT through_height, through_index FROM embedders WHERE id = $1`,
+      [this.embedder.id],
+    );
+    const r = rows[0];
+    this.through = r
+      ? { height: Number(r.through_height), index: Number(r.through_index) }
+      : { height: -1, index: -1 };
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      this.signalled = false;
+      // the two jobs are independent: a failing embedder leaves the full-text index going
+      const errors: unknown[] = [];
+      for (const job of [() => this.drainText(), () => this.drainVectors()]) {
+        try {
+          await job();
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+      if (errors.length === 0) {
+        failures = 0;
+        this.state = 'ok';
+        this.lastError = undefined;
+        if (!this.stopping && !this.signalled) await this.sleep(this.opts.pollMs ?? 2_000, 'idle');
+        continue;
+      }
+      this.errors += errors.length;
+      this.lastError = errors.map(errorMessage).join('; ');
+      // a watermark that moved under us is fixed by activating again
+      this.active = false;
+      this.state = 'degraded';
+      const delay = Math.min(
+        this.opts.retry?.maxMs ?? 10_000,
+        (this.opts.retry?.initialMs ?? 500) * 2 ** Math.min(failures, 16),
+      );
+      failures++;
+      this.log.warn({ err: this.lastError, retryInMs: delay }, 'search indexer degraded, retrying');
+      if (!this.stopping) await this.sleep(delay, 'backoff');
+    }
+  }
+
+  private sleep(ms: number, kind: 'idle' | 'backoff'): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (kind === 'idle') this.wakeIdle = undefined;
+        else this.wakeBackoff = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      if (kind === 'idle') this.wakeIdle = done;
+      else this.wakeBackoff = done;
+    });
+  }
+}

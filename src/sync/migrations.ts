@@ -1,0 +1,223 @@
+import { SyncError } from './errors.js';
+import { checkSchemaName, searchPathFor, type SqlExecutor, type SqlTarget } from './target.js';
+
+/**
+ * Versioned schema migrations, applied at start. Each runs in its own
+ * transaction together with its row in `schema_migrations`, under an
+ * advisory lock, so two processes starting at once apply it once and a crash
+ * leaves either all of a migration or none of it. Never edit a migration that
+ * has shipped: add the next version. docs/SYNC.md describes the schema.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  statements: readonly string[];
+}
+
+const ZERO_HASH = '0'.repeat(64);
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'mirror tables, cursor, full-text and vector search',
+    statements: [
+      // pgvector may already live elsewhere (Supabase: `extensions`); then this is a no-op
+      `CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public`,
+      `CREATE TABLE sync_cursor (
+         id boolean PRIMARY KEY DEFAULT true CHECK (id),
+         height bigint NOT NULL,
+         hash text NOT NULL,
+         chain_id text,
+         block_time timestamptz,
+         updated_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      // height -1 with the genesis prevHash: the first block to mirror is genesis
+      `INSERT INTO sync_cursor (id, height, hash) VALUES (true, -1, '${ZERO_HASH}')`,
+      `CREATE TABLE blocks (
+         height bigint PRIMARY KEY,
+         hash text NOT NULL UNIQUE,
+         prev_hash text NOT NULL,
+         chain_id text NOT NULL,
+         block_time timestamptz NOT NULL,
+         term bigint NOT NULL,
+         proposer text NOT NULL,
+         tx_count integer NOT NULL,
+         tx_root text NOT NULL,
+         ledger_root text NOT NULL,
+         ledger_size bigint NOT NULL,
+         signature text NOT NULL,
+         config jsonb,
+         mirrored_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      // one row per transaction of a block, with its receipt (the chain keeps both per (height, index))
+      `CREATE TABLE transactions (
+         height bigint NOT NULL,
+         idx integer NOT NULL,
+         tx_id text NOT NULL,
+         kind text NOT NULL,
+         signer text NOT NULL,
+         nonce text NOT NULL,
+         tx_time timestamptz NOT NULL,
+         payload jsonb NOT NULL,
+         signature text NOT NULL,
+         code text NOT NULL,
+         commission_id text,
+         existing text,
+         PRIMARY KEY (height, idx)
+       )`,
+      `CREATE INDEX transactions_tx_id ON transactions (tx_id)`,
+      `CREATE VIEW receipts AS
+         SELECT height, idx, tx_id, code, commission_id, existing FROM transactions`,
+      `CREATE TABLE participants (
+         key text PRIMARY KEY,
+         role text NOT NULL,
+         name text NOT NULL,
+         since_height bigint NOT NULL,
+         tx_id text
+       )`,
+      `CREATE TABLE commissions (
+         id text PRIMARY KEY,
+         merchant text NOT NULL,
+         merchant_name text NOT NULL,
+         affiliate text NOT NULL,
+         affiliate_name text NOT NULL,
+         currency text NOT NULL,
+         amount numeric(20, 0) NOT NULL,
+         approved numeric(20, 0) NOT NULL,
+         reversed numeric(20, 0) NOT NULL,
+         status text NOT NULL,
+         order_id text NOT NULL,
+         description text NOT NULL,
+         metadata jsonb NOT NULL,
+         metadata_text text NOT NULL,
+         recorded_height bigint NOT NULL,
+         recorded_index integer NOT NULL,
+         recorded_at timestamptz NOT NULL,
+         updated_height bigint NOT NULL,
+         updated_at timestamptz NOT NULL
+       ) WITH (fillfactor = 85)`,
+      `CREATE UNIQUE INDEX commissions_recorded ON commissions (recorded_height, recorded_index)`,
+      `CREATE INDEX commissions_merchant ON commissions (merchant, recorded_at)`,
+      `CREATE INDEX commissions_affiliate ON commissions (affiliate, recorded_at)`,
+      `CREATE INDEX commissions_order_id ON commissions (order_id)`,
+      // the search index is derived data, kept by the background indexer (see indexer.ts), not by the sink
+      `CREATE TABLE commission_text (
+         commission_id text PRIMARY KEY,
+         search_tsv tsvector NOT NULL
+       )`,
+      `CREATE INDEX commission_text_search_tsv ON commission_text USING gin (search_tsv)`,
+      `CREATE TABLE search_progress (
+         job text PRIMARY KEY,
+         through_height bigint NOT NULL,
+         through_index integer NOT NULL
+       )`,
+      `INSERT INTO search_progress (job, through_height, through_index) VALUES ('text', -1, -1)`,
+      `CREATE TABLE commission_embeddings (
+         commission_id text PRIMARY KEY,
+         embedder text NOT NULL,
+         embedding vector NOT NULL,
+         embedded_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      `CREATE TABLE embedders (
+         id text PRIMARY KEY,
+         dimension integer NOT NULL,
+         index_name text NOT NULL,
+         through_height bigint NOT NULL DEFAULT -1,
+         through_index integer NOT NULL DEFAULT -1,
+         activated_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      `CREATE TABLE pair_balances (
+         merchant text NOT NULL,
+         affiliate text NOT NULL,
+         currency text NOT NULL,
+         pending numeric(20, 0) NOT NULL,
+         approved numeric(20, 0) NOT NULL,
+         clawed_back numeric(20, 0) NOT NULL,
+         paid numeric(20, 0) NOT NULL,
+         payable numeric(20, 0) GENERATED ALWAYS AS (approved - clawed_back - paid) STORED,
+         updated_height bigint NOT NULL,
+         PRIMARY KEY (merchant, affiliate, currency)
+       )`,
+      `CREATE INDEX pair_balances_affiliate ON pair_balances (affiliate, currency)`,
+      `CREATE TABLE account_balances (
+         side text NOT NULL CHECK (side IN ('merchant', 'affiliate')),
+         participant text NOT NULL,
+         currency text NOT NULL,
+         pending numeric(20, 0) NOT NULL,
+         balance numeric(20, 0) NOT NULL,
+         paid numeric(20, 0) NOT NULL,
+         updated_height bigint NOT NULL,
+         PRIMARY KEY (side, participant, currency)
+       )`,
+      `CREATE TABLE currency_totals (
+         currency text PRIMARY KEY,
+         merchant_pending numeric(20, 0) NOT NULL,
+         affiliate_pending numeric(20, 0) NOT NULL,
+         merchant_liabilities numeric(20, 0) NOT NULL,
+         affiliate_balances numeric(20, 0) NOT NULL,
+         merchant_paid numeric(20, 0) NOT NULL,
+         affiliate_paid numeric(20, 0) NOT NULL,
+         updated_height bigint NOT NULL
+       )`,
+    ],
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+export interface MigrationReport {
+  /** versions applied by this call (empty when the schema was current) */
+  applied: number[];
+  version: number;
+}
+
+/** Serialises migrators of one schema across processes and connections. */
+async function lock(tx: SqlExecutor, schema: string): Promise<void> {
+  await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`bitnexus-sync-migrate:${schema}`]);
+  await tx.query(`SET LOCAL search_path TO ${searchPathFor(schema)}`);
+}
+
+export async function migrate(
+  target: SqlTarget,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<MigrationReport> {
+  const schema = checkSchemaName(target.schema);
+  await target.transaction(async (tx) => {
+    await lock(tx, schema);
+    await tx.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS ${schema}.schema_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+  });
+  const known = Math.max(0, ...migrations.map((m) => m.version));
+  const applied: number[] = [];
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    const done = await target.transaction(async (tx) => {
+      await lock(tx, schema);
+      const { rows } = await tx.query<{ version: number }>(
+        `SELECT max(version) AS version FROM ${schema}.schema_migrations`,
+      );
+      const current = rows[0]?.version ?? 0;
+      if (current > known) {
+        throw new SyncError(
+          'SCHEMA_TOO_NEW',
+          `schema ${schema} is at version ${current}, this code knows ${known}`,
+        );
+      }
+      const { rows: have } = await tx.query(`SELECT 1 FROM ${schema}.schema_migrations WHERE version = $1`, [
+        m.version,
+      ]);
+      if (have.length > 0) return false;
+      for (const sql of m.statements) await tx.query(sql);
+      await tx.query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES ($1, $2)`, [
+        m.version,
+        m.name,
+      ]);
+      return true;
+    });
+    if (done) applied.push(m.version);
+  }
+  return { applied, version: known };
+}

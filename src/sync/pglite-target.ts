@@ -1,0 +1,71 @@
+import { mkdir } from 'node:fs/promises';
+import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite-pgvector';
+import {
+  DEFAULT_SCHEMA,
+  SEARCH_SESSION_SETTINGS,
+  searchPathFor,
+  type QueryResult,
+  type SqlExecutor,
+  type SqlTarget,
+} from './target.js';
+
+export interface PgliteTargetOptions {
+  /** directory of the database (the node passes `<dataDir>/pglite`); `memory://` for a throwaway one */
+  dataDir: string;
+  schema?: string;
+}
+
+/**
+ * Embedded Postgres (PGlite, WebAssembly) with pgvector, stored in a
+ * directory: what a node mirrors into when no `--postgres-url` is given.
+ * PGlite is one session; it queues statements, so a search waits for the
+ * sink's transaction in flight (and the other way round).
+ */
+export class PgliteTarget implements SqlTarget {
+  readonly kind = 'pglite' as const;
+
+  private constructor(
+    readonly db: PGlite,
+    readonly schema: string,
+    private readonly owned: boolean,
+  ) {}
+
+  static async open(opts: PgliteTargetOptions): Promise<PgliteTarget> {
+    if (!opts.dataDir.includes('://')) await mkdir(opts.dataDir, { recursive: true });
+    const db = await PGlite.create(opts.dataDir, { extensions: { vector } });
+    return PgliteTarget.wrap(db, opts.schema, true);
+  }
+
+  /**
+   * A target on a PGlite instance opened elsewhere (it must have been created
+   * with the `vector` extension). The session's search_path is set to this
+   * schema, so use one wrapped target per instance at a time. `close` closes
+   * the instance only when `owned`.
+   */
+  static async wrap(db: PGlite, schema = DEFAULT_SCHEMA, owned = false): Promise<PgliteTarget> {
+    await db.exec(`SET search_path TO ${searchPathFor(schema)}`);
+    for (const [k, v] of Object.entries(SEARCH_SESSION_SETTINGS)) await db.exec(`SET ${k} = '${v}'`);
+    return new PgliteTarget(db, schema, owned);
+  }
+
+  async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+    const res = await this.db.query<R>(sql, params as unknown[]);
+    return { rows: res.rows, rowCount: res.affectedRows ?? 0 };
+  }
+
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.db.transaction((tx) =>
+      fn({
+        query: async <R>(sql: string, params: readonly unknown[] = []) => {
+          const res = await tx.query<R>(sql, params as unknown[]);
+          return { rows: res.rows, rowCount: res.affectedRows ?? 0 };
+        },
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.owned && !this.db.closed) await this.db.close();
+  }
+}

@@ -1,0 +1,66 @@
+import type { Embedder } from './embedder.js';
+import { SearchIndexer, type IndexerOptions, type IndexerStatus } from './indexer.js';
+import { PostgresTarget } from './pg-target.js';
+import { PgliteTarget } from './pglite-target.js';
+import { PostgresSink, type SinkOptions, type SyncStatus } from './sink.js';
+import type { SqlTarget } from './target.js';
+
+/** What a node runs: the sink, and the embedding indexer it wakes after each batch. */
+export interface SyncServiceOptions extends SinkOptions {
+  embedder: Embedder;
+  indexer?: Omit<IndexerOptions, 'target' | 'embedder'>;
+}
+
+export interface SyncServiceStatus extends SyncStatus {
+  index: IndexerStatus;
+}
+
+export class SyncService {
+  readonly sink: PostgresSink;
+  readonly indexer: SearchIndexer;
+
+  constructor(opts: SyncServiceOptions) {
+    this.indexer = new SearchIndexer({
+      target: opts.target,
+      embedder: opts.embedder,
+      ...(opts.logger ? { logger: opts.logger } : {}),
+      ...opts.indexer,
+    });
+    this.sink = new PostgresSink({
+      ...opts,
+      onAdvance: (cursor) => {
+        this.indexer.notify();
+        opts.onAdvance?.(cursor);
+      },
+    });
+  }
+
+  start(): void {
+    this.sink.start();
+    this.indexer.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.sink.stop();
+    await this.indexer.stop();
+  }
+
+  status(): SyncServiceStatus {
+    return { ...this.sink.status(), index: this.indexer.status() };
+  }
+}
+
+export interface SyncTargetOptions {
+  /** a real Postgres with pgvector (`--postgres-url`); without it, PGlite in `pgliteDir` */
+  postgresUrl?: string;
+  /** the node passes `<dataDir>/pglite` */
+  pgliteDir: string;
+  schema?: string;
+}
+
+/** The target a node mirrors into. */
+export async function openSyncTarget(opts: SyncTargetOptions): Promise<SqlTarget> {
+  const schema = opts.schema !== undefined ? { schema: opts.schema } : {};
+  if (opts.postgresUrl !== undefined) return new PostgresTarget({ url: opts.postgresUrl, ...schema });
+  return PgliteTarget.open({ dataDir: opts.pgliteDir, ...schema });
+}

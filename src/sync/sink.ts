@@ -1,0 +1,492 @@
+import {
+  LedgerState,
+  processBlock,
+  type DecodedBlock,
+  type ProcessedBlock,
+  type Receipt,
+  type StateView,
+} from '../ledger/index.js';
+import { errorMessage, isFatal, SyncError } from './errors.js';
+import { migrate } from './migrations.js';
+import { MirrorBatch } from './rows.js';
+import { decodeStoredBlock, type ChainSource } from './source.js';
+import type { SqlTarget } from './target.js';
+import { EMPTY_CURSOR, readCursor, writeBatch, type Cursor } from './writer.js';
+
+/**
+ * The Postgres sink: follows the committed chain, block by block, into a
+ * SqlTarget (docs/SYNC.md).
+ *
+ * Rows come from re-execution: the sink keeps its own LedgerState at the
+ * mirror's cursor and applies each block with the ledger's own
+ * `processBlock`, which yields the receipts and every state record the block
+ * changed. The receipts are compared field by field with the chain's, so a
+ * mirror can never silently disagree with the node; the changed records
+ * become the commission and balance rows. On start the state is rebuilt by
+ * replaying blocks 0…cursor from the source (reads only, no SQL).
+ *
+ * A backfill is pipelined: while batch k is in its Postgres transaction,
+ * batch k + 1 is re-executed on top of it in memory; it is written only after
+ * k has committed (and dropped if k fails), so batches still commit one at a
+ * time, in order, each moving the cursor from where the previous one left it.
+ *
+ * Consensus never waits on the sink: it runs beside the node, reads only
+ * committed blocks, and yields to the event loop between blocks. When the
+ * database is away it backs off, retries and reports `degraded`; a cursor
+ * that does not match, or a chain that re-executes differently, stops it
+ * loudly (`stopped`, lastError) instead of writing anything.
+ */
+
+export type SinkState = 'ok' | 'degraded' | 'stopped';
+
+export interface SyncStatus {
+  state: SinkState;
+  /** height and hash of the last mirrored block (-1 and 64 zeros before genesis) */
+  height: number;
+  hash: string;
+  /** committed blocks not yet mirrored */
+  lagBlocks: number;
+  /** age of the oldest committed block not yet mirrored (0 when caught up) */
+  lagSeconds: number;
+  lastError?: string;
+  /** rows inserted or updated since start */
+  rowsWritten: number;
+  /** failed attempts since start */
+  errors: number;
+}
+
+export interface SyncLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const silent: SyncLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface SinkOptions {
+  source: ChainSource;
+  target: SqlTarget;
+  logger?: SyncLogger;
+  /** wall clock (ms), for lagSeconds */
+  now?: () => number;
+  /** a backfill writes up to this many blocks … */
+  maxBatchBlocks?: number;
+  /** … or this many transactions per Postgres transaction */
+  maxBatchTxs?: number;
+  /** backoff after a failure: initial delay, doubling up to maxMs (with ±20 % jitter) */
+  retry?: { initialMs?: number; maxMs?: number };
+  /** re-check the source's height this often even without a commit notification */
+  pollMs?: number;
+  /** when idle, read the database's cursor this often: notices an outage (degraded) or another writer (stopped) */
+  heartbeatMs?: number;
+  /** called after each committed batch (the embedding indexer listens) */
+  onAdvance?: (cursor: Cursor) => void;
+  /** called once when the sink stops on a fatal error */
+  onFatal?: (err: SyncError) => void;
+}
+
+interface Pending {
+  batch: MirrorBatch;
+  from: Cursor;
+  to: Cursor;
+}
+
+interface InFlight {
+  pending: Pending;
+  /** the batch's transaction; resolves to the rows written */
+  write: Promise<number>;
+}
+
+export class PostgresSink {
+  private readonly source: ChainSource;
+  private readonly target: SqlTarget;
+  private readonly log: SyncLogger;
+  private readonly now: () => number;
+  private readonly maxBlocks: number;
+  private readonly maxTxs: number;
+  private readonly retryInitial: number;
+  private readonly retryMax: number;
+  private readonly pollMs: number;
+  private readonly heartbeatMs: number;
+  private lastContact = 0;
+
+  private state = new LedgerState();
+  private cursor: Cursor = EMPTY_CURSOR;
+  private prepared = false;
+  /** a batch whose write failed: committed or not, the database's cursor will tell */
+  private failed: Pending | undefined;
+  private inflight: InFlight | undefined;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  private signalled = false;
+  private wakeIdle: (() => void) | undefined;
+  private wakeBackoff: (() => void) | undefined;
+  private unsubscribe: (() => void) | undefined;
+
+  private sinkState: SinkState = 'ok';
+  private lastError: string | undefined;
+  private rowsWritten = 0;
+  private errors = 0;
+  /** header time of the oldest block not yet mirrored, or when lag was first seen */
+  private behindSince: number | undefined;
+  private readonly waiters = new Set<{ height: number; resolve: () => void }>();
+
+  constructor(private readonly opts: SinkOptions) {
+    this.source = opts.source;
+    this.target = opts.target;
+    this.log = opts.logger ?? silent;
+    this.now = opts.now ?? Date.now;
+    this.maxBlocks = opts.maxBatchBlocks ?? 500;
+    this.maxTxs = opts.maxBatchTxs ?? 10_000;
+    this.retryInitial = opts.retry?.initialMs ?? 250;
+    this.retryMax = opts.retry?.maxMs ?? 15_000;
+    this.pollMs = opts.pollMs ?? 1_000;
+    this.heartbeatMs = opts.heartbeatMs ?? 5_000;
+  }
+
+  /** Start following the chain in the background. Returns at once; see status(). */
+  start(): void {
+    if (this.running) return;
+    this.stopping = false;
+    this.sinkState = 'ok';
+    this.unsubscribe = this.source.onCommitted(() => this.wakeUp());
+    this.running = this.run();
+  }
+
+  /** Stop after the batch in flight (a transaction either commits or rolls back). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.interrupt();
+    await this.running;
+    this.running = undefined;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.sinkState = 'stopped';
+  }
+
+  status(): SyncStatus {
+    const head = this.source.height();
+    const lagBlocks = Math.max(0, head - this.cursor.height);
+    const lagSeconds =
+      lagBlocks === 0 || this.behindSince === undefined
+        ? 0
+        : Math.max(0, this.now() - this.behindSince) / 1000;
+    const s: SyncStatus = {
+      state: this.sinkState,
+      height: this.cursor.height,
+      hash: this.cursor.hash,
+      lagBlocks,
+      lagSeconds,
+      rowsWritten: this.rowsWritten,
+      errors: this.errors,
+    };
+    if (this.lastError !== undefined) s.lastError = this.lastError;
+    return s;
+  }
+
+  /** Resolves once the mirror holds `height` (rejects if the sink stops first). */
+  waitForHeight(height: number, timeoutMs = 30_000): Promise<void> {
+    if (this.cursor.height >= height) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w = {
+        height,
+        resolve: () => {
+          clearTimeout(timer);
+          this.waiters.delete(w);
+          if (this.cursor.height >= height) resolve();
+          else
+            reject(new Error(`sink stopped at height ${this.cursor.height}: ${this.lastError ?? 'stopped'}`));
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(w);
+        reject(
+          new Error(`sink did not reach height ${height} in ${timeoutMs} ms (at ${this.cursor.height})`),
+        );
+      }, timeoutMs);
+      this.waiters.add(w);
+    });
+  }
+
+  /** A commit notification: cut the idle wait short (never a backoff). */
+  private wakeUp(): void {
+    this.signalled = true;
+    this.wakeIdle?.();
+  }
+
+  /** Interrupt every wait (stop). */
+  private interrupt(): void {
+    this.wakeIdle?.();
+    this.wakeBackoff?.();
+  }
+
+  private sleep(ms: number, kind: 'idle' | 'backoff'): Promise<void> {
+    if (kind === 'idle' && this.signalled) {
+      this.signalled = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (kind === 'idle') this.wakeIdle = undefined;
+        else this.wakeBackoff = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      if (kind === 'idle') this.wakeIdle = done;
+      else this.wakeBackoff = done;
+    });
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      try {
+        if (!this.prepared) await this.prepare();
+        const advanced = await this.step();
+        this.markHealthy();
+        failures = 0;
+        if (!advanced && !this.stopping) await this.sleep(this.pollMs, 'idle');
+      } catch (err) {
+        this.errors++;
+        this.lastError = errorMessage(err);
+        if (isFatal(err)) {
+          this.sinkState = 'stopped';
+          this.log.error(
+            { err, height: this.cursor.height },
+            'sync sink stopped: the mirror disagrees with the chain',
+          );
+          this.opts.onFatal?.(err as SyncError);
+          break;
+        }
+        this.sinkState = 'degraded';
+        const delay = Math.min(this.retryMax, this.retryInitial * 2 ** Math.min(failures, 16));
+        failures++;
+        this.log.warn(
+          { err: this.lastError, retryInMs: delay, attempt: failures },
+          'sync sink degraded, retrying',
+        );
+        if (!this.stopping) await this.sleep(delay * (0.8 + Math.random() * 0.4), 'backoff');
+      }
+    }
+    // never leave a transaction behind: wait for the batch in flight (commit or rollback)
+    if (this.inflight) await this.finishInFlight().catch(() => undefined);
+    for (const w of [...this.waiters]) w.resolve();
+  }
+
+  /** Migrations, then the ledger state at the mirror's cursor. */
+  private async prepare(): Promise<void> {
+    const report = await migrate(this.target);
+    if (report.applied.length > 0) this.log.info({ applied: report.applied }, 'sync schema migrated');
+    const cursor = await readCursor(this.target);
+    const head = this.source.height();
+    if (cursor.height > head) {
+      throw new SyncError(
+        'MIRROR_AHEAD',
+        `the mirror is at height ${cursor.height} but the chain only at ${head}: wrong database, or a chain store that lost blocks`,
+      );
+    }
+    const state = new LedgerState();
+    let hash = EMPTY_CURSOR.hash;
+    for (let h = 0; h <= cursor.height; h++) {
+      if (this.stopping) return;
+      const block = await this.readBlock(h);
+      state.merge(this.process(state, block).writes);
+      hash = block.hash;
+      if (h % 64 === 63) await yieldToEventLoop();
+    }
+    if (hash !== cursor.hash) {
+      throw new SyncError(
+        'CHAIN_DIVERGED',
+        `the mirror's block ${cursor.height} is ${cursor.hash}, the chain's is ${hash}: this database mirrors another chain`,
+      );
+    }
+    this.state = state;
+    this.cursor = cursor;
+    this.failed = undefined;
+    this.prepared = true;
+    this.log.info({ height: cursor.height }, 'sync sink resuming from its cursor');
+  }
+
+  /** Advance the pipeline by one batch; false when there was nothing to do. */
+  private async step(): Promise<boolean> {
+    if (this.failed) await this.reconcile(this.failed);
+    this.signalled = false;
+    const head = this.source.height();
+    const tip = this.inflight?.pending.to ?? this.cursor;
+    if (head <= tip.height) {
+      if (this.inflight) {
+        await this.finishInFlight();
+        return true;
+      }
+      this.behindSince = undefined;
+      this.notifyWaiters();
+      if (this.now() - this.lastContact >= this.heartbeatMs) await this.heartbeat();
+      return false;
+    }
+    this.behindSince ??= this.now();
+    // re-execute the next batch on top of the one in flight (if any) while it is being written
+    const batch = await this.buildBatch(this.inflight?.pending.batch ?? this.state, tip, head);
+    if (this.inflight) await this.finishInFlight();
+    batch.rebase(this.state);
+    // the oldest block not yet mirrored is now this batch's first
+    this.behindSince = Math.min(this.now(), batch.first!.block.header.timestamp);
+    const last = batch.last!;
+    const pending: Pending = {
+      batch,
+      from: this.cursor,
+      to: { height: last.block.header.height, hash: last.hash },
+    };
+    const rows = batch.rows();
+    const write = this.target.transaction((tx) => writeBatch(tx, rows, pending.from));
+    write.catch(() => undefined); // observed in finishInFlight
+    this.inflight = { pending, write };
+    return true;
+  }
+
+  private async buildBatch(base: StateView, tip: Cursor, head: number): Promise<MirrorBatch> {
+    const batch = new MirrorBatch(base);
+    for (let h = tip.height + 1; h <= head; h++) {
+      const block = await this.readBlock(h);
+      if (h === this.cursor.height + 1 && this.behindSince !== undefined) {
+        this.behindSince = Math.min(this.behindSince, block.block.header.timestamp);
+      }
+      const processed = this.process(batch, block);
+      await this.checkReceipts(h, processed.receipts);
+      batch.add(block, processed);
+      if (batch.blocks.length >= this.maxBlocks || batch.txCount >= this.maxTxs) break;
+      await yieldToEventLoop();
+    }
+    return batch;
+  }
+
+  private async finishInFlight(): Promise<void> {
+    const f = this.inflight!;
+    this.inflight = undefined;
+    let written: number;
+    try {
+      written = await f.write;
+    } catch (err) {
+      this.failed = f.pending;
+      throw err;
+    }
+    this.lastContact = this.now();
+    this.rowsWritten += written;
+    this.applyCommitted(f.pending);
+    this.log.debug(
+      { from: f.pending.from.height, to: f.pending.to.height, rows: written },
+      'sync batch written',
+    );
+  }
+
+  /** The ledger's own block processing; a block that does not apply means the chain store is not a chain. */
+  private process(state: StateView, block: DecodedBlock): ProcessedBlock {
+    try {
+      return processBlock(state, block, { checkSignatures: false });
+    } catch (err) {
+      throw new SyncError(
+        'CHAIN_DIVERGED',
+        `block ${block.block.header.height} does not apply: ${errorMessage(err)}`,
+      );
+    }
+  }
+
+  /** Idle: is the database there, and is the cursor still ours? */
+  private async heartbeat(): Promise<void> {
+    const db = await readCursor(this.target);
+    this.lastContact = this.now();
+    if (db.height !== this.cursor.height || db.hash !== this.cursor.hash) {
+      throw new SyncError(
+        'CURSOR_MISMATCH',
+        `the mirror cursor is at ${db.height} (${db.hash.slice(0, 16)}…) but this sink wrote up to ${this.cursor.height}: another writer?`,
+        { expected: this.cursor, actual: db },
+      );
+    }
+  }
+
+  /**
+   * After a failed write, the transaction either never committed or
+   * committed with its acknowledgement lost. The cursor in the database says
+   * which; anything else means another writer.
+   */
+  private async reconcile(p: Pending): Promise<void> {
+    const db = await readCursor(this.target);
+    this.lastContact = this.now();
+    if (db.height === p.to.height && db.hash === p.to.hash) {
+      this.failed = undefined;
+      this.applyCommitted(p);
+      this.log.info({ height: db.height }, 'sync batch had committed before the connection was lost');
+    } else if (db.height === this.cursor.height && db.hash === this.cursor.hash) {
+      this.failed = undefined;
+    } else {
+      throw new SyncError(
+        'CURSOR_MISMATCH',
+        `the mirror cursor moved to ${db.height} (${db.hash.slice(0, 16)}…) while this sink was at ${this.cursor.height}: another writer?`,
+        { expected: this.cursor, actual: db },
+      );
+    }
+  }
+
+  private markHealthy(): void {
+    if (this.sinkState !== 'degraded') return;
+    this.log.info({ height: this.cursor.height }, 'sync sink recovered');
+    this.sinkState = 'ok';
+    this.lastError = undefined;
+  }
+
+  private applyCommitted(p: Pending): void {
+    this.state.merge(p.batch.writes);
+    this.cursor = p.to;
+    this.behindSince = undefined;
+    this.markHealthy();
+    this.notifyWaiters();
+    this.opts.onAdvance?.(p.to);
+  }
+
+  private notifyWaiters(): void {
+    for (const w of [...this.waiters]) if (this.cursor.height >= w.height) w.resolve();
+  }
+
+  private async readBlock(height: number): Promise<DecodedBlock> {
+    const bytes = await this.source.getBlockBytes(height);
+    if (!bytes) throw new SyncError('SOURCE_MISSING_BLOCK', `block ${height} is not in the chain store`);
+    let block: DecodedBlock;
+    try {
+      block = decodeStoredBlock(bytes);
+    } catch (err) {
+      throw new SyncError(
+        'CHAIN_DIVERGED',
+        `the stored block ${height} cannot be decoded: ${errorMessage(err)}`,
+      );
+    }
+    if (block.block.header.height !== height) {
+      throw new SyncError(
+        'CHAIN_DIVERGED',
+        `the stored block ${height} says it is block ${block.block.header.height}`,
+      );
+    }
+    return block;
+  }
+
+  private async checkReceipts(height: number, derived: Receipt[]): Promise<void> {
+    const chain = await this.source.getReceipts(height);
+    const same = (a: Receipt, b: Receipt) =>
+      a.tx === b.tx &&
+      a.height === b.height &&
+      a.index === b.index &&
+      a.code === b.code &&
+      a.commission === b.commission &&
+      a.existing === b.existing;
+    if (chain.length !== derived.length || !chain.every((r, i) => same(r, derived[i]!))) {
+      throw new SyncError(
+        'CHAIN_DIVERGED',
+        `re-executing block ${height} gives other receipts than the chain stored: the mirror will not write it`,
+      );
+    }
+  }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

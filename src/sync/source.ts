@@ -1,0 +1,88 @@
+import { decodeBlock, parseBlock, type Block, type DecodedBlock, type Receipt } from '../ledger/index.js';
+import { chainKeys, type ChainStore } from '../storage/index.js';
+import { SyncError } from './errors.js';
+
+/**
+ * What the sink follows: the committed chain of one node. Small on purpose,
+ * so the node (or a test, or an offline tool) can provide it. Everything it
+ * returns must be committed: the sink never sees a block that could still
+ * change.
+ */
+export interface ChainSource {
+  /** height of the last committed block (-1 before genesis) */
+  height(): number;
+  /** the stored block (canonical JSON), or undefined above the head */
+  getBlockBytes(height: number): Promise<Uint8Array | undefined>;
+  /** the chain's receipts of one block, in transaction order */
+  getReceipts(height: number): Promise<Receipt[]>;
+  /** called after each commit with the new head height; returns an unsubscribe function */
+  onCommitted(listener: (height: number) => void): () => void;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * A block as a chain store holds it. With `validate` the structure is
+ * checked field by field (parseBlock); the sink skips that, because the store
+ * holds only blocks that passed validation when committed, and re-processing
+ * recomputes every transaction id, both Merkle roots and the hash link anyway.
+ */
+export function decodeStoredBlock(bytes: Uint8Array, opts: { validate?: boolean } = {}): DecodedBlock {
+  const value: unknown = JSON.parse(decoder.decode(bytes));
+  return decodeBlock(opts.validate ? parseBlock(value) : (value as Block));
+}
+
+/** The receipts of one block as stored in a chain store (docs/FORMAT.md §7). */
+export async function readReceipts(store: ChainStore, height: number): Promise<Receipt[]> {
+  const out: Receipt[] = [];
+  for await (const [, v] of store.kv.iterate(chainKeys.receiptsOf(height))) {
+    out.push(JSON.parse(decoder.decode(v)) as Receipt);
+  }
+  return out;
+}
+
+/** Height of the chain in a store, from its `head` state record (-1 when empty). */
+export async function storedHeight(store: ChainStore): Promise<number> {
+  const v = await store.kv.get(chainKeys.state('head'));
+  if (v === undefined) return -1;
+  const head = JSON.parse(decoder.decode(v)) as { height?: unknown };
+  if (typeof head.height !== 'number')
+    throw new SyncError('SOURCE_MISSING_BLOCK', 'head record has no height');
+  return head.height;
+}
+
+/**
+ * A ChainSource over a node's chain store. The node calls `committed(height)`
+ * after each block it commits; `head` reads the current height (for a
+ * LedgerChain: `() => chain.height`).
+ */
+export class ChainStoreSource implements ChainSource {
+  private readonly listeners = new Set<(height: number) => void>();
+
+  constructor(
+    readonly store: ChainStore,
+    private readonly head: () => number,
+  ) {}
+
+  height(): number {
+    return this.head();
+  }
+
+  getBlockBytes(height: number): Promise<Uint8Array | undefined> {
+    return this.store.getBlock(height);
+  }
+
+  getReceipts(height: number): Promise<Receipt[]> {
+    return readReceipts(this.store, height);
+  }
+
+  onCommitted(listener: (height: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Tell followers that `height` is committed. */
+  committed(height: number): void {
+    for (const l of this.listeners) l(height);
+  }
+}

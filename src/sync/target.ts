@@ -1,0 +1,67 @@
+/**
+ * One small SQL surface that both targets implement: a real Postgres through
+ * `pg`, and PGlite (Postgres compiled to WebAssembly) in the node's data
+ * directory. The sink, the migrations, the indexer and search are written
+ * against it only, so both run exactly the same SQL.
+ *
+ * Value conventions (both targets): int8 comes back as a JS number, numeric
+ * as a decimal string, timestamptz as a Date, jsonb parsed. Parameters are
+ * JS values; arrays become Postgres arrays (cast them in SQL: `$1::text[]`).
+ */
+export interface QueryResult<R> {
+  rows: R[];
+  /** rows inserted, updated or deleted by the statement (0 for other statements) */
+  rowCount: number;
+}
+
+export interface SqlExecutor {
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+}
+
+export interface SqlTarget extends SqlExecutor {
+  readonly kind: 'postgres' | 'pglite';
+  /** The schema holding every table of the mirror (tables are looked up through search_path). */
+  readonly schema: string;
+  /**
+   * Run `fn` inside one transaction: committed when it resolves, rolled back
+   * when it throws. A connection lost mid-way rejects, and nothing of the
+   * transaction remains.
+   */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_SCHEMA = 'bitnexus';
+
+const IDENT_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Schema names are interpolated into SQL, so only plain lower-case identifiers are accepted. */
+export function checkSchemaName(schema: string): string {
+  if (!IDENT_RE.test(schema)) {
+    throw new Error(`schema name ${JSON.stringify(schema)} must match ${IDENT_RE.source}`);
+  }
+  return schema;
+}
+
+/**
+ * pgvector settings of every session, for search (docs/SYNC.md §Search):
+ * iterative index scans (pgvector ≥ 0.8) so that a filtered nearest-neighbour
+ * query keeps walking the HNSW graph until it has its LIMIT, in relaxed order
+ * (search sorts the candidates again); an ef_search that covers the
+ * candidates search asks for; and a bound on how far one scan walks.
+ * Set per session, so a search is one statement, not a transaction.
+ */
+export const SEARCH_SESSION_SETTINGS: Readonly<Record<string, string>> = {
+  'hnsw.iterative_scan': 'relaxed_order',
+  'hnsw.ef_search': '100',
+  'hnsw.max_scan_tuples': '20000',
+};
+
+/**
+ * search_path of every session: the mirror's schema first (so its tables and
+ * anything CREATE makes land there), then where pgvector usually lives
+ * (`public`; `extensions` on Supabase). Missing schemas are skipped by Postgres.
+ */
+export function searchPathFor(schema: string): string {
+  return `${checkSchemaName(schema)}, public, extensions`;
+}

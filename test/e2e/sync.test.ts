@@ -1,0 +1,161 @@
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { CheckReport, SyncServiceStatus } from '../../src/sync/index.js';
+import { toHex } from '../../src/codec/index.js';
+import { generateKeyPair, type KeyPair } from '../../src/crypto/index.js';
+import { Devnet } from '../support/devnet.js';
+import { ThrowawayCluster } from '../unit/sync/throwaway-cluster.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function getJson<T>(url: string): Promise<T> {
+  const r = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  return (await r.json()) as T;
+}
+
+async function participants(net: Devnet): Promise<{ shop: KeyPair; blog: KeyPair }> {
+  const shop = generateKeyPair();
+  const blog = generateKeyPair();
+  for (const [k, role, name] of [
+    [shop, 'merchant', 'Acme Audio'],
+    [blog, 'affiliate', 'Hifi Blog'],
+  ] as const) {
+    const r = await net.submit(
+      0,
+      net.signed('participant.register', net.operator, { participant: toHex(k.publicKey), role, name }),
+    );
+    expect(r.body.receipt?.code).toBe('OK');
+  }
+  return { shop, blog };
+}
+
+function commission(net: Devnet, shop: KeyPair, blog: KeyPair, n: number, description: string) {
+  return net.signed('commission.record', shop, {
+    merchant: toHex(shop.publicKey),
+    affiliate: toHex(blog.publicKey),
+    amount: String(1000 + n),
+    currency: 'EUR',
+    orderId: `s-${n}`,
+    description,
+  });
+}
+
+describe('the Postgres/pgvector mirror on a real network', () => {
+  it('every node of a 3-node devnet mirrors into its own embedded PGlite; all mirrors match their chains and each other', async () => {
+    const net = await Devnet.create(3, 'bitnexus-mirror');
+    cleanups.push(() => net.destroy());
+    net.startArgs = () => [];
+    await net.startAll();
+    await net.waitLeader();
+    const { shop, blog } = await participants(net);
+    const texts = ['Noise cancelling headphones', 'Espresso machine with grinder', 'Trail running shoes'];
+    for (let n = 0; n < 12; n++)
+      expect(
+        (await net.submit(n % 3, commission(net, shop, blog, n, texts[n % 3]!))).body.receipt?.code,
+      ).toBe('OK');
+    const head = (await net.status(0))!;
+    const statuses = await net.waitFor(
+      'all mirrors at the head',
+      async () => {
+        const ss = await Promise.all(
+          net.nodes.map((n) => getJson<SyncServiceStatus>(`${n.url}/v1/sync/status`).catch(() => undefined)),
+        );
+        return ss.every((s) => s && s.height >= head.height) ? ss : undefined;
+      },
+      60_000,
+    );
+    expect(new Set(statuses.map((s) => `${s!.height}:${s!.hash}`)).size).toBe(1);
+    for (const n of net.nodes) {
+      const report = await getJson<CheckReport>(`${n.url}/v1/sync/check`);
+      expect(report, n.name).toMatchObject({ ok: true, stateChecked: true });
+    }
+    const found = await getJson<{ hits: { description?: string }[] }>(
+      `${net.nodes[2]!.url}/v1/search?q=${encodeURIComponent('headphnes')}&k=3`,
+    );
+    expect(found.hits[0]?.description).toContain('headphones');
+  });
+
+  it('consensus does not wait on Postgres: the chain commits through an outage, readyz reports the sink, the mirror catches up exactly', async () => {
+    const cluster = await ThrowawayCluster.create();
+    cleanups.push(() => cluster.destroy());
+    const admin = new pg.Client({ connectionString: cluster.url() });
+    await admin.connect();
+    for (let i = 0; i < 3; i++) await admin.query(`CREATE DATABASE node${i}`);
+    await admin.end();
+    const net = await Devnet.create(3, 'bitnexus-outage');
+    cleanups.push(() => net.destroy());
+    net.startArgs = (i) => ['--postgres-url', cluster.url(`node${i}`)];
+    await net.startAll();
+    await net.waitLeader();
+    const { shop, blog } = await participants(net);
+    let n = 0;
+    for (; n < 5; n++) await net.submit(n % 3, commission(net, shop, blog, n, 'before the outage'));
+    await cluster.stop('immediate');
+    for (; n < 25; n++) {
+      const r = await net.submit(n % 3, commission(net, shop, blog, n, 'during the outage'));
+      expect(r.body.receipt?.code).toBe('OK');
+    }
+    const ready = await net.waitFor('readyz to report the sink', async () => {
+      const r = await fetch(`${net.nodes[0]!.url}/readyz`);
+      const body = (await r.json()) as {
+        ready: boolean;
+        checks: Record<string, { ok: boolean; detail?: string }>;
+      };
+      return body.checks.sync && !body.checks.sync.ok ? { status: r.status, body } : undefined;
+    });
+    expect(ready.body.ready).toBe(true); // writes still work: the mirror is reported, not required
+    expect(ready.body.checks.sync!.detail).toMatch(/degraded/);
+    await cluster.start();
+    const head = (await net.status(0))!;
+    for (const node of net.nodes) {
+      await net.waitFor(
+        `${node.name}'s mirror to catch up`,
+        async () => {
+          const s = await getJson<SyncServiceStatus>(`${node.url}/v1/sync/status`).catch(() => undefined);
+          return s && s.state === 'ok' && s.height >= head.height;
+        },
+        60_000,
+      );
+      expect(await getJson<CheckReport>(`${node.url}/v1/sync/check`)).toMatchObject({ ok: true });
+    }
+  });
+
+  it('kill -9 of a node while it mirrors loses and duplicates nothing', async () => {
+    const net = await Devnet.create(3, 'bitnexus-kill-sink');
+    cleanups.push(() => net.destroy());
+    net.startArgs = (i) => (i === 1 ? [] : ['--no-mirror']);
+    await net.startAll();
+    await net.waitLeader();
+    const { shop, blog } = await participants(net);
+    let running = true;
+    let n = 0;
+    const load = (async () => {
+      while (running)
+        await net
+          .submit([0, 2][n % 2]!, commission(net, shop, blog, n++, 'under load'))
+          .catch(() => undefined);
+    })();
+    await new Promise((r) => setTimeout(r, 1500));
+    await net.kill(1, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 500));
+    await net.restart(1);
+    await new Promise((r) => setTimeout(r, 1000));
+    running = false;
+    await load;
+    const head = (await net.status(0))!;
+    await net.waitFor(
+      'the restarted node and its mirror to catch up',
+      async () => {
+        const s = await getJson<SyncServiceStatus>(`${net.nodes[1]!.url}/v1/sync/status`).catch(
+          () => undefined,
+        );
+        return s && s.height >= head.height;
+      },
+      60_000,
+    );
+    expect(await getJson<CheckReport>(`${net.nodes[1]!.url}/v1/sync/check`)).toMatchObject({ ok: true });
+  });
+});

@@ -1,0 +1,273 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Receipt } from '../../../src/ledger/index.js';
+import {
+  checkMirror,
+  migrate,
+  PgliteTarget,
+  PostgresSink,
+  readCursor,
+  SyncError,
+  type ChainSource,
+  type SqlTarget,
+} from '../../../src/sync/index.js';
+import { advanceCursor } from '../../../src/sync/writer.js';
+import { buildSampleChain } from '../../support/sample-chain.js';
+import { appendTraffic, register } from './chains.js';
+import {
+  closeSharedPglite,
+  count,
+  DB_KINDS,
+  FaultyTarget,
+  FollowedChain,
+  pgliteDir,
+  type TestDb,
+} from './helpers.js';
+
+afterAll(closeSharedPglite);
+
+const fast = { retry: { initialMs: 10, maxMs: 50 }, pollMs: 50 };
+
+async function withDb(create: () => Promise<TestDb>, fn: (db: TestDb) => Promise<void>): Promise<void> {
+  const db = await create();
+  try {
+    await fn(db);
+  } finally {
+    await db.drop();
+  }
+}
+
+async function expectCheckOk(target: SqlTarget, fc: FollowedChain) {
+  const report = await checkMirror(target, fc.tc.chain.store);
+  expect(report.difference).toBeUndefined();
+  expect(report).toMatchObject({
+    ok: true,
+    mirrorHeight: fc.height,
+    chainHeight: fc.height,
+    stateChecked: true,
+  });
+  expect(await count(target, 'blocks')).toBe(fc.height + 1);
+  return report;
+}
+
+/** Run a sink to the chain's head and stop it. */
+async function syncOnce(
+  fc: FollowedChain,
+  target: SqlTarget,
+  opts: Partial<ConstructorParameters<typeof PostgresSink>[0]> = {},
+) {
+  const sink = new PostgresSink({ source: fc.source, target, ...fast, ...opts });
+  sink.start();
+  await sink.waitForHeight(fc.height);
+  await sink.stop();
+  return sink;
+}
+
+describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
+  it.skipIf(skip)(
+    'backfills a chain it joined late, in multi-block batches, then follows live blocks',
+    async () => {
+      await withDb(create, async (db) => {
+        const fc = new FollowedChain(await buildSampleChain());
+        const target = await db.open();
+        const sink = new PostgresSink({ source: fc.source, target, ...fast, maxBatchBlocks: 2 });
+        sink.start();
+        await sink.waitForHeight(fc.height);
+        const parties = await register(fc, ['shop-c', 'shop-d'], ['aff-1', 'aff-2']);
+        await appendTraffic(fc, parties, 2);
+        await sink.waitForHeight(fc.height);
+        const s = sink.status();
+        expect(s).toMatchObject({ state: 'ok', height: fc.height, lagBlocks: 0, lagSeconds: 0, errors: 0 });
+        expect(s.hash).toBe(fc.tc.chain.head!.hash);
+        expect(s.rowsWritten).toBeGreaterThan(50);
+        await sink.stop();
+        expect(sink.status().state).toBe('stopped');
+        const report = await expectCheckOk(target, fc);
+        expect(report.transactionsChecked).toBe(await count(target, 'transactions'));
+        // rows carry what the ledger computed
+        const { rows } = await target.query<{ status: string; n: number }>(
+          `SELECT status, count(*)::int8 AS n FROM commissions GROUP BY status ORDER BY status`,
+        );
+        expect(rows.map((r) => [r.status, Number(r.n)])).toEqual([
+          ['approved', 4],
+          ['pending', 5],
+        ]);
+        const paid = await target.query<{ paid: string; payable: string }>(
+          `SELECT paid::text, payable::text FROM pair_balances WHERE paid > 0 ORDER BY paid`,
+        );
+        expect(paid.rows.length).toBeGreaterThan(0);
+      });
+    },
+  );
+
+  it.skipIf(skip)('restarts from its cursor: nothing written twice, nothing skipped', async () => {
+    await withDb(create, async (db) => {
+      const fc = new FollowedChain(await buildSampleChain());
+      await syncOnce(fc, await db.open());
+      const parties = await register(fc, ['shop-c'], ['aff-1']);
+      await appendTraffic(fc, parties, 1, 1);
+      const target = await db.open();
+      const sink = await syncOnce(fc, target);
+      // the second sink wrote only the blocks after the first one's cursor
+      expect(sink.status().rowsWritten).toBeLessThan(40);
+      await expectCheckOk(target, fc);
+    });
+  });
+
+  for (const mode of ['throw', 'terminate', 'lose-ack'] as const) {
+    it.skipIf(skip)(
+      `survives a failure mid-block (${mode}) and goes on with no duplicate and no gap`,
+      async () => {
+        await withDb(create, async (db) => {
+          if (mode === 'terminate' && db.kind === 'pglite') return; // PGlite has no connection to kill
+          const fc = new FollowedChain(await buildSampleChain());
+          const target = new FaultyTarget(await db.open(), /INSERT INTO transactions/, mode);
+          const sink = await syncOnce(fc, target);
+          expect(target.fired).toBe(1);
+          expect(sink.status().errors).toBe(1);
+          expect(sink.status().state).toBe('stopped');
+          await expectCheckOk(target, fc);
+        });
+      },
+    );
+  }
+
+  it.skipIf(skip)('a sink that dies mid-block is replaced by a new one that resumes', async () => {
+    await withDb(create, async (db) => {
+      const fc = new FollowedChain(await buildSampleChain());
+      await syncOnce(fc, await db.open(), { maxBatchBlocks: 1 });
+      const parties = await register(fc, ['shop-c'], ['aff-1']);
+      await appendTraffic(fc, parties, 1, 2);
+      // the first sink fails inside the transaction of the next block and is then dropped
+      const faulty = new FaultyTarget(await db.open(), /INSERT INTO transactions/, 'throw');
+      const dying = new PostgresSink({
+        source: fc.source,
+        target: faulty,
+        retry: { initialMs: 60_000 },
+        pollMs: 50,
+      });
+      dying.start();
+      while (dying.status().state !== 'degraded') await new Promise((r) => setTimeout(r, 5));
+      expect(faulty.fired).toBe(1);
+      expect(dying.status().state).toBe('degraded');
+      expect(dying.status().lastError).toMatch(/injected/);
+      expect(dying.status().lagBlocks).toBeGreaterThan(0);
+      await dying.stop();
+      const target = await db.open();
+      expect((await readCursor(target)).height).toBeLessThan(fc.height);
+      await syncOnce(fc, target);
+      await expectCheckOk(target, fc);
+    });
+  });
+
+  it.skipIf(skip)('the cursor compare-and-set refuses a wrong previous hash and writes nothing', async () => {
+    await withDb(create, async (db) => {
+      const fc = new FollowedChain(await buildSampleChain());
+      const target = await db.open();
+      await syncOnce(fc, target);
+      const at = await readCursor(target);
+      const err = await target
+        .transaction((tx) =>
+          advanceCursor(
+            tx,
+            { height: at.height, hash: 'ab'.repeat(32) },
+            { height: at.height + 1, hash: 'cd'.repeat(32), chainId: 'x', time: new Date().toISOString() },
+          ),
+        )
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SyncError);
+      expect((err as SyncError).code).toBe('CURSOR_MISMATCH');
+      expect(await readCursor(target)).toEqual(at);
+    });
+  });
+
+  it.skipIf(skip)('stops loudly when another writer moved the cursor, and overwrites nothing', async () => {
+    await withDb(create, async (db) => {
+      const fc = new FollowedChain(await buildSampleChain());
+      const target = await db.open();
+      const fatal: SyncError[] = [];
+      const sink = new PostgresSink({ source: fc.source, target, ...fast, onFatal: (e) => fatal.push(e) });
+      sink.start();
+      await sink.waitForHeight(fc.height);
+      await target.query(`UPDATE sync_cursor SET height = height + 1, hash = $1`, ['ee'.repeat(32)]);
+      const parties = await register(fc, ['shop-c'], ['aff-1']);
+      void parties;
+      await expect(sink.waitForHeight(fc.height, 10_000)).rejects.toThrow(/CURSOR_MISMATCH/);
+      expect(sink.status()).toMatchObject({ state: 'stopped', errors: 1 });
+      expect(fatal.map((e) => e.code)).toEqual(['CURSOR_MISMATCH']);
+      expect(await count(target, 'blocks', `height = ${fc.height}`)).toBe(0);
+      await sink.stop();
+    });
+  });
+
+  it.skipIf(skip)('refuses to resume on a mirror of another chain, or one ahead of the chain', async () => {
+    await withDb(create, async (db) => {
+      const fc = new FollowedChain(await buildSampleChain());
+      const target = await db.open();
+      await syncOnce(fc, target);
+      await target.query(`UPDATE sync_cursor SET hash = $1`, ['ee'.repeat(32)]);
+      const a = new PostgresSink({ source: fc.source, target, ...fast });
+      a.start();
+      await expect(a.waitForHeight(fc.height + 1, 10_000)).rejects.toThrow(/CHAIN_DIVERGED/);
+      await a.stop();
+      await target.query(`UPDATE sync_cursor SET height = height + 5`);
+      const b = new PostgresSink({ source: fc.source, target, ...fast });
+      b.start();
+      await expect(b.waitForHeight(fc.height + 1, 10_000)).rejects.toThrow(/MIRROR_AHEAD/);
+      await b.stop();
+    });
+  });
+
+  it.skipIf(skip)('refuses a block whose re-execution disagrees with the chain’s receipts', async () => {
+    await withDb(create, async (db) => {
+      const fc = new FollowedChain(await buildSampleChain());
+      const lying: ChainSource = {
+        height: () => fc.source.height(),
+        getBlockBytes: (h) => fc.source.getBlockBytes(h),
+        onCommitted: (l) => fc.source.onCommitted(l),
+        getReceipts: async (h): Promise<Receipt[]> => {
+          const rs = await fc.source.getReceipts(h);
+          return h === 2 ? rs.map((r, i) => (i === 0 ? { ...r, code: 'UNAUTHORIZED' } : r)) : rs;
+        },
+      };
+      const target = await db.open();
+      const sink = new PostgresSink({ source: lying, target, ...fast, maxBatchBlocks: 1 });
+      sink.start();
+      await expect(sink.waitForHeight(fc.height, 10_000)).rejects.toThrow(/CHAIN_DIVERGED/);
+      expect((await readCursor(target)).height).toBe(1);
+      await sink.stop();
+    });
+  });
+
+  it.skipIf(skip)('applies migrations once, however often and concurrently it starts', async () => {
+    await withDb(create, async (db) => {
+      const target = await db.open();
+      const runs = await Promise.all([migrate(target), migrate(target), migrate(target)]);
+      expect(runs.flatMap((r) => r.applied)).toEqual([1]);
+      expect((await migrate(target)).applied).toEqual([]);
+      expect(await count(target, 'schema_migrations')).toBe(1);
+      expect(await readCursor(target)).toEqual({ height: -1, hash: '0'.repeat(64) });
+      await target.query(`INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')`);
+      await expect(migrate(target)).rejects.toThrow(/SCHEMA_TOO_NEW/);
+    });
+  });
+});
+
+describe('PGlite in a directory', () => {
+  it('keeps the mirror across close and reopen', async () => {
+    const dir = await pgliteDir();
+    try {
+      const fc = new FollowedChain(await buildSampleChain());
+      let target = await PgliteTarget.open({ dataDir: dir.dataDir });
+      await syncOnce(fc, target);
+      await target.close();
+      const parties = await register(fc, ['shop-c'], ['aff-1']);
+      await appendTraffic(fc, parties, 1, 1);
+      target = await PgliteTarget.open({ dataDir: dir.dataDir });
+      await syncOnce(fc, target);
+      await expectCheckOk(target, fc);
+      await target.close();
+    } finally {
+      await dir.remove();
+    }
+  });
+});
