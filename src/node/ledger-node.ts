@@ -52,19 +52,8 @@ import {
   type ResultCode,
 } from '../ledger/index.js';
 import type { RaftStore } from '../storage/raft/index.js';
-import {
-  checkMirror,
-  searchDetailed,
-  SyncError,
-  type ChainStoreSource,
-  type CheckReport,
-  type Embedder,
-  type SearchRequest,
-  type SearchResult,
-  type SqlTarget,
-  type SyncService,
-  type SyncServiceStatus,
-} from '../sync/index.js';
+import type { CheckReport, SearchRequest, SearchResult, SyncServiceStatus } from '../sync/index.js';
+import type { NodeMirror } from './mirror.js';
 import { LayeredState } from './layered-state.js';
 import type { LedgerChain } from './ledger-chain.js';
 import { Mempool } from './mempool.js';
@@ -102,20 +91,8 @@ export interface LedgerNodeOptions {
   trustGossip?: boolean;
   /** called when the node must stop (a broken invariant or a storage failure) */
   onFatal?: (err: Error) => void;
-  /** the Postgres/pgvector mirror of the committed chain (src/sync), if this node runs one */
+  /** the Postgres/pgvector mirror of the committed chain (src/sync), if this node runs one; or attachMirror() later */
   mirror?: NodeMirror;
-}
-
-/**
- * A node's mirror: the sink and indexer (started and stopped with the node),
- * the database they write, the embedder search uses, and the source the node
- * tells about every block it applies. Consensus never waits on any of it.
- */
-export interface NodeMirror {
-  service: SyncService;
-  target: SqlTarget;
-  embedder: Embedder;
-  source: ChainStoreSource;
 }
 
 interface Waiter {
@@ -156,6 +133,7 @@ export class LedgerNode implements LedgerNodeApi {
   /** transactions whose signature this node checked (they arrived through submit or gossip) */
   private readonly verified = new Set<string>();
   private readonly adminNonces = new Map<string, number>();
+  private mirror: NodeMirror | undefined;
   /** (raft index, chain head) of recently applied blocks: where the log may be compacted */
   private recentHeads: { index: number; height: number; hash: string }[] = [];
   private readonly now: () => number;
@@ -190,6 +168,7 @@ export class LedgerNode implements LedgerNodeApi {
     this.now = opts.now ?? Date.now;
     this.log = opts.logger.child({ module: 'node' });
     this.layered = new LayeredState(opts.chain.state);
+    this.mirror = opts.mirror;
     this.maxInflightBlocks = opts.maxInflightBlocks ?? 8;
     this.maxBlockTxs = Math.min(opts.maxBlockTxs ?? 2048, config.params.maxBlockTxs);
     this.compactEvery = opts.compactEvery ?? 5000;
@@ -237,7 +216,6 @@ export class LedgerNode implements LedgerNodeApi {
     net.handleBlockRange((from, to) => this.blockRange(from, to));
     this.updateNetworkMembers();
     await net.start();
-    this.opts.mirror?.service.start();
     const tickMs = this.opts.tickMs ?? 100;
     this.timer = setInterval(() => this.onTick(), tickMs);
     this.log.info(
@@ -245,6 +223,27 @@ export class LedgerNode implements LedgerNodeApi {
       'node started',
     );
     this.kick();
+  }
+
+  /**
+   * Attach the Postgres mirror once it is open. Opening it (PGlite
+   * initialisation, migrations) never delays the node's start: consensus and
+   * the API do not wait on the mirror, and the sink catches up from its cursor.
+   */
+  async attachMirror(mirror: NodeMirror): Promise<void> {
+    if (this.stopped) {
+      await mirror.close();
+      return;
+    }
+    this.mirror = mirror;
+    mirror.committed(this.opts.chain.height);
+  }
+
+  private async closeMirror(): Promise<void> {
+    const m = this.mirror;
+    this.mirror = undefined;
+    if (!m) return;
+    await m.close();
   }
 
   async stop(): Promise<void> {
@@ -258,10 +257,7 @@ export class LedgerNode implements LedgerNodeApi {
     }
     this.waiters.clear();
     await this.opts.network.stop();
-    if (this.opts.mirror) {
-      await this.opts.mirror.service.stop();
-      await this.opts.mirror.target.close();
-    }
+    await this.closeMirror();
     await this.opts.raftStore.close();
     await this.opts.chain.close();
     this.log.info({ height: this.opts.chain.height }, 'node stopped');
@@ -568,7 +564,7 @@ export class LedgerNode implements LedgerNodeApi {
     for (const t of block.txs) if (t.tx.kind.startsWith('member.')) membership = true;
     this.opts.metrics?.setHeight(height);
     this.opts.metrics?.observeBlockTxs(block.txs.length);
-    this.opts.mirror?.source.committed(height);
+    this.mirror?.committed(height);
     for (const l of this.listeners) this.deliverLive(l, block);
     if (membership) {
       this.updateNetworkMembers();
@@ -1063,7 +1059,7 @@ export class LedgerNode implements LedgerNodeApi {
       },
     };
     const ready = Object.values(checks).every((c) => c.ok);
-    const mirror = this.opts.mirror?.service.status();
+    const mirror = this.mirror?.status();
     if (mirror) {
       // Reported, but not part of `ready`: consensus and writes do not depend on the mirror.
       checks.sync = {
@@ -1078,12 +1074,13 @@ export class LedgerNode implements LedgerNodeApi {
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {
-    const m = this.opts.mirror;
+    const m = this.mirror;
     if (!m) throw new ApiError('NOT_READY', 'this node runs without a Postgres mirror; search needs one');
     try {
-      return await searchDetailed(m.target, m.embedder, request);
+      return await m.search(request);
     } catch (err) {
-      if (err instanceof SyncError && err.code === 'INVALID_QUERY') throw err;
+      const e = err as { name?: string; code?: string };
+      if (e.name === 'SyncError' && e.code === 'INVALID_QUERY') throw err;
       throw new ApiError('NOT_READY', `the mirror database is unavailable: ${(err as Error).message}`, {
         cause: err,
       });
@@ -1091,14 +1088,14 @@ export class LedgerNode implements LedgerNodeApi {
   }
 
   syncStatus(): SyncServiceStatus | undefined {
-    return this.opts.mirror?.service.status();
+    return this.mirror?.status();
   }
 
   async syncCheck(): Promise<CheckReport> {
-    const m = this.opts.mirror;
+    const m = this.mirror;
     if (!m) throw new ApiError('NOT_READY', 'this node runs without a Postgres mirror');
     try {
-      return await checkMirror(m.target, this.opts.chain.store);
+      return await m.check();
     } catch (err) {
       throw new ApiError('NOT_READY', `the mirror database is unavailable: ${(err as Error).message}`, {
         cause: err,

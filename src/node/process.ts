@@ -11,45 +11,11 @@ import { LevelRaftStore } from '../storage/raft/index.js';
 import { CHAIN_DIR, readNodeConfig, resolveIn } from './config.js';
 import { readKeyFile } from './keyfile.js';
 import { LedgerChain } from './ledger-chain.js';
-import { LedgerNode, randomSeed, type NodeMirror } from './ledger-node.js';
-import {
-  ChainStoreSource,
-  HashingEmbedder,
-  HttpEmbedder,
-  openSyncTarget,
-  SyncService,
-} from '../sync/index.js';
+import { LedgerNode, randomSeed } from './ledger-node.js';
+import { WorkerMirror } from './mirror.js';
 
 export const RAFT_DIR = 'raft';
 export const PGLITE_DIR = 'pglite';
-
-/**
- * The Postgres/pgvector mirror (docs/SYNC.md): embedded PGlite in the data
- * directory by default, or a real Postgres. The sink follows the node's chain
- * store; the node tells it about every applied block.
- */
-async function openMirror(
-  chain: LedgerChain,
-  pgliteDir: string,
-  postgresUrl: string | undefined,
-  embedderConfig: RunOptions['embedder'],
-  log: Logger,
-): Promise<NodeMirror> {
-  const target = await openSyncTarget({ pgliteDir, ...(postgresUrl === undefined ? {} : { postgresUrl }) });
-  const embedder = embedderConfig ? new HttpEmbedder(embedderConfig) : new HashingEmbedder();
-  const source = new ChainStoreSource(chain.store, () => chain.height);
-  const syncLog = log.child({ module: 'sync' });
-  const service = new SyncService({
-    source,
-    target,
-    embedder,
-    logger: syncLog,
-    onFatal: (err) =>
-      syncLog.error({ err: err.message, code: err.code }, 'the mirror stopped; consensus goes on'),
-  });
-  log.info({ target: target.kind, embedder: embedder.id }, 'mirroring the chain into Postgres');
-  return { service, target, embedder, source };
-}
 
 export interface RunningNode {
   node: LedgerNode;
@@ -101,9 +67,6 @@ export async function runNode(
   });
   const { metrics } = createPromMetrics({ labels: { node: nodeId.slice(0, 8) } });
   const postgresUrl = run.postgresUrl ?? config.postgresUrl;
-  const mirror = run.noMirror
-    ? undefined
-    : await openMirror(chain, join(dataDir, PGLITE_DIR), postgresUrl, run.embedder, log);
   const node = await LedgerNode.create({
     nodeId,
     secretKey: keys.secretKey,
@@ -115,19 +78,31 @@ export async function runNode(
     metrics,
     random: randomSeed(),
     onFatal,
-    ...(mirror ? { mirror } : {}),
   });
   const api = buildApi(node, { logger: log.child({ module: 'api' }), metrics });
   await node.start();
   await api.listen({ host: config.http.host, port: config.http.port });
   const url = `http://${config.http.host}:${config.http.port}`;
   log.info({ url, p2p: config.p2p.listen }, 'serving');
+  // The mirror opens in the background: the node serves and takes part in consensus meanwhile.
+  const mirrorOpening = run.noMirror
+    ? Promise.resolve()
+    : WorkerMirror.start(chain, log, {
+        pgliteDir: join(dataDir, PGLITE_DIR),
+        ...(postgresUrl === undefined ? {} : { postgresUrl }),
+        ...(run.embedder === undefined ? {} : { embedder: run.embedder }),
+      }).then(
+        (m) => node.attachMirror(m),
+        (err: unknown) =>
+          log.error({ err: (err as Error).message }, 'cannot open the Postgres mirror; running without it'),
+      );
   return {
     node,
     api,
     url,
     async stop() {
       await api.close();
+      await mirrorOpening;
       await node.stop();
     },
   };

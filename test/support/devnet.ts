@@ -137,7 +137,7 @@ export class Devnet {
     await Promise.all(this.nodes.map((n) => this.waitHealthy(n)));
   }
 
-  async waitHealthy(node: DevnetNode, timeoutMs = 30_000): Promise<void> {
+  async waitHealthy(node: DevnetNode, timeoutMs = 60_000): Promise<void> {
     await this.waitFor(
       `${node.name} healthy`,
       async () => {

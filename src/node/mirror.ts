@@ -1,0 +1,180 @@
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { CheckReport, SearchRequest, SearchResult, SyncServiceStatus } from '../sync/index.js';
+import type { LedgerChain } from './ledger-chain.js';
+import type { MirrorInit, ToMain, ToWorker, WireError } from './mirror-protocol.js';
+
+/**
+ * What a node needs from its Postgres mirror. Consensus never waits on it:
+ * `committed` only notifies, `status` is a cached value.
+ */
+export interface NodeMirror {
+  committed(height: number): void;
+  status(): SyncServiceStatus | undefined;
+  search(request: SearchRequest): Promise<SearchResult>;
+  check(): Promise<CheckReport>;
+  close(): Promise<void>;
+}
+
+/** An error from the mirror thread, with its original name and code (the API maps SyncError INVALID_QUERY). */
+export class MirrorCallError extends Error {
+  constructor(
+    override readonly name: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function workerUrl(): URL {
+  // Compiled layout: dist/src/node/mirror-worker.js next to this file; under
+  // vitest this module is TypeScript source, so use the build output.
+  const here = import.meta.url;
+  return here.endsWith('.ts')
+    ? new URL('../../dist/src/node/mirror-worker.js', here)
+    : new URL('./mirror-worker.js', here);
+}
+
+/**
+ * The mirror (sink, embedding indexer, PGlite or a Postgres pool) on a
+ * worker thread of its own. PGlite executes Postgres as WebAssembly
+ * synchronously on the calling thread, so on the node's thread a backfill
+ * would stall Raft heartbeats. The worker reads the chain store through
+ * messages answered here; the node tells it about every applied block.
+ */
+export class WorkerMirror implements NodeMirror {
+  private readonly worker: Worker;
+  private last: SyncServiceStatus | undefined;
+  private nextId = 0;
+  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private stopped: (() => void) | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly chain: LedgerChain,
+    private readonly log: Logger,
+    init: MirrorInit,
+  ) {
+    this.worker = new Worker(workerUrl(), { workerData: init });
+    this.worker.on('message', (m: ToMain) => this.onMessage(m));
+    this.worker.on('error', (err) => {
+      this.log.error({ err: err.message }, 'the mirror thread failed; consensus goes on without it');
+      this.failAll(err);
+    });
+    this.worker.on('exit', () => {
+      this.failAll(new Error('the mirror thread exited'));
+      this.stopped?.();
+    });
+  }
+
+  /** Start the thread; resolves once its database is open and migrated. */
+  static start(chain: LedgerChain, log: Logger, init: Omit<MirrorInit, 'height'>): Promise<WorkerMirror> {
+    const m = new WorkerMirror(chain, log.child({ module: 'sync' }), { ...init, height: chain.height });
+    return new Promise((resolve, reject) => {
+      m.onReady = (err) => (err ? reject(err) : resolve(m));
+    });
+  }
+
+  private onReady: ((err?: Error) => void) | undefined;
+
+  committed(height: number): void {
+    if (!this.closed) this.post({ type: 'committed', height });
+  }
+
+  status(): SyncServiceStatus | undefined {
+    return this.last;
+  }
+
+  search(request: SearchRequest): Promise<SearchResult> {
+    return this.call<SearchResult>('search', request);
+  }
+
+  check(): Promise<CheckReport> {
+    return this.call<CheckReport>('check');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const done = new Promise<void>((r) => (this.stopped = r));
+    this.post({ type: 'stop' });
+    const timeout = setTimeout(() => void this.worker.terminate(), 10_000);
+    await done;
+    clearTimeout(timeout);
+    await this.worker.terminate();
+  }
+
+  private post(m: ToWorker): void {
+    this.worker.postMessage(m);
+  }
+
+  private call<T>(method: 'search' | 'check', request?: SearchRequest): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the mirror is closed'));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.post(request === undefined ? { type: 'call', id, method } : { type: 'call', id, method, request });
+    });
+  }
+
+  private failAll(err: Error): void {
+    this.onReady?.(err);
+    this.onReady = undefined;
+    for (const c of this.calls.values()) c.reject(err);
+    this.calls.clear();
+  }
+
+  private onMessage(m: ToMain): void {
+    switch (m.type) {
+      case 'ready':
+        this.onReady?.();
+        this.onReady = undefined;
+        return;
+      case 'init-error':
+        this.failAll(toError(m.error));
+        return;
+      case 'stopped':
+        this.stopped?.();
+        return;
+      case 'status':
+        this.last = m.status;
+        return;
+      case 'result': {
+        const c = this.calls.get(m.id);
+        this.calls.delete(m.id);
+        if (m.error) c?.reject(toError(m.error));
+        else c?.resolve(m.value);
+        return;
+      }
+      case 'log':
+        this.log[m.level](m.obj, m.msg);
+        return;
+      case 'kv':
+        void this.answerKv(m);
+        return;
+    }
+  }
+
+  private async answerKv(m: Extract<ToMain, { type: 'kv' }>): Promise<void> {
+    const kv = this.chain.store.kv;
+    try {
+      if (m.op === 'get') {
+        this.post({ type: 'kv', id: m.id, value: await kv.get(m.key) });
+      } else {
+        const entries: [string, Uint8Array][] = [];
+        const opts: { gte?: string; lt?: string } = {};
+        if (m.gte !== undefined) opts.gte = m.gte;
+        if (m.lt !== undefined) opts.lt = m.lt;
+        for await (const e of kv.iterate(m.prefix, opts)) entries.push(e);
+        this.post({ type: 'kv', id: m.id, value: entries });
+      }
+    } catch (err) {
+      this.post({ type: 'kv', id: m.id, error: (err as Error).message });
+    }
+  }
+}
+
+function toError(e: WireError): MirrorCallError {
+  return new MirrorCallError(e.name, e.code, e.message);
+}
