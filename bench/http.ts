@@ -34,6 +34,8 @@ const levels = arg('--levels', '1,16,64,256').split(',').map(Number);
 const target = arg('--target', 'all');
 const nodeCount = Number(arg('--nodes', '3'));
 const keep = process.argv.includes('--keep');
+/** nodes mirror into embedded PGlite by default, as `npm start` does; --no-mirror measures consensus alone */
+const mirror = !process.argv.includes('--no-mirror');
 
 interface Reply {
   status: number;
@@ -96,7 +98,16 @@ try {
   );
   const net = await initNetwork({ dir, nodes: nodeCount, chainId: 'bitnexus-bench', basePort: 27100 });
   for (const n of net.nodes) {
-    const child = spawn(process.execPath, [BIN, 'start', '--config', n.config, '--log-level', 'warn'], {
+    const args = [
+      BIN,
+      'start',
+      '--config',
+      n.config,
+      '--log-level',
+      'warn',
+      ...(mirror ? [] : ['--no-mirror']),
+    ];
+    const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     children.push(child);
@@ -196,6 +207,20 @@ try {
       errors,
     };
     results.push(row);
+    if (mirror) {
+      // The mirror's lag right after the level: consensus never waits on it, so it may trail.
+      const lags = await Promise.all(
+        urls.map((u) =>
+          getJson<{ lagBlocks?: number; lagSeconds?: number }>(`${u}/v1/sync/status`).catch(() => ({
+            lagBlocks: undefined,
+            lagSeconds: undefined,
+          })),
+        ),
+      );
+      console.log(
+        `            mirror lag: ${lags.map((l) => `${l.lagBlocks ?? '?'} blocks / ${l.lagSeconds?.toFixed(2) ?? '?'} s`).join(', ')}`,
+      );
+    }
     console.log(
       `${String(c).padStart(11)} | ${row.rate.toFixed(0).padStart(14)} | ${row.p50.toFixed(1).padStart(6)} | ${row.p95.toFixed(1).padStart(6)} | ${row.p99.toFixed(1).padStart(6)} | ${errors}`,
     );
