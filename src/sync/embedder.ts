@@ -16,8 +16,9 @@ export const EMBEDDER_ID_RE = /^[A-Za-z0-9._:@/+-]{1,128}$/;
 export function checkEmbedder(e: Embedder): Embedder {
   if (!EMBEDDER_ID_RE.test(e.id))
     throw new Error(`embedder id ${JSON.stringify(e.id)} must match ${EMBEDDER_ID_RE.source}`);
-  if (!Number.isInteger(e.dimension) || e.dimension < 1 || e.dimension > 16_000)
-    throw new Error(`embedder dimension ${e.dimension} must be an integer in 1..16000`);
+  // pgvector's HNSW index on `vector` takes up to 2,000 dimensions
+  if (!Number.isInteger(e.dimension) || e.dimension < 1 || e.dimension > 2_000)
+    throw new Error(`embedder dimension ${e.dimension} must be an integer in 1..2000`);
   return e;
 }
 

@@ -10,7 +10,11 @@ export const SYNC_ERROR_CODES = [
   'CURSOR_MISMATCH',
   /** re-executing a block gave other receipts than the chain's, or hashes do not link */
   'CHAIN_DIVERGED',
-  /** the mirror is further than the chain it follows (another chain, or a chain store that lost blocks) */
+  /**
+   * the mirror is further than the chain it follows. Not fatal: after a machine
+   * crash a node's chain store can lag its Raft log until the log is replayed;
+   * the sink waits, then checks the hash at its cursor (another chain is CHAIN_DIVERGED)
+   */
   'MIRROR_AHEAD',
   /** rows the cursor says cannot exist do exist, or rows that must exist do not */
   'MIRROR_CORRUPT',
@@ -30,7 +34,6 @@ export type SyncErrorCode = (typeof SYNC_ERROR_CODES)[number];
 const FATAL: ReadonlySet<SyncErrorCode> = new Set<SyncErrorCode>([
   'CURSOR_MISMATCH',
   'CHAIN_DIVERGED',
-  'MIRROR_AHEAD',
   'MIRROR_CORRUPT',
   'SCHEMA_TOO_NEW',
 ]);

@@ -265,10 +265,19 @@ export class SearchIndexer {
     if (!/^[0-9]{1,6}(kB|MB|GB)$/.test(mem))
       throw new Error(`buildMemory ${mem} is not a Postgres memory size`);
     const t0 = Date.now();
-    await this.target.transaction(async (tx) => {
-      await tx.query(`SET LOCAL maintenance_work_mem = '${mem}'`);
-      await tx.query(this.createIndexSql());
-    });
+    try {
+      await this.target.transaction(async (tx) => {
+        await tx.query(`SET LOCAL maintenance_work_mem = '${mem}'`);
+        await tx.query(this.createIndexSql());
+      });
+    } catch (err) {
+      // e.g. a PGlite heap that cannot grow that far: build with the server's default memory instead
+      this.log.warn(
+        { err: errorMessage(err), buildMemory: mem },
+        'HNSW build failed, retrying with default memory',
+      );
+      await this.target.query(this.createIndexSql());
+    }
     this.indexDeferred = false;
     this.log.info({ embedder: this.embedder.id, ms: Date.now() - t0 }, 'HNSW index built');
   }

@@ -115,6 +115,8 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE commission_embeddings (
          commission_id text PRIMARY KEY,
          embedder text NOT NULL,
+         -- no fixed size: embedders of any dimension share the column (each has its own partial
+         -- index). Full precision: PGlite's pgvector builds and searches halfvec several times slower.
          embedding vector NOT NULL,
          embedded_at timestamptz NOT NULL DEFAULT now()
        )`,

@@ -12,7 +12,7 @@ export interface PostgresTargetOptions {
   /** postgres://user:password@host:port/database (the node's `--postgres-url`) */
   url: string;
   schema?: string;
-  /** connections of the pool; the sink uses one, search and the indexer the others */
+  /** connections of the pool (default 8): the sink uses one, the indexer one, a search up to three */
   maxConnections?: number;
   /** give up connecting after this long (the sink then backs off and retries) */
   connectTimeoutMs?: number;
@@ -43,7 +43,7 @@ export class PostgresTarget implements SqlTarget {
     this.schema = opts.schema ?? DEFAULT_SCHEMA;
     this.pool = new pg.Pool({
       connectionString: opts.url,
-      max: opts.maxConnections ?? 4,
+      max: opts.maxConnections ?? 8,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000,
       query_timeout: opts.queryTimeoutMs ?? 120_000,
       idleTimeoutMillis: 30_000,

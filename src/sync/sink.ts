@@ -284,7 +284,7 @@ export class PostgresSink {
     if (cursor.height > head) {
       throw new SyncError(
         'MIRROR_AHEAD',
-        `the mirror is at height ${cursor.height} but the chain only at ${head}: wrong database, or a chain store that lost blocks`,
+        `the mirror is at height ${cursor.height} but the chain only at ${head}: waiting for the chain store to catch up (wrong database?)`,
       );
     }
     const state = new LedgerState();
@@ -294,7 +294,7 @@ export class PostgresSink {
       const block = await this.readBlock(h);
       state.merge(this.process(state, block).writes);
       hash = block.hash;
-      if (h % 64 === 63) await yieldToEventLoop();
+      await yieldToEventLoop(); // one block at a time: the node's event loop must keep ticking
     }
     if (hash !== cursor.hash) {
       throw new SyncError(

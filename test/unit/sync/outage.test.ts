@@ -6,6 +6,12 @@ import { appendTraffic, register } from './chains.js';
 import { FollowedChain } from './helpers.js';
 import { ThrowawayCluster } from './throwaway-cluster.js';
 
+// initdb comes with the machine's PostgreSQL 15: its absence is a failure, not a skip.
+if (!(await ThrowawayCluster.available()) && process.env.BITNEXUS_SKIP_POSTGRES !== '1') {
+  throw new Error(
+    'the outage tests need PostgreSQL 15 binaries (initdb, pg_ctl) in /usr/lib/postgresql/15/bin',
+  );
+}
 const available = await ThrowawayCluster.available();
 
 async function until(
