@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeStatus, SubmitResult } from '../../src/api/node-api.js';
@@ -19,7 +19,8 @@ import { readKeyFile, writeKeyFile } from '../../src/node/keyfile.js';
 import type { NodeConfig } from '../../src/node/config.js';
 import { BIN } from './cli.js';
 
-let portCursor = 20000 + Math.floor(Math.random() * 20000);
+// Below the kernel's ephemeral range (32768+), where outgoing connections could already hold a port.
+let portCursor = 10000 + Math.floor(Math.random() * 18000);
 
 /** A block of free-looking ports per devnet, so tests in one run never collide. */
 function nextBasePort(nodes: number): number {
@@ -138,9 +139,14 @@ export class Devnet {
   }
 
   async waitHealthy(node: DevnetNode, timeoutMs = 60_000): Promise<void> {
+    const proc = node.proc;
     await this.waitFor(
       `${node.name} healthy`,
       async () => {
+        if (proc && proc.exitCode !== null) {
+          const log = await readFile(join(this.dir, node.name, 'node.log'), 'utf8').catch(() => '');
+          throw new Error(`${node.name} exited with ${proc.exitCode} while starting:\n${log.slice(-2000)}`);
+        }
         try {
           return (await fetch(`${node.url}/healthz`, { signal: AbortSignal.timeout(1000) })).ok;
         } catch {
