@@ -211,30 +211,29 @@ async function vectorList(
   const exactBelow = opts.exactBelow ?? 2_000;
   if ((f.merchant !== undefined || f.affiliate !== undefined) && exactBelow > 0) {
     // One merchant's or affiliate's commissions (indexed, usually few): scoring them exactly beats
-    // walking the graph past everyone else's.
-    const countParams: unknown[] = [];
-    const countConds = filterConditions(f, countParams);
-    countParams.push(exactBelow + 1);
-    const { rows: counted } = await target.query<{ n: number }>(
-      `SELECT count(*)::int8 AS n FROM (SELECT 1 FROM commissions c WHERE ${countConds.join(' AND ')}
-       LIMIT $${countParams.length}) x`,
-      countParams,
-    );
-    if (Number(counted[0]?.n ?? 0) <= exactBelow) {
-      params.push(n);
-      // LATERAL … LIMIT 1 keeps it a lookup per candidate (never a scan of every embedding)
-      const { rows } = await target.query<{ id: string; distance: number }>(
-        `SELECT c.id, v.distance
-         FROM commissions c
+    // walking the graph past everyone else's. One statement: the candidates (at most exactBelow + 1),
+    // their count, and — only when they are few enough — their nearest n.
+    const exactParams = [...params, exactBelow + 1, n];
+    const { rows } = await target.query<{ total: number; id: string | null; distance: number | null }>(
+      `WITH cand AS MATERIALIZED (
+         SELECT c.id FROM commissions c WHERE ${filters.join(' AND ')} LIMIT $${exactParams.length - 1}
+       )
+       SELECT t.total, v.id, v.distance
+       FROM (SELECT count(*)::int8 AS total FROM cand) t
+       LEFT JOIN LATERAL (
+         SELECT cand.id, d.distance FROM cand
+         -- LATERAL … LIMIT 1: one lookup per candidate, never a scan of every embedding
          CROSS JOIN LATERAL (
            SELECT ${distance} AS distance FROM commission_embeddings e
-           WHERE e.commission_id = c.id AND e.embedder = ${embedderLiteral(embedder.id)} LIMIT 1
-         ) v
-         WHERE ${filters.join(' AND ')}
-         ORDER BY 2, 1 LIMIT $${params.length}`,
-        params,
-      );
-      return rows.map((r) => ({ id: r.id, distance: Number(r.distance) }));
+           WHERE e.commission_id = cand.id AND e.embedder = ${embedderLiteral(embedder.id)} LIMIT 1
+         ) d
+         ORDER BY 2, 1 LIMIT $${exactParams.length}
+       ) v ON t.total <= ${Number(exactBelow)}
+       ORDER BY v.distance, v.id`,
+      exactParams,
+    );
+    if (Number(rows[0]?.total ?? 0) <= exactBelow) {
+      return rows.flatMap((r) => (r.id === null ? [] : [{ id: r.id, distance: Number(r.distance) }]));
     }
   }
   params.push(n);
