@@ -1,13 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { cp, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import pg from 'pg';
 import type { DecodedTx } from '../../../src/ledger/index.js';
-import { ChainStoreSource } from '../../../src/sync/index.js';
-import { PgliteTarget, PostgresTarget, type SqlExecutor, type SqlTarget } from '../../../src/sync/index.js';
+import {
+  ChainStoreSource,
+  PgliteTarget,
+  PostgresTarget,
+  type SqlExecutor,
+  type SqlTarget,
+} from '../../../src/sync/index.js';
 import { TestChain } from '../../support/ledger-fixture.js';
 
 export const PG_ADMIN_URL = process.env.BITNEXUS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -96,13 +101,13 @@ export async function pgliteDb(): Promise<TestDb> {
   };
 }
 
-export function databaseUrl(name: string): string {
+function databaseUrl(name: string): string {
   const u = new URL(PG_ADMIN_URL);
   u.pathname = `/${name}`;
   return u.toString();
 }
 
-export async function adminQuery(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+async function adminQuery(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
   const c = new pg.Client({ connectionString: PG_ADMIN_URL });
   await c.connect();
   try {
@@ -150,7 +155,7 @@ if (!reachable && process.env.BITNEXUS_SKIP_POSTGRES !== '1') {
     `sync tests need Postgres with pgvector at ${PG_ADMIN_URL} (scripts/install-pgvector.sh); set BITNEXUS_SKIP_POSTGRES=1 to skip them explicitly`,
   );
 }
-export const HAVE_POSTGRES = reachable;
+const HAVE_POSTGRES = reachable;
 
 export const DB_KINDS = [
   { kind: 'pglite' as const, create: pgliteDb, skip: false },
@@ -177,12 +182,6 @@ export class FollowedChain {
   get height(): number {
     return this.tc.chain.height;
   }
-}
-
-export async function tempDir(prefix: string): Promise<string> {
-  const d = join(tmpdir(), `${prefix}${randomBytes(6).toString('hex')}`);
-  await mkdir(d, { recursive: true });
-  return d;
 }
 
 /**
