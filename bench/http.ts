@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,6 +84,21 @@ async function waitHealthy(url: string): Promise<void> {
   }
   throw new Error(`${url} not ready`);
 }
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux); undefined elsewhere. */
+async function cpuSeconds(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+}
+
+const processCpu = async (): Promise<(number | undefined)[]> =>
+  Promise.all([process.pid, ...children.map((c) => c.pid)].map(cpuSeconds));
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -172,6 +187,7 @@ try {
   };
 
   console.log('concurrency | committed tx/s | p50 ms | p95 ms | p99 ms | errors');
+  const cpuNotes: string[] = [];
   const results: { c: number; rate: number; p50: number; p95: number; p99: number; errors: number }[] = [];
   for (const c of levels) {
     // Pre-sign enough for this level (an upper bound of what it can commit), so signing is not measured.
@@ -180,6 +196,7 @@ try {
     let next = 0;
     let errors = 0;
     const latencies: number[] = [];
+    const cpuBefore = await processCpu();
     const started = performance.now();
     const deadline = started + seconds * 1000;
     const worker = async (w: number) => {
@@ -197,6 +214,7 @@ try {
     };
     await Promise.all(Array.from({ length: c }, (_, w) => worker(w)));
     const elapsed = (performance.now() - started) / 1000;
+    const cpuAfter = await processCpu();
     latencies.sort((a, b) => a - b);
     const row = {
       c,
@@ -221,10 +239,21 @@ try {
         `            mirror lag: ${lags.map((l) => `${l.lagBlocks ?? '?'} blocks / ${l.lagSeconds?.toFixed(2) ?? '?'} s`).join(', ')}`,
       );
     }
+    // CPU used per committed transaction, by the client and each node: a measure of work that,
+    // unlike the rate, does not depend on what else the machine is doing.
+    const perTx = cpuAfter.map((a, i) => {
+      const b = cpuBefore[i];
+      return a === undefined || b === undefined || latencies.length === 0
+        ? '?'
+        : (((a - b) * 1e6) / latencies.length).toFixed(0);
+    });
+    cpuNotes.push(`c=${c}: client ${perTx[0]} µs, nodes ${perTx.slice(1).join(' / ')} µs`);
     console.log(
       `${String(c).padStart(11)} | ${row.rate.toFixed(0).padStart(14)} | ${row.p50.toFixed(1).padStart(6)} | ${row.p95.toFixed(1).padStart(6)} | ${row.p99.toFixed(1).padStart(6)} | ${errors}`,
     );
   }
+  console.log('CPU time per committed transaction (user + system):');
+  for (const n of cpuNotes) console.log(`  ${n}`);
   const heights = await Promise.all(
     urls.map((u) => getJson<{ height: number; headHash: string }>(`${u}/v1/status`)),
   );

@@ -12,9 +12,59 @@ export type JsonObject = { [key: string]: JsonValue };
  * exponent is refused so that every implementation agrees on the bytes.
  */
 export function canonicalize(value: unknown): string {
+  const fast = writeFast(value);
+  if (fast !== undefined) return fast;
+  // Refused somewhere: the careful writer names the place.
   const out: string[] = [];
   write(value, out, '$');
   return out.join('');
+}
+
+/**
+ * The hot path: the same bytes as `write`, without building a path for every
+ * value; undefined when anything would be refused (then `write` says why).
+ */
+function writeFast(value: unknown): string | undefined {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      return Number.isSafeInteger(value) && !Object.is(value, -0) ? String(value) : undefined;
+    case 'string':
+      return isWellFormed(value) ? JSON.stringify(value) : undefined;
+    case 'object': {
+      if (Array.isArray(value)) {
+        let s = '[';
+        for (let i = 0; i < value.length; i++) {
+          const item = writeFast(value[i]);
+          if (item === undefined) return undefined;
+          s += i > 0 ? ',' + item : item;
+        }
+        return s + ']';
+      }
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) return undefined;
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record).sort();
+      let s = '{';
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!;
+        const v = record[key];
+        if (v === undefined || !isWellFormed(key)) return undefined;
+        const item = writeFast(v);
+        if (item === undefined) return undefined;
+        s += (i > 0 ? ',' : '') + JSON.stringify(key) + ':' + item;
+      }
+      return s + '}';
+    }
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined':
+      return undefined;
+  }
+  return undefined;
 }
 
 const encoder = new TextEncoder();
