@@ -46,13 +46,18 @@ export class LedgerChain {
   /**
    * Validate, apply and persist the next block. `checkSignatures: false` is
    * for blocks whose signatures were verified already (the auditor's workers,
-   * or a node's mempool admission).
+   * or a node's mempool admission). `processed` is the result of
+   * `processBlock` for this block against a state equal to this chain's
+   * current state (a leader's own block, processed when it was cut); the
+   * caller vouches for that equality, and the block is not processed again.
    */
   async commit(
     block: DecodedBlock,
-    opts: { checkSignatures: boolean; sync?: boolean } = { checkSignatures: true },
+    opts: { checkSignatures: boolean; sync?: boolean; processed?: ProcessedBlock } = {
+      checkSignatures: true,
+    },
   ): Promise<Receipt[]> {
-    const processed = processBlock(this.state, block, opts);
+    const processed = opts.processed ?? processBlock(this.state, block, opts);
     await this.store.commitBlock(toBlockWrite(block, processed), { sync: opts.sync ?? true });
     this.state.merge(processed.writes);
     return processed.receipts;

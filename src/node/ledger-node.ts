@@ -20,6 +20,8 @@ import {
   RaftNode,
   type ConfChange,
   type Entry,
+  type Message,
+  type MessageType,
   type Ready,
   type Snapshot,
 } from '../consensus/index.js';
@@ -48,6 +50,7 @@ import {
   type DecodedTx,
   type MembersRec,
   type ParticipantRec,
+  type ProcessedBlock,
   type Receipt,
   type ResultCode,
 } from '../ledger/index.js';
@@ -119,6 +122,9 @@ const SWEEP_EVERY_TICKS = 50;
  * against the state its log will produce (group commit: every block one
  * fsync however many transactions it holds), with a few blocks in flight.
  */
+/** What a leader sends that claims nothing about its own disk (no vote, no acknowledgement). */
+const LEADER_MESSAGES: ReadonlySet<MessageType> = new Set(['app', 'heartbeat', 'snap', 'timeoutNow']);
+
 export class LedgerNode implements LedgerNodeApi {
   readonly chainId: string;
   readonly nodeId: string;
@@ -129,7 +135,10 @@ export class LedgerNode implements LedgerNodeApi {
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly listeners = new Set<BlockListener>();
   /** blocks this node proposed, by height, so applying them needs no parse or signature check */
-  private readonly proposed = new Map<number, { bytes: Uint8Array; block: DecodedBlock; at: number }>();
+  private readonly proposed = new Map<
+    number,
+    { bytes: Uint8Array; block: DecodedBlock; processed: ProcessedBlock; at: number }
+  >();
   /** transactions whose signature this node checked (they arrived through submit or gossip) */
   private readonly verified = new Set<string>();
   private readonly adminNonces = new Map<string, number>();
@@ -323,6 +332,18 @@ export class LedgerNode implements LedgerNodeApi {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.role === 'leader', rd.softState.leader);
+    // Raft thesis §10.2.1 (etcd does the same): a leader may send its appends while it writes
+    // them to its own disk, so its fsync overlaps the followers' instead of preceding them. Safe
+    // because a leader's messages carry no vote and no acknowledgement, its term and vote are
+    // already durable (checked here), and nothing it commits is applied or announced before this
+    // Ready's write completes: the next Ready, which could carry a commit index covering these
+    // entries, is handled only after it.
+    const early =
+      this.isLeader &&
+      rd.snapshot === undefined &&
+      this.hardStateDurable(rd.hardState) &&
+      rd.messages.every((m) => LEADER_MESSAGES.has(m.type));
+    if (early) this.send(rd.messages);
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
       const t0 = performance.now();
       // etcd's MustSync: only new entries, a snapshot, or a new term or vote need an fsync
@@ -345,7 +366,7 @@ export class LedgerNode implements LedgerNodeApi {
         this.term = rd.hardState.term;
       }
     }
-    for (const m of rd.messages) this.opts.network.sendRaft(m.to, encodeRaftMessage(m));
+    if (!early) this.send(rd.messages);
     if (rd.snapshot && rd.snapshot.data.length > 0) await this.restoreSnapshot(rd.snapshot);
     for (const e of rd.committedEntries) await this.applyEntry(e);
     this.raft.advance();
@@ -359,6 +380,15 @@ export class LedgerNode implements LedgerNodeApi {
       m.setPeers(this.opts.network.connectedMembers().length);
     }
     if (this.appliedSinceCompact >= this.compactEvery) await this.compactLog();
+  }
+
+  private send(messages: readonly Message[]): void {
+    for (const m of messages) this.opts.network.sendRaft(m.to, encodeRaftMessage(m));
+  }
+
+  /** The term and vote in `hs` (if any) are the ones already on disk. */
+  private hardStateDurable(hs: Ready['hardState']): boolean {
+    return hs === undefined || (hs.term === this.persistedHard.term && hs.vote === this.persistedHard.vote);
   }
 
   private onSoftState(leader: boolean, leaderId: string | null): void {
@@ -439,7 +469,7 @@ export class LedgerNode implements LedgerNodeApi {
       }
       const height = block.block.header.height;
       this.layered.push(height, processed.writes);
-      this.proposed.set(height, { bytes, block, at: performance.now() });
+      this.proposed.set(height, { bytes, block, processed, at: performance.now() });
       this.log.debug(
         {
           height,
@@ -498,7 +528,7 @@ export class LedgerNode implements LedgerNodeApi {
     }
     if (e.data.length === 0) return; // a new term's no-op
     const mine = this.findProposed(e.data);
-    const block = mine ?? this.decodeEntryBlock(e.data);
+    const block = mine?.block ?? this.decodeEntryBlock(e.data);
     const height = block.block.header.height;
     const chain = this.opts.chain;
     if (height <= chain.height) {
@@ -512,19 +542,27 @@ export class LedgerNode implements LedgerNodeApi {
     if (height !== chain.height + 1)
       throw new Error(`committed block ${height} does not follow height ${chain.height}`);
     if (!mine) this.checkSignatures(block);
+    // Our own block was processed when we cut it, against the state its log predecessors produce.
+    // Those predecessors are exactly the blocks applied since (the hash chain names them), so the
+    // result stands as long as the head it was built on is the head now; apply is deterministic.
+    const precomputed = mine && chain.head?.hash === block.block.header.prevHash ? mine.processed : undefined;
     // Not synced: the Raft log holds the block durably and is replayed after a crash; flush() before compaction.
-    const receipts = await chain.commit(block, { checkSignatures: false, sync: false });
+    const receipts = await chain.commit(block, {
+      checkSignatures: false,
+      sync: false,
+      ...(precomputed ? { processed: precomputed } : {}),
+    });
     this.recentHeads.push({ index: e.index, height, hash: block.hash });
     if (this.recentHeads.length > 4 * (this.compactEvery + this.compactKeep)) this.recentHeads.shift();
     this.afterApply(block, receipts);
   }
 
-  private findProposed(data: Uint8Array): DecodedBlock | undefined {
+  private findProposed(data: Uint8Array): { block: DecodedBlock; processed: ProcessedBlock } | undefined {
     for (const [h, p] of this.proposed) {
       if (p.bytes === data || Buffer.from(p.bytes).equals(Buffer.from(data))) {
         this.proposed.delete(h);
         this.log.debug({ height: h, ms: Math.round(performance.now() - p.at) }, 'own block committed');
-        return p.block;
+        return p;
       }
     }
     return undefined;
