@@ -131,4 +131,54 @@ describe('an in-process 3-node network', () => {
     };
     expect(bad.error.code).toBe('MALFORMED_JSON');
   });
+
+  it('a leader sends its appends while its own log write runs, and applies nothing before it completes', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const first = await leader.submit(registration(cluster, 'shop', 'merchant').tx, {
+      wait: true,
+      timeoutMs: 5000,
+    });
+    expect(first.receipt?.code).toBe('OK');
+    const leaderId = leader.status().nodeId;
+    const followers = [...cluster.nodes.entries()].filter(([id]) => id !== leaderId).map(([, n]) => n);
+    await cluster.waitFor('followers at the same height', () =>
+      followers.every((f) => f.status().height === leader.status().height),
+    );
+    const height = leader.status().height;
+
+    // Hold the leader's next log write.
+    const disk = cluster.disks.get(leaderId)!.raft;
+    const save = disk.save.bind(disk);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let holding = 0;
+    disk.save = async (w) => {
+      if (w.entries && w.entries.length > 0) {
+        holding++;
+        await held;
+      }
+      return save(w);
+    };
+    const lastIndex = leader.raftStatus.lastIndex;
+    const pending = leader.submit(registration(cluster, 'blog', 'affiliate').tx, {
+      wait: true,
+      timeoutMs: 5000,
+    });
+    // The followers receive (and acknowledge) the block while the leader's write is held...
+    await cluster.waitFor('followers to hold the new entry', () =>
+      followers.every((f) => f.raftStatus.lastIndex > lastIndex),
+    );
+    expect(holding).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 100));
+    // ...but nobody applies it: the leader has not written it, so it is not yet committed anywhere.
+    for (const n of cluster.nodes.values()) expect(n.status().height).toBe(height);
+    release();
+    disk.save = save;
+    const r = await pending;
+    expect(r.receipt?.code).toBe('OK');
+    expect(r.receipt?.height).toBe(height + 1);
+    expect(cluster.fatal).toEqual([]);
+  });
 });
