@@ -344,31 +344,25 @@ export class LedgerNode implements LedgerNodeApi {
       this.hardStateDurable(rd.hardState) &&
       rd.messages.every((m) => LEADER_MESSAGES.has(m.type));
     if (early) this.send(rd.messages);
-    if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
-      const t0 = performance.now();
-      // etcd's MustSync: only new entries, a snapshot, or a new term or vote need an fsync
-      // before anything is sent; a commit index alone is relearned from the leader.
-      const hs = rd.hardState;
-      const mustSync =
-        rd.entries.length > 0 ||
-        rd.snapshot !== undefined ||
-        (hs !== undefined && (hs.term !== this.persistedHard.term || hs.vote !== this.persistedHard.vote));
-      const write: Parameters<RaftStore['save']>[0] = { entries: rd.entries, sync: mustSync };
-      if (hs) write.hardState = hs;
-      if (rd.snapshot) write.snapshot = rd.snapshot;
-      await this.opts.raftStore.save(write);
-      if (hs) this.persistedHard = { term: hs.term, vote: hs.vote };
-      if (mustSync) this.opts.metrics?.observeFsync((performance.now() - t0) / 1000);
-      if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
-      if (rd.entries.length > 0) this.storage.append(rd.entries);
-      if (rd.hardState) {
-        this.storage.setHardState(rd.hardState);
-        this.term = rd.hardState.term;
-      }
+    // Committed entries that were on disk before this Ready are applied while its write runs
+    // (etcd applies on its own goroutine for the same reason): the cycle costs the longer of the
+    // two, not their sum. Entries this Ready itself writes are applied only once written, and
+    // the messages of a non-leader (acknowledgements, votes) leave only once written.
+    const firstNew = rd.entries[0]?.index ?? Infinity;
+    const overlap = rd.snapshot === undefined;
+    const applyNow = overlap ? rd.committedEntries.filter((e) => e.index < firstNew) : [];
+    const applyAfter = overlap ? rd.committedEntries.filter((e) => e.index >= firstNew) : rd.committedEntries;
+    const written = this.persist(rd).then(() => {
+      if (!early) this.send(rd.messages);
+    });
+    written.catch(() => undefined); // awaited below; handled now so a failure mid-apply is not "unhandled"
+    try {
+      for (const e of applyNow) await this.applyEntry(e);
+    } finally {
+      await written;
     }
-    if (!early) this.send(rd.messages);
     if (rd.snapshot && rd.snapshot.data.length > 0) await this.restoreSnapshot(rd.snapshot);
-    for (const e of rd.committedEntries) await this.applyEntry(e);
+    for (const e of applyAfter) await this.applyEntry(e);
     this.raft.advance();
     const st = this.raft.status();
     const m = this.opts.metrics;
@@ -380,6 +374,31 @@ export class LedgerNode implements LedgerNodeApi {
       m.setPeers(this.opts.network.connectedMembers().length);
     }
     if (this.appliedSinceCompact >= this.compactEvery) await this.compactLog();
+  }
+
+  /** Write a Ready's hard state, entries and snapshot (fsync when they must be durable), then install them in memory. */
+  private async persist(rd: Ready): Promise<void> {
+    if (!rd.hardState && rd.entries.length === 0 && !rd.snapshot) return;
+    const t0 = performance.now();
+    // etcd's MustSync: only new entries, a snapshot, or a new term or vote need an fsync
+    // before anything is sent; a commit index alone is relearned from the leader.
+    const hs = rd.hardState;
+    const mustSync =
+      rd.entries.length > 0 ||
+      rd.snapshot !== undefined ||
+      (hs !== undefined && (hs.term !== this.persistedHard.term || hs.vote !== this.persistedHard.vote));
+    const write: Parameters<RaftStore['save']>[0] = { entries: rd.entries, sync: mustSync };
+    if (hs) write.hardState = hs;
+    if (rd.snapshot) write.snapshot = rd.snapshot;
+    await this.opts.raftStore.save(write);
+    if (hs) this.persistedHard = { term: hs.term, vote: hs.vote };
+    if (mustSync) this.opts.metrics?.observeFsync((performance.now() - t0) / 1000);
+    if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
+    if (rd.entries.length > 0) this.storage.append(rd.entries);
+    if (hs) {
+      this.storage.setHardState(hs);
+      this.term = hs.term;
+    }
   }
 
   private send(messages: readonly Message[]): void {
