@@ -280,6 +280,8 @@ export class LedgerNode implements LedgerNodeApi {
     this.ticks++;
     if (this.ticks % SWEEP_EVERY_TICKS === 0) this.sweepMempool();
     if (this.isLeader && this.ticks % 10 === 0) this.reconcileMembership();
+    // Walking libp2p's connections costs more than a whole Ready of a small block: once a tick.
+    this.opts.metrics?.setPeers(this.opts.network.connectedMembers().length);
     this.kick();
   }
 
@@ -371,7 +373,6 @@ export class LedgerNode implements LedgerNodeApi {
       m.setCommitIndex(st.commit);
       m.setAppliedIndex(this.appliedIndex);
       m.setMempool(this.mempool.size);
-      m.setPeers(this.opts.network.connectedMembers().length);
     }
     if (this.appliedSinceCompact >= this.compactEvery) await this.compactLog();
   }
