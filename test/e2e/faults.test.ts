@@ -1,7 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Block } from '../../src/ledger/index.js';
-import { toHex } from '../../src/codec/index.js';
-import { generateKeyPair, type KeyPair } from '../../src/crypto/index.js';
 import { Devnet } from '../support/devnet.js';
 
 const nets: Devnet[] = [];
@@ -14,55 +12,7 @@ async function setup() {
   nets.push(net);
   await net.startAll();
   await net.waitLeader();
-  const shop = generateKeyPair();
-  const blog = generateKeyPair();
-  for (const [k, role] of [
-    [shop, 'merchant'],
-    [blog, 'affiliate'],
-  ] as const) {
-    const r = await net.submit(
-      0,
-      net.signed('participant.register', net.operator, { participant: toHex(k.publicKey), role, name: role }),
-    );
-    expect(r.body.receipt?.code).toBe('OK');
-  }
-  return { net, shop, blog };
-}
-
-/** Steady load against whichever nodes are up; remembers every transaction that got a committed receipt. */
-function load(net: Devnet, shop: KeyPair, blog: KeyPair, down: Set<number>) {
-  const committed = new Map<string, { height: number; index: number }>();
-  let running = true;
-  let seq = 0;
-  const worker = async (w: number) => {
-    while (running) {
-      const live = [0, 1, 2].filter((i) => !down.has(i));
-      const i = live[(w + seq) % live.length]!;
-      const tx = net.signed('commission.record', shop, {
-        merchant: toHex(shop.publicKey),
-        affiliate: toHex(blog.publicKey),
-        amount: '100',
-        currency: 'EUR',
-        orderId: `load-${seq++}`,
-        description: 'load',
-      });
-      try {
-        const r = await net.submit(i, tx, true, 5000);
-        if (r.status === 200 && r.body.receipt)
-          committed.set(r.body.id, { height: r.body.receipt.height, index: r.body.receipt.index });
-      } catch {
-        // the node died under us: the transaction may or may not commit; only receipts count
-      }
-    }
-  };
-  const workers = Array.from({ length: 8 }, (_, w) => worker(w));
-  return {
-    committed,
-    async stop() {
-      running = false;
-      await Promise.all(workers);
-    },
-  };
+  return { net, p: await net.participants() };
 }
 
 async function chainOf(net: Devnet, i: number): Promise<Block[]> {
@@ -92,9 +42,9 @@ async function settle(net: Devnet) {
 
 describe('faults on a real 3-node network', () => {
   it('kill -9 the leader, then a follower, under load: every committed transaction is in the chain exactly once on every node', async () => {
-    const { net, shop, blog } = await setup();
+    const { net, p } = await setup();
     const down = new Set<number>();
-    const l = load(net, shop, blog, down);
+    const l = net.steadyLoad(p, { targets: () => [0, 1, 2].filter((i) => !down.has(i)) });
     await new Promise((r) => setTimeout(r, 1500));
     const leader = await net.waitLeader();
     down.add(leader);
@@ -139,24 +89,14 @@ describe('faults on a real 3-node network', () => {
   });
 
   it('a SIGSTOPped leader is replaced; resumed, it steps down and commits nothing of its own', async () => {
-    const { net, shop, blog } = await setup();
+    const { net, p } = await setup();
     const old = await net.waitLeader();
     const oldStatus = (await net.status(old))!;
     net.signal(old, 'SIGSTOP');
     const others = [0, 1, 2].filter((i) => i !== old);
     const fresh = await net.waitLeader(others);
     for (let k = 0; k < 5; k++) {
-      const r = await net.submit(
-        fresh,
-        net.signed('commission.record', shop, {
-          merchant: toHex(shop.publicKey),
-          affiliate: toHex(blog.publicKey),
-          amount: '5',
-          currency: 'EUR',
-          orderId: `paused-${k}`,
-          description: '',
-        }),
-      );
+      const r = await net.submit(fresh, net.commission(p, `paused-${k}`, '5'));
       expect(r.body.receipt?.code).toBe('OK');
     }
     net.signal(old, 'SIGCONT');

@@ -1,8 +1,6 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CheckReport, SyncServiceStatus } from '../../src/sync/index.js';
-import { toHex } from '../../src/codec/index.js';
-import { generateKeyPair, type KeyPair } from '../../src/crypto/index.js';
 import { Devnet } from '../support/devnet.js';
 import { ThrowawayCluster } from '../unit/sync/throwaway-cluster.js';
 
@@ -16,32 +14,7 @@ async function getJson<T>(url: string): Promise<T> {
   return (await r.json()) as T;
 }
 
-async function participants(net: Devnet): Promise<{ shop: KeyPair; blog: KeyPair }> {
-  const shop = generateKeyPair();
-  const blog = generateKeyPair();
-  for (const [k, role, name] of [
-    [shop, 'merchant', 'Acme Audio'],
-    [blog, 'affiliate', 'Hifi Blog'],
-  ] as const) {
-    const r = await net.submit(
-      0,
-      net.signed('participant.register', net.operator, { participant: toHex(k.publicKey), role, name }),
-    );
-    expect(r.body.receipt?.code).toBe('OK');
-  }
-  return { shop, blog };
-}
-
-function commission(net: Devnet, shop: KeyPair, blog: KeyPair, n: number, description: string) {
-  return net.signed('commission.record', shop, {
-    merchant: toHex(shop.publicKey),
-    affiliate: toHex(blog.publicKey),
-    amount: String(1000 + n),
-    currency: 'EUR',
-    orderId: `s-${n}`,
-    description,
-  });
-}
+const NAMES = { merchant: 'Acme Audio', affiliate: 'Hifi Blog' };
 
 describe('the Postgres/pgvector mirror on a real network', () => {
   it('every node of a 3-node devnet mirrors into its own embedded PGlite; all mirrors match their chains and each other', async () => {
@@ -50,11 +23,12 @@ describe('the Postgres/pgvector mirror on a real network', () => {
     net.startArgs = () => [];
     await net.startAll();
     await net.waitLeader();
-    const { shop, blog } = await participants(net);
+    const p = await net.participants(NAMES);
     const texts = ['Noise cancelling headphones', 'Espresso machine with grinder', 'Trail running shoes'];
     for (let n = 0; n < 12; n++)
       expect(
-        (await net.submit(n % 3, commission(net, shop, blog, n, texts[n % 3]!))).body.receipt?.code,
+        (await net.submit(n % 3, net.commission(p, `s-${n}`, String(1000 + n), texts[n % 3]))).body.receipt
+          ?.code,
       ).toBe('OK');
     const head = (await net.status(0))!;
     const statuses = await net.waitFor(
@@ -90,12 +64,13 @@ describe('the Postgres/pgvector mirror on a real network', () => {
     net.startArgs = (i) => ['--postgres-url', cluster.url(`node${i}`)];
     await net.startAll();
     await net.waitLeader();
-    const { shop, blog } = await participants(net);
+    const p = await net.participants(NAMES);
     let n = 0;
-    for (; n < 5; n++) await net.submit(n % 3, commission(net, shop, blog, n, 'before the outage'));
+    for (; n < 5; n++)
+      await net.submit(n % 3, net.commission(p, `s-${n}`, String(1000 + n), 'before the outage'));
     await cluster.stop('immediate');
     for (; n < 25; n++) {
-      const r = await net.submit(n % 3, commission(net, shop, blog, n, 'during the outage'));
+      const r = await net.submit(n % 3, net.commission(p, `s-${n}`, String(1000 + n), 'during the outage'));
       expect(r.body.receipt?.code).toBe('OK');
     }
     const ready = await net.waitFor('readyz to report the sink', async () => {
@@ -129,22 +104,15 @@ describe('the Postgres/pgvector mirror on a real network', () => {
     net.startArgs = (i) => (i === 1 ? [] : ['--no-mirror']);
     await net.startAll();
     await net.waitLeader();
-    const { shop, blog } = await participants(net);
-    let running = true;
-    let n = 0;
-    const load = (async () => {
-      while (running)
-        await net
-          .submit([0, 2][n % 2]!, commission(net, shop, blog, n++, 'under load'))
-          .catch(() => undefined);
-    })();
+    const p = await net.participants(NAMES);
+    // Node 1 is the one killed: load goes to the other two.
+    const load = net.steadyLoad(p, { targets: () => [0, 2], workers: 1, prefix: 'under-load' });
     await new Promise((r) => setTimeout(r, 1500));
     await net.kill(1, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 500));
     await net.restart(1);
     await new Promise((r) => setTimeout(r, 1000));
-    running = false;
-    await load;
+    await load.stop();
     const head = (await net.status(0))!;
     await net.waitFor(
       'the restarted node and its mirror to catch up',

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeStatus, SubmitResult } from '../../src/api/node-api.js';
 import { toHex } from '../../src/codec/index.js';
-import type { KeyPair } from '../../src/crypto/index.js';
+import { generateKeyPair, type KeyPair } from '../../src/crypto/index.js';
 import {
   signTransaction,
   type PayloadByKind,
@@ -27,6 +27,17 @@ function nextBasePort(nodes: number): number {
   const base = portCursor;
   portCursor += 2 * nodes + 10;
   return base;
+}
+
+export interface Participants {
+  shop: KeyPair;
+  blog: KeyPair;
+}
+
+export interface SteadyLoad {
+  /** every transaction that got a committed OK receipt, with where it landed */
+  readonly committed: Map<string, { height: number; index: number }>;
+  stop(): Promise<void>;
 }
 
 export interface DevnetNode {
@@ -217,6 +228,80 @@ export class Devnet {
       } as UnsignedTx,
       signer.secretKey,
     );
+  }
+
+  /** Register a new merchant and a new affiliate (operator-signed, via node 0) and wait for both receipts. */
+  async participants(names = { merchant: 'merchant', affiliate: 'affiliate' }): Promise<Participants> {
+    const shop = generateKeyPair();
+    const blog = generateKeyPair();
+    for (const [k, role] of [
+      [shop, 'merchant'],
+      [blog, 'affiliate'],
+    ] as const) {
+      const tx = this.signed('participant.register', this.operator, {
+        participant: toHex(k.publicKey),
+        role,
+        name: names[role],
+      });
+      const r = await this.submit(0, tx);
+      if (r.body.receipt?.code !== 'OK')
+        throw new Error(`registering the ${role} failed: ${JSON.stringify(r)}`);
+    }
+    return { shop, blog };
+  }
+
+  /** A signed commission.record from the participants' merchant to their affiliate. */
+  commission(p: Participants, orderId: string, amount = '100', description = ''): SignedTx {
+    return this.signed('commission.record', p.shop, {
+      merchant: toHex(p.shop.publicKey),
+      affiliate: toHex(p.blog.publicKey),
+      amount,
+      currency: 'EUR',
+      orderId,
+      description,
+    });
+  }
+
+  /**
+   * Steady load until `stop()`: `workers` loops, each submitting one
+   * commission at a time to one of the nodes `targets()` names now (they may
+   * die and come back), waiting for its receipt. Only receipts count: a
+   * request that fails because its node died may or may not have committed.
+   */
+  steadyLoad(
+    p: Participants,
+    opts: { targets: () => number[]; workers?: number; prefix?: string; timeoutMs?: number },
+  ): SteadyLoad {
+    const committed = new Map<string, { height: number; index: number }>();
+    let running = true;
+    let seq = 0;
+    const worker = async (w: number) => {
+      while (running) {
+        const targets = opts.targets();
+        const n = seq++;
+        const i = targets[(w + n) % targets.length]!;
+        try {
+          const r = await this.submit(
+            i,
+            this.commission(p, `${opts.prefix ?? 'load'}-${n}`),
+            true,
+            opts.timeoutMs ?? 5000,
+          );
+          if (r.status === 200 && r.body.receipt?.code === 'OK')
+            committed.set(r.body.id, { height: r.body.receipt.height, index: r.body.receipt.index });
+        } catch {
+          // the node died under us, or is in transition
+        }
+      }
+    };
+    const workers = Array.from({ length: opts.workers ?? 8 }, (_, w) => worker(w));
+    return {
+      committed,
+      async stop() {
+        running = false;
+        await Promise.all(workers);
+      },
+    };
   }
 
   async submit(
