@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ApiError, rejected } from '../api/errors.js';
+import { ApiError, apiErrorBody, mapError, rejected } from '../api/errors.js';
 import type { NodeMetrics } from '../api/metrics.js';
 import type {
   AdminResult,
@@ -950,9 +950,7 @@ export class LedgerNode implements LedgerNodeApi {
     try {
       json = JSON.parse(Buffer.from(request).toString('utf8'));
     } catch {
-      return Buffer.from(
-        JSON.stringify({ error: { code: 'MALFORMED_JSON', message: 'the request is not JSON' } }),
-      );
+      return Buffer.from(JSON.stringify(apiErrorBody('MALFORMED_JSON', 'the request is not JSON').body));
     }
     const { tx, wait, timeoutMs } =
       json !== null && typeof json === 'object' && 'tx' in json
@@ -965,11 +963,10 @@ export class LedgerNode implements LedgerNodeApi {
       });
       return Buffer.from(JSON.stringify(r));
     } catch (err) {
-      const e = err as { code?: string; message?: string; field?: string; details?: unknown };
-      const body: Record<string, unknown> = { code: e.code ?? 'INTERNAL', message: e.message ?? 'error' };
-      if (e.field !== undefined) body.field = e.field;
-      if (e.details !== undefined) body.details = e.details;
-      return Buffer.from(JSON.stringify({ error: body }));
+      // The same error shape and codes as HTTP (api/errors.ts), never a stack.
+      const mapped = mapError(err);
+      if (mapped.internal) this.log.error({ err }, 'a P2P submission failed');
+      return Buffer.from(JSON.stringify(mapped.body));
     }
   }
 
