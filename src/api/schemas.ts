@@ -1,4 +1,11 @@
-import { ADMIN_KINDS, LIMITS, RESULT_CODES, TX_KINDS, type CommissionStatus } from '../ledger/index.js';
+import {
+  ADMIN_KINDS,
+  BLOCK_HEADER_FIELDS,
+  LIMITS,
+  RESULT_CODES,
+  TX_KINDS,
+  type CommissionStatus,
+} from '../ledger/index.js';
 import { API_ERROR_CODES } from './errors.js';
 
 /**
@@ -71,21 +78,10 @@ export const Receipt: JsonSchema = {
   additionalProperties: true,
 };
 
+/** The ledger's header fields (ledger/block.ts); a test checks `properties` names exactly those. */
 export const BlockHeader: JsonSchema = {
   type: 'object',
-  required: [
-    'v',
-    'chainId',
-    'height',
-    'prevHash',
-    'txRoot',
-    'txCount',
-    'ledgerRoot',
-    'ledgerSize',
-    'timestamp',
-    'term',
-    'proposer',
-  ],
+  required: [...BLOCK_HEADER_FIELDS],
   properties: {
     v: { type: 'integer' },
     chainId: { type: 'string' },

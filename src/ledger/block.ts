@@ -70,26 +70,26 @@ export function txRootOf(txs: readonly DecodedTx[]): string {
   return toHex(merkleRoot(txs.map((t) => leafHash(t.idBytes))));
 }
 
+/** The fields of a block header (docs/FORMAT.md); the API's JSON schema lists the same. */
+export const BLOCK_HEADER_FIELDS = [
+  'v',
+  'chainId',
+  'height',
+  'prevHash',
+  'txRoot',
+  'txCount',
+  'ledgerRoot',
+  'ledgerSize',
+  'timestamp',
+  'term',
+  'proposer',
+] as const satisfies readonly (keyof BlockHeader)[];
+/** Present in the genesis header only. */
+export const BLOCK_HEADER_OPTIONAL_FIELDS = ['configHash'] as const satisfies readonly (keyof BlockHeader)[];
+
 function parseHeader(value: unknown): BlockHeader {
   const p = '$.header';
-  const o = obj(
-    value,
-    p,
-    [
-      'v',
-      'chainId',
-      'height',
-      'prevHash',
-      'txRoot',
-      'txCount',
-      'ledgerRoot',
-      'ledgerSize',
-      'timestamp',
-      'term',
-      'proposer',
-    ],
-    ['configHash'],
-  );
+  const o = obj(value, p, BLOCK_HEADER_FIELDS, BLOCK_HEADER_OPTIONAL_FIELDS);
   if (o.v !== BLOCK_VERSION)
     throw new ValidationError('UNSUPPORTED_VERSION', `must be ${BLOCK_VERSION}`, `${p}.v`);
   const header: BlockHeader = {

@@ -6,7 +6,13 @@ import { API_ERROR_CODES } from '../../../src/api/errors.js';
 import { buildOpenApiDocument, openApiPath, renderOpenApiYaml, toYaml } from '../../../src/api/openapi.js';
 import { ROUTES } from '../../../src/api/routes.js';
 import { buildApi, routesOf } from '../../../src/api/server.js';
-import { RESULT_CODES, VALIDATION_ERROR_CODES } from '../../../src/ledger/index.js';
+import {
+  BLOCK_HEADER_FIELDS,
+  BLOCK_HEADER_OPTIONAL_FIELDS,
+  RESULT_CODES,
+  VALIDATION_ERROR_CODES,
+} from '../../../src/ledger/index.js';
+import { BlockHeader } from '../../../src/api/schemas.js';
 import { FakeNode } from './fake-node.js';
 
 const docPath = (name: string) => fileURLToPath(new URL(`../../../docs/${name}`, import.meta.url));
@@ -70,5 +76,12 @@ describe('docs/ERRORS.md and docs/API.md', () => {
 
   it('API.md covers every route', () => {
     for (const spec of Object.values(ROUTES)) expect(api, spec.url).toContain(`${spec.method} ${spec.url}`);
+  });
+});
+
+describe('the block header schema', () => {
+  it('names exactly the fields the ledger parses', () => {
+    const props = Object.keys((BlockHeader as { properties: Record<string, unknown> }).properties).sort();
+    expect(props).toEqual([...BLOCK_HEADER_FIELDS, ...BLOCK_HEADER_OPTIONAL_FIELDS].sort());
   });
 });
