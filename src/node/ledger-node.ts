@@ -113,18 +113,21 @@ interface BlockListener {
 const BLOCK_BYTES_BUDGET = 4 * 1024 * 1024;
 const SWEEP_EVERY_TICKS = 50;
 
-/**
- * One ledger node: Raft over the hash-chained ledger. The driver loop takes
- * each Raft Ready and, in order: persists hard state and entries (one fsync),
- * installs them in the in-memory log, sends the messages, applies committed
- * entries (blocks to the chain, membership changes to Raft), answers waiting
- * submitters, then acknowledges. As leader it cuts blocks from the mempool
- * against the state its log will produce (group commit: every block one
- * fsync however many transactions it holds), with a few blocks in flight.
- */
 /** What a leader sends that claims nothing about its own disk (no vote, no acknowledgement). */
 const LEADER_MESSAGES: ReadonlySet<MessageType> = new Set(['app', 'heartbeat', 'snap', 'timeoutNow']);
 
+/**
+ * One ledger node: Raft over the hash-chained ledger. The driver loop takes
+ * each Raft Ready and: persists hard state and entries (one fsync) and
+ * installs them in the in-memory log; meanwhile applies the committed entries
+ * that earlier Readies wrote (blocks to the chain, membership changes to
+ * Raft) and answers waiting submitters; sends the messages once the write is
+ * done (a leader sends its appends at once, overlapping its fsync with the
+ * followers'); applies committed entries of this Ready's own write; then
+ * acknowledges. As leader it cuts blocks from the mempool against the state
+ * its log will produce (group commit: every block one fsync however many
+ * transactions it holds), with a few blocks in flight.
+ */
 export class LedgerNode implements LedgerNodeApi {
   readonly chainId: string;
   readonly nodeId: string;
