@@ -1,4 +1,5 @@
-import { fromHex } from '../codec/index.js';
+import { CodecError } from '../codec/index.js';
+import type { MerkleNode } from '../crypto/index.js';
 import {
   BlockError,
   checkAllInvariants,
@@ -15,20 +16,36 @@ import {
   ValidationError,
   verifyTxSignature,
   type DecodedBlock,
+  type Receipt,
+  type StateRecord,
 } from '../ledger/index.js';
-import { chainKeys, prefixes, type KeyValueStore } from '../storage/index.js';
-import { SignaturePool } from './signature-pool.js';
+import { chainKeys, prefixes, prefixEnd, type KeyValueStore } from '../storage/index.js';
+import { equalsText, receiptText, recordText } from './encode.js';
+import { SignaturePool, type SignaturePoolOptions } from './signature-pool.js';
+import { decodeStoredFast } from './stored-block.js';
 
 /**
  * The auditor's full check of a node's stored chain, trusting nothing the
  * node computed: every block is parsed from its stored bytes, linked, its
- * Merkle roots recomputed, every signature checked (on worker threads), every
- * transaction re-executed from genesis; then every stored receipt, index
- * entry, state record and Merkle node is compared byte for byte with what the
- * re-execution produced, and the whole-state invariants are checked.
+ * Merkle roots recomputed, every signature checked, every transaction
+ * re-executed from genesis; every stored receipt, index entry, state record
+ * and Merkle node is compared byte for byte with what the re-execution
+ * produced, and the whole-state invariants are checked.
+ *
+ * How the work is spread. The calling thread reads each block, checks that
+ * its bytes are canonical and computes the transaction ids
+ * (stored-block.ts: the signed messages are written once, into the signature
+ * pool's batch buffer, and hashed there), re-executes it and compares its
+ * receipts as it goes (a second cursor over the receipt store walks in step
+ * with the blocks). Signatures are checked on worker threads meanwhile; the
+ * calling thread runs ahead of them, compares the other stores in one pass
+ * while they are still busy, and then verifies queued batches itself until
+ * all are done. Each stored entry is read once.
  *
  * The first problem found, in chain order, is reported with the height,
- * transaction and field (or store key) that is wrong.
+ * transaction and field (or store key) that is wrong. Blocks and signatures
+ * come first; then the stores, in the order receipts, transaction index,
+ * block-hash index, Merkle nodes, state, unknown keys; then the invariants.
  */
 
 export interface VerifyFailure {
@@ -56,6 +73,8 @@ export interface VerifyOptions {
   /** signature worker threads; 0 verifies on this thread. Default: one per core. */
   threads?: number;
   onProgress?: (height: number, lastHeight: number) => void;
+  /** the signature worker script; for tests */
+  signatureWorker?: URL;
 }
 
 class Failed extends Error {
@@ -66,22 +85,30 @@ class Failed extends Error {
 
 const decoder = new TextDecoder();
 const text = new TextEncoder();
-/** tags for signature jobs: height * TAG_STRIDE + index + 1 (0 = block signature) */
-const TAG_STRIDE = 1_000_000;
+/** tags for signature jobs: height * TAG_STRIDE + index + 1 (0 = block signature); > maxBlockTxs + 1 */
+const TAG_STRIDE = 2 ** 21;
+const tagOf = (height: number, index: number) => height * TAG_STRIDE + index + 1;
+/** a transaction's place, height * POSITION + index */
+const POSITION = 2 ** 21;
 
 export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const started = performance.now();
-  const pool = new SignaturePool(opts.threads);
+  const poolOpts: SignaturePoolOptions = {};
+  if (opts.threads !== undefined) poolOpts.threads = opts.threads;
+  if (opts.signatureWorker !== undefined) poolOpts.workerUrl = opts.signatureWorker;
+  const pool = new SignaturePool(poolOpts);
   let height = -1;
   let blocks = 0;
   let transactions = 0;
   const state = new LedgerState();
-  const expected = {
-    receipts: new Map<string, Uint8Array>(),
-    txIndex: new Map<string, Uint8Array>(),
-    hashes: new Map<string, Uint8Array>(),
-    merkle: new Map<string, Uint8Array>(),
+  const expected: Expected = {
+    txIndex: new Map(),
+    hashes: new Map(),
+    merkle: new ExpectedMerkle(),
+    state,
   };
+  const findings = new Findings();
+  let receipts: Cursor | undefined;
   const report = (failure?: VerifyFailure): VerifyReport => {
     const r: VerifyReport = {
       ok: failure === undefined,
@@ -95,6 +122,7 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
   };
   try {
     const lastHeight = await storedHeadHeight(kv);
+    receipts = await Cursor.open(kv, prefixes.receipt);
     let blockFailure: VerifyFailure | undefined;
     for await (const [key, bytes] of kv.iterate(prefixes.block)) {
       const h = Number(key.slice(prefixes.block.length));
@@ -107,13 +135,16 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
         };
         break;
       }
-      const decoded = decodeStored(h, bytes);
-      if (!decoded.ok) {
-        blockFailure = decoded.failure;
-        break;
+      let block = decodeStoredFast(h, bytes, pool, tagOf);
+      if (block === undefined) {
+        const decoded = decodeStored(h, bytes);
+        if (!decoded.ok) {
+          blockFailure = decoded.failure;
+          break;
+        }
+        block = decoded.block;
+        queueSignatures(pool, block);
       }
-      const block = decoded.block;
-      queueSignatures(pool, block);
       let processed;
       try {
         processed = processBlock(state, block, { checkSignatures: false });
@@ -125,15 +156,29 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
       height = h;
       blocks++;
       transactions += block.txs.length;
-      expected.hashes.set(chainKeys.hash(block.hash), text.encode(String(h)));
+      expected.hashes.set(block.hash, h);
+      await compareReceipts(receipts, h, processed.receipts, findings);
       for (const r of processed.receipts) {
-        expected.receipts.set(chainKeys.receipt(h, r.index), encodeReceipt(r));
-        if (r.code !== 'DUPLICATE_TX')
-          expected.txIndex.set(chainKeys.tx(r.tx), text.encode(`${h}:${r.index}`));
+        if (r.code !== 'DUPLICATE_TX') expected.txIndex.set(r.tx, h * POSITION + r.index);
       }
-      for (const n of processed.merkleNodes) expected.merkle.set(chainKeys.merkle(n.level, n.index), n.hash);
+      expected.merkle.add(processed.merkleNodes);
       opts.onProgress?.(h, lastHeight);
-      await pool.throttle();
+      pool.balance();
+    }
+    let invariantFailure: VerifyFailure | undefined;
+    if (blockFailure === undefined && height >= 0) {
+      // receipts of no block
+      for (; receipts.entry !== undefined; await receipts.next()) {
+        findings.note('receipt', entryFailure(receipts.entry[0], 'UNEXPECTED_ENTRY', NOT_PRODUCED));
+      }
+      // while the workers are still checking signatures
+      await compareOtherStores(kv, expected, findings);
+      try {
+        checkAllInvariants(state.records, height);
+      } catch (err) {
+        if (!(err instanceof InvariantViolation)) throw err;
+        invariantFailure = { code: 'INVARIANT_VIOLATION', height, message: err.message };
+      }
     }
     const bad = await pool.drain();
     if (bad.length > 0) {
@@ -149,13 +194,7 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
                 field: 'signature',
                 message: `block ${h}: the proposer's signature does not verify`,
               }
-            : {
-                code: 'BAD_TX_SIGNATURE',
-                height: h,
-                txIndex: i,
-                field: `txs[${i}].signature`,
-                message: `block ${h} transaction ${i}: the signature does not verify`,
-              },
+            : await badTxSignature(kv, h, i),
         );
       }
     }
@@ -165,36 +204,20 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
         code: 'EMPTY_CHAIN',
         message: 'the store holds no blocks (not a node data directory?)',
       });
-
-    await compareStore(kv, prefixes.receipt, expected.receipts, describeReceiptKey);
-    await compareStore(kv, prefixes.tx, expected.txIndex, (k) => ({
-      txId: k.slice(prefixes.tx.length),
-      what: 'transaction index entry',
-    }));
-    await compareStore(kv, prefixes.hash, expected.hashes, (k) => ({
-      what: `block-hash index entry ${k.slice(prefixes.hash.length)}`,
-    }));
-    await compareStore(kv, prefixes.merkle, expected.merkle, (k) => ({
-      what: `whole-ledger Merkle node ${k.slice(prefixes.merkle.length)}`,
-    }));
-    const expectedState = new Map<string, Uint8Array>();
-    for (const [k, rec] of state.records) expectedState.set(chainKeys.state(k), encodeRecord(rec));
-    await compareStore(kv, prefixes.state, expectedState, (k) => ({
-      what: `state record ${k.slice(prefixes.state.length)}`,
-    }));
-    await checkNoUnknownKeys(kv);
-    try {
-      checkAllInvariants(state.records, height);
-    } catch (err) {
-      if (err instanceof InvariantViolation)
-        throw new Failed({ code: 'INVARIANT_VIOLATION', height, message: err.message });
-      throw err;
+    for (const store of STORES) {
+      const f =
+        findings.wrong.get(store) ??
+        findings.missing.get(store) ??
+        (await missingEntry(kv, store, expected, findings));
+      if (f) throw new Failed(f);
     }
+    if (invariantFailure) throw new Failed(invariantFailure);
     return report();
   } catch (err) {
     if (err instanceof Failed) return report(err.failure);
     throw err;
   } finally {
+    await receipts?.close();
     await pool.close();
   }
 }
@@ -212,6 +235,7 @@ async function storedHeadHeight(kv: KeyValueStore): Promise<number> {
 
 type Decoded = { ok: true; block: DecodedBlock } | { ok: false; failure: VerifyFailure };
 
+/** The exact (slow) path: parse, canonicalise every transaction, compare with the stored bytes. */
 function decodeStored(height: number, bytes: Uint8Array): Decoded {
   const key = chainKeys.block(height);
   let json: unknown;
@@ -228,6 +252,12 @@ function decodeStored(height: number, bytes: Uint8Array): Decoded {
       },
     };
   }
+  const nonCanonical: VerifyFailure = {
+    code: 'NON_CANONICAL_BLOCK',
+    height,
+    key,
+    message: `block ${height}: stored bytes are not the canonical encoding`,
+  };
   try {
     const block = parseBlock(json);
     if (block.header.height !== height) {
@@ -244,17 +274,7 @@ function decodeStored(height: number, bytes: Uint8Array): Decoded {
     }
     const decoded = decodeBlock(block);
     // encodeDecodedBlock reuses each transaction's canonical bytes (a test keeps it equal to encodeBlock)
-    if (!Buffer.from(encodeDecodedBlock(decoded)).equals(Buffer.from(bytes))) {
-      return {
-        ok: false,
-        failure: {
-          code: 'NON_CANONICAL_BLOCK',
-          height,
-          key,
-          message: `block ${height}: stored bytes are not the canonical encoding`,
-        },
-      };
-    }
+    if (!Buffer.from(encodeDecodedBlock(decoded)).equals(bytes)) return { ok: false, failure: nonCanonical };
     return { ok: true, block: decoded };
   } catch (err) {
     if (err instanceof ValidationError) {
@@ -264,26 +284,41 @@ function decodeStored(height: number, bytes: Uint8Array): Decoded {
       if (tx) f.txIndex = Number(tx[1]);
       return { ok: false, failure: f };
     }
+    // a value canonical JSON cannot hold (say -0): whatever it is, these bytes are not canonical
+    if (err instanceof CodecError) return { ok: false, failure: nonCanonical };
     throw err;
   }
 }
 
 function queueSignatures(pool: SignaturePool, block: DecodedBlock): void {
   const h = block.block.header.height;
-  pool.add({
-    tag: h * TAG_STRIDE,
-    message: blockSigningMessage(block.block.header),
-    signature: fromHex(block.block.signature),
-    publicKey: fromHex(block.block.header.proposer),
-  });
+  pool.beginMessage();
+  pool.writeBytes(blockSigningMessage(block.block.header));
+  pool.endMessage(tagOf(h, -1), block.block.signature, block.block.header.proposer);
   block.txs.forEach((t, i) => {
-    pool.add({
-      tag: h * TAG_STRIDE + i + 1,
-      message: decodedTxSigningMessage(t),
-      signature: fromHex(t.tx.signature),
-      publicKey: fromHex(t.tx.signer),
-    });
+    pool.beginMessage();
+    pool.writeBytes(decodedTxSigningMessage(t));
+    pool.endMessage(tagOf(h, i), t.tx.signature, t.tx.signer);
   });
+}
+
+/** The failure for a transaction signature a worker refused, with the transaction's id. */
+async function badTxSignature(kv: KeyValueStore, h: number, i: number): Promise<VerifyFailure> {
+  const f: VerifyFailure = {
+    code: 'BAD_TX_SIGNATURE',
+    height: h,
+    txIndex: i,
+    field: `txs[${i}].signature`,
+    message: `block ${h} transaction ${i}: the signature does not verify`,
+  };
+  const bytes = await kv.get(chainKeys.block(h));
+  const decoded = bytes === undefined ? undefined : decodeStored(h, bytes);
+  const id = decoded?.ok ? decoded.block.txs[i]?.id : undefined;
+  if (id !== undefined) {
+    f.txId = id;
+    f.message = `block ${h} transaction ${i} (${id}): the signature does not verify`;
+  }
+  return f;
 }
 
 function explainBlockError(err: unknown, block: DecodedBlock): VerifyFailure {
@@ -314,6 +349,262 @@ function explainBlockError(err: unknown, block: DecodedBlock): VerifyFailure {
   throw err;
 }
 
+// ---- the stores ----
+
+type Store = 'receipt' | 'tx' | 'hash' | 'merkle' | 'state' | 'unknown';
+/** the order in which store failures are reported */
+const STORES: readonly Store[] = ['receipt', 'tx', 'hash', 'merkle', 'state', 'unknown'];
+
+/** Per store, the first entry that is stored but wrong or unexpected, and the first one missing. */
+class Findings {
+  readonly wrong = new Map<Store, VerifyFailure>();
+  readonly missing = new Map<Store, VerifyFailure>();
+  /** stored entries that re-execution also produced */
+  readonly matched: Record<Store, number> = { receipt: 0, tx: 0, hash: 0, merkle: 0, state: 0, unknown: 0 };
+
+  note(store: Store, f: VerifyFailure): void {
+    if (!this.wrong.has(store)) this.wrong.set(store, f);
+  }
+
+  noteMissing(store: Store, f: VerifyFailure): void {
+    if (!this.missing.has(store)) this.missing.set(store, f);
+  }
+}
+
+interface Expected {
+  /** tx id → place of its first inclusion */
+  txIndex: Map<string, number>;
+  /** block hash → height */
+  hashes: Map<string, number>;
+  merkle: ExpectedMerkle;
+  state: LedgerState;
+}
+
+/** Whole-ledger tree nodes by level and index. */
+class ExpectedMerkle {
+  readonly levels: Uint8Array[][] = [];
+  size = 0;
+
+  add(nodes: readonly MerkleNode[]): void {
+    for (const n of nodes) {
+      const level = (this.levels[n.level] ??= []);
+      if (level[n.index] === undefined) this.size++;
+      level[n.index] = n.hash;
+    }
+  }
+
+  get(level: number, index: number): Uint8Array | undefined {
+    return this.levels[level]?.[index];
+  }
+
+  *keys(): Iterable<string> {
+    for (const [level, nodes] of this.levels.entries()) {
+      for (const [index, node] of (nodes ?? []).entries()) {
+        if (node !== undefined) yield chainKeys.merkle(level, index);
+      }
+    }
+  }
+}
+
+/** An iterator over one store that can be advanced in step with the blocks. */
+class Cursor {
+  entry: [string, Uint8Array] | undefined;
+  private constructor(private readonly it: AsyncIterator<[string, Uint8Array]>) {}
+
+  static async open(kv: KeyValueStore, prefix: string): Promise<Cursor> {
+    const c = new Cursor(kv.iterate(prefix)[Symbol.asyncIterator]());
+    await c.next();
+    return c;
+  }
+
+  async next(): Promise<void> {
+    const r = await this.it.next();
+    this.entry = r.done ? undefined : r.value;
+  }
+
+  async close(): Promise<void> {
+    this.entry = undefined;
+    await this.it.return?.();
+  }
+}
+
+const NOT_PRODUCED = 'is stored but re-execution produces no such entry';
+
+/** Compare block h's receipts with the receipt store, advancing its cursor past them. */
+async function compareReceipts(
+  cur: Cursor,
+  h: number,
+  receipts: readonly Receipt[],
+  findings: Findings,
+): Promise<void> {
+  for (const r of receipts) {
+    const key = chainKeys.receipt(h, r.index);
+    while (cur.entry !== undefined && cur.entry[0] < key) {
+      findings.note('receipt', entryFailure(cur.entry[0], 'UNEXPECTED_ENTRY', NOT_PRODUCED));
+      await cur.next();
+    }
+    if (cur.entry !== undefined && cur.entry[0] === key) {
+      const stored = cur.entry[1];
+      const fast = receiptText(r);
+      if (fast === undefined || !equalsText(stored, fast)) {
+        const want = encodeReceipt(r);
+        if (!Buffer.from(want).equals(stored))
+          findings.note('receipt', entryFailure(key, 'ENTRY_MISMATCH', differs(want, stored)));
+      }
+      await cur.next();
+    } else {
+      findings.noteMissing('receipt', entryFailure(key, 'MISSING_ENTRY', 'is missing from the store'));
+    }
+  }
+}
+
+const SLASH = 0x2f;
+
+/**
+ * One pass over every key outside the block and receipt stores (those were
+ * walked with the blocks): each entry must be one re-execution produced, with
+ * the same bytes; any other key is unexpected.
+ */
+async function compareOtherStores(kv: KeyValueStore, expected: Expected, findings: Findings): Promise<void> {
+  const ranges: [string, string][] = [
+    ['', prefixes.block],
+    [prefixEnd(prefixes.block), prefixes.receipt],
+    [prefixEnd(prefixes.receipt), prefixEnd('')],
+  ];
+  for (const [gte, lt] of ranges) {
+    for await (const [key, stored] of kv.iterate('', { gte, lt })) {
+      const store = key.charCodeAt(1) === SLASH ? storeOf(key.charCodeAt(0)) : 'unknown';
+      switch (store) {
+        case 'tx': {
+          const place = expected.txIndex.get(key.slice(2));
+          if (place === undefined) findings.note('tx', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
+          else {
+            findings.matched.tx++;
+            const want = `${Math.floor(place / POSITION)}:${place % POSITION}`;
+            if (!equalsText(stored, want))
+              findings.note('tx', entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), stored)));
+          }
+          break;
+        }
+        case 'hash': {
+          const h = expected.hashes.get(key.slice(2));
+          if (h === undefined) findings.note('hash', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
+          else {
+            findings.matched.hash++;
+            const want = String(h);
+            if (!equalsText(stored, want))
+              findings.note('hash', entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), stored)));
+          }
+          break;
+        }
+        case 'merkle': {
+          const at = merkleKey(key);
+          const want = at && expected.merkle.get(at[0], at[1]);
+          if (!want) findings.note('merkle', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
+          else {
+            findings.matched.merkle++;
+            if (!Buffer.from(want.buffer, want.byteOffset, want.byteLength).equals(stored))
+              findings.note('merkle', entryFailure(key, 'ENTRY_MISMATCH', differs(want, stored)));
+          }
+          break;
+        }
+        case 'state': {
+          const rec = expected.state.records.get(key.slice(2));
+          if (rec === undefined) findings.note('state', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
+          else {
+            findings.matched.state++;
+            if (!recordMatches(rec, stored)) {
+              findings.note('state', entryFailure(key, 'ENTRY_MISMATCH', differs(encodeRecord(rec), stored)));
+            }
+          }
+          break;
+        }
+        case 'unknown':
+          findings.note('unknown', {
+            code: 'UNEXPECTED_ENTRY',
+            key,
+            message: `store key ${JSON.stringify(key)} belongs to no known store`,
+          });
+      }
+    }
+  }
+}
+
+function storeOf(c: number): Exclude<Store, 'receipt'> {
+  switch (c) {
+    case 0x74: // t/
+      return 'tx';
+    case 0x68: // h/
+      return 'hash';
+    case 0x6d: // m/
+      return 'merkle';
+    case 0x73: // s/
+      return 'state';
+    default:
+      return 'unknown';
+  }
+}
+
+function recordMatches(rec: StateRecord, stored: Uint8Array): boolean {
+  const fast = recordText(rec);
+  if (fast !== undefined && equalsText(stored, fast)) return true;
+  return Buffer.from(encodeRecord(rec)).equals(stored);
+}
+
+/** `m/<level:2>/<index:12>` → [level, index], only in exactly the form chainKeys.merkle writes. */
+function merkleKey(key: string): [number, number] | undefined {
+  const m = /^m\/(\d{2,})\/(\d{12,})$/.exec(key);
+  if (!m) return undefined;
+  const level = Number(m[1]);
+  const index = Number(m[2]);
+  return chainKeys.merkle(level, index) === key ? [level, index] : undefined;
+}
+
+/**
+ * The first entry of `store` that re-execution produced and the store lacks
+ * (receipts were matched in step with the blocks). Only when the store held
+ * fewer matching entries than expected, so it may read that store again.
+ */
+async function missingEntry(
+  kv: KeyValueStore,
+  store: Store,
+  expected: Expected,
+  findings: Findings,
+): Promise<VerifyFailure | undefined> {
+  const storedKeys = async (prefix: string) => {
+    const keys = new Set<string>();
+    for await (const [k] of kv.iterate(prefix)) keys.add(k);
+    return keys;
+  };
+  const first = async (prefix: string, keys: Iterable<string>) => {
+    const have = await storedKeys(prefix);
+    for (const key of keys) {
+      if (!have.has(key)) return entryFailure(key, 'MISSING_ENTRY', 'is missing from the store');
+    }
+    return undefined;
+  };
+  const n = findings.matched[store];
+  switch (store) {
+    case 'tx':
+      return n < expected.txIndex.size
+        ? first(prefixes.tx, [...expected.txIndex.keys()].map(chainKeys.tx))
+        : undefined;
+    case 'hash':
+      return n < expected.hashes.size
+        ? first(prefixes.hash, [...expected.hashes.keys()].map(chainKeys.hash))
+        : undefined;
+    case 'merkle':
+      return n < expected.merkle.size ? first(prefixes.merkle, expected.merkle.keys()) : undefined;
+    case 'state':
+      return n < expected.state.records.size
+        ? first(prefixes.state, [...expected.state.records.keys()].map(chainKeys.state))
+        : undefined;
+    case 'receipt':
+    case 'unknown':
+      return undefined;
+  }
+}
+
 interface KeyDescription {
   what: string;
   height?: number;
@@ -321,44 +612,31 @@ interface KeyDescription {
   txId?: string;
 }
 
-function describeReceiptKey(key: string): KeyDescription {
-  const [, h, i] = key.split('/');
-  return {
-    what: `receipt of block ${Number(h)} transaction ${Number(i)}`,
-    height: Number(h),
-    txIndex: Number(i),
-  };
+function describeKey(key: string): KeyDescription {
+  const rest = key.slice(2);
+  if (key.startsWith(prefixes.receipt)) {
+    const [, h, i] = key.split('/');
+    return {
+      what: `receipt of block ${Number(h)} transaction ${Number(i)}`,
+      height: Number(h),
+      txIndex: Number(i),
+    };
+  }
+  if (key.startsWith(prefixes.tx)) return { txId: rest, what: 'transaction index entry' };
+  if (key.startsWith(prefixes.hash)) return { what: `block-hash index entry ${rest}` };
+  if (key.startsWith(prefixes.merkle)) return { what: `whole-ledger Merkle node ${rest}` };
+  return { what: `state record ${rest}` };
 }
 
-/** Stored entries under `prefix` must be exactly `expected`: same keys, same bytes. */
-async function compareStore(
-  kv: KeyValueStore,
-  prefix: string,
-  expected: Map<string, Uint8Array>,
-  describe: (key: string) => KeyDescription,
-): Promise<void> {
-  const seen = new Set<string>();
-  const fail = (key: string, code: string, detail: string): never => {
-    const d = describe(key);
-    const f: VerifyFailure = { code, key, message: `${d.what}: ${detail}` };
-    if (d.height !== undefined) f.height = d.height;
-    if (d.txIndex !== undefined) f.txIndex = d.txIndex;
-    if (d.txId !== undefined) f.txId = d.txId;
-    const field = detail.match(/field (\S+)/)?.[1];
-    if (field) f.field = field;
-    throw new Failed(f);
-  };
-  for await (const [key, stored] of kv.iterate(prefix)) {
-    const want = expected.get(key);
-    if (want === undefined)
-      fail(key, 'UNEXPECTED_ENTRY', 'is stored but re-execution produces no such entry');
-    else if (!Buffer.from(want).equals(Buffer.from(stored)))
-      fail(key, 'ENTRY_MISMATCH', differs(want, stored));
-    seen.add(key);
-  }
-  for (const key of expected.keys()) {
-    if (!seen.has(key)) fail(key, 'MISSING_ENTRY', 'is missing from the store');
-  }
+function entryFailure(key: string, code: string, detail: string): VerifyFailure {
+  const d = describeKey(key);
+  const f: VerifyFailure = { code, key, message: `${d.what}: ${detail}` };
+  if (d.height !== undefined) f.height = d.height;
+  if (d.txIndex !== undefined) f.txIndex = d.txIndex;
+  if (d.txId !== undefined) f.txId = d.txId;
+  const field = detail.match(/field (\S+)/)?.[1];
+  if (field) f.field = field;
+  return f;
 }
 
 /** Name the first JSON field that differs, when both sides are JSON objects. */
@@ -374,18 +652,5 @@ function differs(want: Uint8Array, got: Uint8Array): string {
     return 'stored bytes differ from the canonical encoding';
   } catch {
     return 'stored bytes differ from what re-execution produces';
-  }
-}
-
-async function checkNoUnknownKeys(kv: KeyValueStore): Promise<void> {
-  const known = Object.values(prefixes) as string[];
-  for await (const [key] of kv.iterate('')) {
-    if (!known.some((p) => key.startsWith(p))) {
-      throw new Failed({
-        code: 'UNEXPECTED_ENTRY',
-        key,
-        message: `store key ${JSON.stringify(key)} belongs to no known store`,
-      });
-    }
   }
 }

@@ -15,7 +15,10 @@ export function registerVerify(program: Command, setExit: (code: number) => void
       "audit a node's stored chain offline: links, roots, signatures, re-execution, stores, invariants",
     )
     .requiredOption('--data-dir <dir>', "the node's data directory (stop the node first, or verify a copy)")
-    .option('--threads <n>', 'signature-checking worker threads (default: one per core; 0 = none)')
+    .option(
+      '--threads <n>',
+      'signature-checking worker threads, besides the main thread (default: one per core; 0 = none)',
+    )
     .addOption(jsonOption())
     .action(async (opts: { dataDir: string; threads?: string; json?: boolean }) => {
       const location = await chainLocation(opts.dataDir);

@@ -95,6 +95,87 @@ describe('verify', () => {
     expect((await verifyChain(extra, { threads: 0 })).failure?.code).toBe('UNEXPECTED_ENTRY');
   });
 
+  it('names a receipt that belongs to no transaction, a missing receipt, and keys outside every store', async () => {
+    const { kv } = await sample();
+    const copyWith = (change: (m: Map<string, Uint8Array>) => void) => {
+      const copy = new MemoryStore();
+      for (const [k, v] of kv.data) copy.data.set(k, v);
+      change(copy.data);
+      return copy;
+    };
+    const extraReceipt = 'r/000000000002/000099';
+    expect(
+      (
+        await verifyChain(
+          copyWith((m) => m.set(extraReceipt, Buffer.from('{}'))),
+          { threads: 0 },
+        )
+      ).failure,
+    ).toMatchObject({ code: 'UNEXPECTED_ENTRY', key: extraReceipt, height: 2, txIndex: 99 });
+    const receipt = 'r/000000000003/000001';
+    expect(
+      (
+        await verifyChain(
+          copyWith((m) => m.delete(receipt)),
+          { threads: 0 },
+        )
+      ).failure,
+    ).toMatchObject({
+      code: 'MISSING_ENTRY',
+      key: receipt,
+      height: 3,
+      txIndex: 1,
+    });
+    for (const key of ['a/x', 'b/\uffff', 'c', 'r/\uffffz', 'zz/1']) {
+      expect(
+        (
+          await verifyChain(
+            copyWith((m) => m.set(key, Buffer.from('1'))),
+            { threads: 0 },
+          )
+        ).failure,
+        key,
+      ).toMatchObject({ code: 'UNEXPECTED_ENTRY', key });
+    }
+    for (const prefix of ['t/', 'h/', 'm/']) {
+      const key = [...kv.data.keys()].find((k) => k.startsWith(prefix))!;
+      expect(
+        (
+          await verifyChain(
+            copyWith((m) => m.delete(key)),
+            { threads: 0 },
+          )
+        ).failure,
+        key,
+      ).toMatchObject({
+        code: 'MISSING_ENTRY',
+        key,
+      });
+    }
+  });
+
+  it('reports store problems in store order: a missing index entry before a wrong state record', async () => {
+    const { kv } = await sample();
+    const copy = new MemoryStore();
+    for (const [k, v] of kv.data) copy.data.set(k, Uint8Array.from(v));
+    const txKey = [...kv.data.keys()].find((k) => k.startsWith('t/'))!;
+    const stateKey = [...kv.data.keys()].find((k) => k.startsWith('s/c/'))!;
+    copy.data.delete(txKey);
+    copy.data.set(
+      stateKey,
+      Buffer.from(Buffer.from(kv.data.get(stateKey)!).toString('utf8').replace('"t":', '"t" :')),
+    );
+    expect((await verifyChain(copy, { threads: 0 })).failure).toMatchObject({
+      code: 'MISSING_ENTRY',
+      key: txKey,
+    });
+    copy.data.set(txKey, kv.data.get(txKey)!);
+    expect((await verifyChain(copy, { threads: 0 })).failure).toMatchObject({
+      code: 'ENTRY_MISMATCH',
+      key: stateKey,
+    });
+  });
+
   it('refuses an empty store', async () => {
     expect((await verifyChain(new MemoryStore(), { threads: 0 })).failure?.code).toBe('EMPTY_CHAIN');
   });
