@@ -320,6 +320,23 @@ export function decodeUntrustedTransaction(value: unknown, chainId: string): Dec
   return decodeTx(parseTransaction(value, chainId));
 }
 
+const SIGNATURE_MEMBER = Buffer.from(',"signature":"');
+
+/**
+ * The signature (hex) of a transaction given as its canonical signed JSON,
+ * found without parsing: the last `,"signature":"` is the top-level member,
+ * since only "signer", "timestamp" and "v" sort after it. For recognising a
+ * copy of a transaction already held; anything unexpected gives undefined.
+ */
+export function signatureOfCanonicalTx(bytes: Uint8Array): string | undefined {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const at = b.lastIndexOf(SIGNATURE_MEMBER);
+  if (at < 0) return undefined;
+  const start = at + SIGNATURE_MEMBER.length;
+  if (start + 129 > b.length || b[start + 128] !== 0x22) return undefined;
+  return b.toString('latin1', start, start + 128);
+}
+
 export function verifyDecodedTx(dtx: DecodedTx): boolean {
   return verify(fromHex(dtx.tx.signature), decodedTxSigningMessage(dtx), fromHex(dtx.tx.signer));
 }

@@ -8,7 +8,7 @@ export { submitOverP2P, type SubmitOptions } from './submit-client.js';
 export type { SubmitHandler } from './submit-service.js';
 export type { BlockRangeHandler } from './block-sync.js';
 export type { RaftFrameHandler, RaftTransportStats } from './raft-transport.js';
-export type { TxHandler, TxGossipStats } from './tx-gossip.js';
+export { joinBatch, splitBatch, type TxHandler, type TxGossipStats } from './tx-gossip.js';
 export type { MemberConnectionHandler } from './member-presence.js';
 export {
   isNodeId,

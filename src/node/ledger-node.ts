@@ -34,6 +34,8 @@ import {
   buildBlock,
   decodeBlock,
   decodeUntrustedTransaction,
+  LIMITS,
+  signatureOfCanonicalTx,
   verifyDecodedTx,
   encodeDecodedBlock,
   getConfig,
@@ -61,7 +63,13 @@ import { LayeredState } from './layered-state.js';
 import type { LedgerChain } from './ledger-chain.js';
 import { Mempool } from './mempool.js';
 import type { NodeNetwork } from './network-port.js';
-import { decodeRaftMessage, encodeRaftMessage } from './raft-wire.js';
+import {
+  decodeRaftMessage,
+  decodeTxForward,
+  encodeRaftMessage,
+  encodeTxForward,
+  isTxForward,
+} from './raft-wire.js';
 
 export interface LedgerNodeOptions {
   nodeId: string;
@@ -112,6 +120,10 @@ interface BlockListener {
 
 const BLOCK_BYTES_BUDGET = 4 * 1024 * 1024;
 const SWEEP_EVERY_TICKS = 50;
+/** transactions per forward frame at most; a longer queue is sent at once */
+const FORWARD_BATCH_TXS = 512;
+/** room over the ledger's transaction limit when splitting a forward frame (the ledger checks exactly) */
+const FORWARD_SLACK_BYTES = 256;
 
 /** What a leader sends that claims nothing about its own disk (no vote, no acknowledgement). */
 const LEADER_MESSAGES: ReadonlySet<MessageType> = new Set(['app', 'heartbeat', 'snap', 'timeoutNow']);
@@ -164,6 +176,8 @@ export class LedgerNode implements LedgerNodeApi {
   private appliedSinceCompact = 0;
   private ticks = 0;
   private leaderReady = false;
+  private forwardQueue: Uint8Array[] = [];
+  private forwardScheduled = false;
   private readonly maxInflightBlocks: number;
   private readonly maxBlockTxs: number;
   private readonly compactEvery: number;
@@ -290,6 +304,15 @@ export class LedgerNode implements LedgerNodeApi {
 
   private onRaftFrame(from: string, frame: Uint8Array): void {
     if (this.stopped) return;
+    if (isTxForward(frame)) {
+      const txs = decodeTxForward(frame, LIMITS.maxTxBytes + FORWARD_SLACK_BYTES);
+      if (!txs) {
+        this.log.warn({ from }, 'dropped a malformed transaction forward');
+        return;
+      }
+      for (const tx of txs) this.onGossipTx(from, tx);
+      return;
+    }
     let msg;
     try {
       msg = decodeRaftMessage(frame);
@@ -809,8 +832,38 @@ export class LedgerNode implements LedgerNodeApi {
     for (const w of ws) w.reject(rejected(code as Exclude<ResultCode, 'OK'>, rejectionMessage(code)));
   }
 
+  /**
+   * A follower sends what it accepted straight to the leader it knows, over
+   * the Raft stream, batched per event-loop turn: gossip takes several
+   * asynchronous hops through gossipsub on both sides (~20 ms under load).
+   * Gossip still carries every transaction to every mempool, so none is lost
+   * when the leader dies; the leader drops the gossiped copy unread.
+   */
+  private forwardToLeader(bytes: Uint8Array): void {
+    if (this.isLeader || this.leader === null || this.leader === this.nodeId) return;
+    this.forwardQueue.push(bytes);
+    if (this.forwardQueue.length >= FORWARD_BATCH_TXS) this.flushForward();
+    else if (!this.forwardScheduled) {
+      this.forwardScheduled = true;
+      setImmediate(() => this.flushForward());
+    }
+  }
+
+  private flushForward(): void {
+    this.forwardScheduled = false;
+    const batch = this.forwardQueue;
+    this.forwardQueue = [];
+    const leader = this.leader;
+    if (batch.length === 0 || this.stopped || this.isLeader || leader === null || leader === this.nodeId)
+      return;
+    this.opts.network.sendRaft(leader, encodeTxForward(batch));
+  }
+
   private onGossipTx(from: string, bytes: Uint8Array): void {
     if (this.stopped) return;
+    // The leader hears of a follower's transaction twice (forwarded, then gossiped): no second decode.
+    const signature = signatureOfCanonicalTx(bytes);
+    if (signature !== undefined && this.mempool.hasSignature(signature)) return;
     let dtx: DecodedTx;
     try {
       // The member that accepted it from a client checked its signature, and members are trusted
@@ -883,7 +936,9 @@ export class LedgerNode implements LedgerNodeApi {
         this.cancelWait(dtx.id);
         throw err;
       }
-      this.opts.network.publishTx(canonicalBytes(dtx.tx));
+      const bytes = canonicalBytes(dtx.tx);
+      this.forwardToLeader(bytes);
+      this.opts.network.publishTx(bytes);
       this.kick();
     }
     if (!waiting) return { id: dtx.id, status: 'accepted' };

@@ -11,6 +11,8 @@ import type { DecodedTx } from '../ledger/index.js';
 export class Mempool {
   private readonly txs = new Map<string, { tx: DecodedTx; addedAt: number; bytes: number }>();
   private readonly inflight = new Set<string>();
+  /** signatures of the transactions held: a gossiped copy is recognised before it is decoded */
+  private readonly signatures = new Set<string>();
   private totalBytes = 0;
 
   constructor(
@@ -25,6 +27,11 @@ export class Mempool {
     return this.txs.has(id);
   }
 
+  /** holds a transaction with this signature (hex)? */
+  hasSignature(signature: string): boolean {
+    return this.signatures.has(signature);
+  }
+
   get(id: string): DecodedTx | undefined {
     return this.txs.get(id)?.tx;
   }
@@ -35,6 +42,7 @@ export class Mempool {
     const bytes = tx.unsignedBytes.length + 200;
     if (this.txs.size >= this.limits.maxTxs || this.totalBytes + bytes > this.limits.maxBytes) return false;
     this.txs.set(tx.id, { tx, addedAt: now, bytes });
+    this.signatures.add(tx.tx.signature);
     this.totalBytes += bytes;
     return true;
   }
@@ -44,6 +52,7 @@ export class Mempool {
     if (!e) return;
     this.txs.delete(id);
     this.inflight.delete(id);
+    this.signatures.delete(e.tx.tx.signature);
     this.totalBytes -= e.bytes;
   }
 

@@ -1,4 +1,5 @@
 import { MESSAGE_TYPES, type Entry, type Message, type Snapshot } from '../consensus/index.js';
+import { joinBatch, splitBatch } from '../network/index.js';
 
 /**
  * Raft messages on the wire (/bitnexus/raft/1.0.0 frames, docs/NETWORK.md).
@@ -185,4 +186,30 @@ export function decodeRaftMessage(buf: Uint8Array): Message {
   }
   if (o !== buf.length) throw new RaftWireError('trailing bytes');
   return m;
+}
+
+/**
+ * The other kind of frame on the same stream: transactions a member accepted
+ * from clients, forwarded to the leader it knows so they need not wait for
+ * gossip (docs/NETWORK.md). `[0x80]` then a gossip batch: `[u32 count]
+ * ([u32 length][canonical signed transaction])*`. A Raft frame starts with
+ * its version, 1.
+ */
+export const TX_FORWARD_FRAME = 0x80;
+
+export function encodeTxForward(txs: readonly Uint8Array[]): Uint8Array {
+  const batch = joinBatch(txs);
+  const out = new Uint8Array(1 + batch.length);
+  out[0] = TX_FORWARD_FRAME;
+  out.set(batch, 1);
+  return out;
+}
+
+export function isTxForward(frame: Uint8Array): boolean {
+  return frame[0] === TX_FORWARD_FRAME;
+}
+
+/** The forwarded transactions, or undefined when the frame is malformed or one is over `maxTxBytes`. */
+export function decodeTxForward(frame: Uint8Array, maxTxBytes: number): Uint8Array[] | undefined {
+  return isTxForward(frame) ? splitBatch(frame.subarray(1), maxTxBytes) : undefined;
 }

@@ -8,6 +8,8 @@ import type { NodeNetwork } from '../../src/node/network-port.js';
 export class MemoryHub {
   readonly nodes = new Map<string, MemoryNetwork>();
   private blocked = new Set<string>();
+  /** false: transaction gossip is dropped (Raft frames still flow) */
+  gossip = true;
 
   connect(nodeId: string): MemoryNetwork {
     const n = new MemoryNetwork(nodeId, this);
@@ -73,6 +75,7 @@ export class MemoryNetwork implements NodeNetwork {
     this.raft = handler;
   }
   publishTx(bytes: Uint8Array): void {
+    if (!this.hub.gossip) return;
     for (const peer of this.hub.nodes.values()) {
       if (peer === this || !this.hub.reachable(this.nodeId, peer.nodeId)) continue;
       setImmediate(() => peer.tx?.(this.nodeId, bytes));

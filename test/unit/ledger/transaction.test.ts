@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalize, signingMessage, toHex } from '../../../src/codec/index.js';
+import { canonicalBytes, canonicalize, signingMessage, toHex } from '../../../src/codec/index.js';
 import { sign, verify } from '../../../src/crypto/index.js';
 import {
   acceptTransaction,
   blockSigningMessage,
   parseTransaction,
+  signatureOfCanonicalTx,
   txSigningMessage,
   unsignedPart,
   ValidationError,
@@ -152,5 +153,22 @@ describe('domain-separated signatures', () => {
 
   it('parses and rejects without checking state', () => {
     expect(() => parseTransaction(sample())).not.toThrow();
+  });
+});
+
+describe('signatureOfCanonicalTx', () => {
+  it('finds the top-level signature without parsing, even with a metadata key named "signature"', () => {
+    const t = tx('commission.record', merchant, {
+      merchant: pub(merchant),
+      affiliate: pub(affiliate),
+      amount: '10',
+      currency: 'EUR',
+      orderId: 'sig-1',
+      description: 'x',
+      metadata: { signature: 'ab'.repeat(64) },
+    });
+    expect(signatureOfCanonicalTx(canonicalBytes(t.tx))).toBe(t.tx.signature);
+    expect(signatureOfCanonicalTx(Buffer.from('{"no":"signature"}'))).toBeUndefined();
+    expect(signatureOfCanonicalTx(Buffer.from(',"signature":"abc"'))).toBeUndefined();
   });
 });

@@ -134,6 +134,9 @@ describe('an in-process 3-node network', () => {
 
   it('a leader sends its appends while its own log write runs, and applies nothing before it completes', async () => {
     cluster = new TestCluster(3);
+    // A leader waiting on its disk sends no heartbeats either: keep the others from electing a new
+    // leader (which would commit the entry) while the write is held.
+    cluster.nodeOptions = { electionTick: 300 };
     await cluster.startAll();
     const leader = await cluster.waitForLeader();
     const first = await leader.submit(registration(cluster, 'shop', 'merchant').tx, {
@@ -179,6 +182,24 @@ describe('an in-process 3-node network', () => {
     const r = await pending;
     expect(r.receipt?.code).toBe('OK');
     expect(r.receipt?.height).toBe(height + 1);
+    expect(cluster.fatal).toEqual([]);
+  });
+
+  it('a follower forwards what it accepts straight to the leader, so it commits without gossip', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    await cluster.waitFor('every node to know the leader', () =>
+      [...cluster!.nodes.values()].every((n) => n.status().leader === leader.status().nodeId),
+    );
+    cluster.hub.gossip = false;
+    const follower = [...cluster.nodes.values()].find((n) => n !== leader)!;
+    const r = await follower.submit(registration(cluster, 'forwarded', 'merchant').tx, {
+      wait: true,
+      timeoutMs: 5000,
+    });
+    expect(r.receipt?.code).toBe('OK');
+    expect(leader.mempoolSize).toBe(0);
     expect(cluster.fatal).toEqual([]);
   });
 });

@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MESSAGE_TYPES, type Message } from '../../../src/consensus/index.js';
-import { decodeRaftMessage, encodeRaftMessage, RaftWireError } from '../../../src/node/raft-wire.js';
+import {
+  decodeRaftMessage,
+  decodeTxForward,
+  encodeRaftMessage,
+  encodeTxForward,
+  isTxForward,
+  RaftWireError,
+} from '../../../src/node/raft-wire.js';
 
 const id = fc.string({ minLength: 1, maxLength: 64 });
 const n = fc.maxSafeNat();
@@ -73,5 +80,32 @@ describe('raft messages on the wire', () => {
         }
       }),
     );
+  });
+});
+
+describe('transaction forward frames on the Raft stream', () => {
+  it('round-trip, are told apart from Raft frames, and refuse garbage', () => {
+    const txs = [new Uint8Array([1, 2, 3]), new Uint8Array(0), Buffer.from('{"a":1}')];
+    const frame = encodeTxForward(txs);
+    expect(isTxForward(frame)).toBe(true);
+    expect(decodeTxForward(frame, 1024)?.map((t) => Buffer.from(t).toString('hex'))).toEqual(
+      txs.map((t) => Buffer.from(t).toString('hex')),
+    );
+    expect(decodeTxForward(frame, 2)).toBeUndefined(); // one is over the limit
+    expect(decodeTxForward(frame.subarray(0, frame.length - 1), 1024)).toBeUndefined();
+    const raft = encodeRaftMessage({
+      type: 'heartbeat',
+      from: 'a',
+      to: 'b',
+      term: 1,
+      logTerm: 0,
+      index: 0,
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+      entries: [],
+    });
+    expect(isTxForward(raft)).toBe(false);
+    expect(() => decodeRaftMessage(frame)).toThrow(RaftWireError);
   });
 });
