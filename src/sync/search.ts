@@ -2,7 +2,7 @@ import type { CommissionStatus } from '../ledger/index.js';
 import type { Embedder } from './embedder.js';
 import { errorMessage, SyncError } from './errors.js';
 import { embedderLiteral, vectorLiteral } from './indexer.js';
-import { SEARCH_SESSION_SETTINGS, type SqlExecutor, type SqlTarget } from './target.js';
+import { SEARCH_SESSION_SETTINGS, type SqlTarget } from './target.js';
 
 /**
  * Hybrid search over the mirrored commissions (docs/SYNC.md §Search).
@@ -153,129 +153,11 @@ function msToIso(ms: number): string {
 
 const where = (conds: string[]) => (conds.length ? conds.join(' AND ') : 'true');
 
-interface Ranked {
-  id: string;
-  distance?: number;
-}
-
-async function exactList(db: SqlExecutor, q: string, f: SearchFilters, n: number): Promise<Ranked[]> {
-  const params: unknown[] = [q];
-  const conds = filterConditions(f, params);
-  params.push(n);
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT c.id FROM commissions c WHERE (c.id = $1 OR c.order_id = $1) AND ${where(conds)}
-     ORDER BY c.recorded_height DESC, c.recorded_index DESC LIMIT $${params.length}`,
-    params,
-  );
-  return rows;
-}
-
-async function textList(
-  db: SqlExecutor,
-  q: string,
-  f: SearchFilters,
-  n: number,
-  cap: number,
-): Promise<Ranked[]> {
-  const params: unknown[] = [q];
-  const conds = filterConditions(f, params);
-  params.push(cap, n);
-  const join = conds.length > 0 ? 'JOIN commissions c ON c.id = t.commission_id' : '';
-  const { rows } = await db.query<{ id: string }>(
-    `WITH query AS (SELECT websearch_to_tsquery('english', $1) AS tq),
-     matched AS (
-       SELECT t.commission_id AS id, t.search_tsv FROM commission_text t ${join}, query
-       WHERE t.search_tsv @@ query.tq AND ${where(conds)}
-       LIMIT $${params.length - 1}
-     )
-     SELECT m.id FROM matched m, query
-     ORDER BY ts_rank_cd(m.search_tsv, query.tq) DESC, m.id LIMIT $${params.length}`,
-    params,
-  );
-  return rows;
-}
-
-async function vectorList(
-  target: SqlTarget,
-  embedder: Embedder,
-  vector: Float32Array,
-  f: SearchFilters,
-  n: number,
-  opts: SearchOptions,
-): Promise<Ranked[]> {
-  const d = embedder.dimension;
-  const params: unknown[] = [vectorLiteral(vector)];
-  const filters = filterConditions(f, params);
-  const conds = [`e.embedder = ${embedderLiteral(embedder.id)}`, ...filters];
-  const distance = `e.embedding::vector(${d}) <=> $1::vector(${d})`;
-  const exactBelow = opts.exactBelow ?? 2_000;
-  if ((f.merchant !== undefined || f.affiliate !== undefined) && exactBelow > 0) {
-    // One merchant's or affiliate's commissions (indexed, usually few): scoring them exactly beats
-    // walking the graph past everyone else's. One statement: the candidates (at most exactBelow + 1),
-    // their count, and — only when they are few enough — their nearest n.
-    const exactParams = [...params, exactBelow + 1, n];
-    const { rows } = await target.query<{ total: number; id: string | null; distance: number | null }>(
-      `WITH cand AS MATERIALIZED (
-         SELECT c.id FROM commissions c WHERE ${filters.join(' AND ')} LIMIT $${exactParams.length - 1}
-       )
-       SELECT t.total, v.id, v.distance
-       FROM (SELECT count(*)::int8 AS total FROM cand) t
-       LEFT JOIN LATERAL (
-         SELECT cand.id, d.distance FROM cand
-         -- LATERAL … LIMIT 1: one lookup per candidate, never a scan of every embedding
-         CROSS JOIN LATERAL (
-           SELECT ${distance} AS distance FROM commission_embeddings e
-           WHERE e.commission_id = cand.id AND e.embedder = ${embedderLiteral(embedder.id)} LIMIT 1
-         ) d
-         ORDER BY 2, 1 LIMIT $${exactParams.length}
-       ) v ON t.total <= ${Number(exactBelow)}
-       ORDER BY v.distance, v.id`,
-      exactParams,
-    );
-    if (Number(rows[0]?.total ?? 0) <= exactBelow) {
-      return rows.flatMap((r) => (r.id === null ? [] : [{ id: r.id, distance: Number(r.distance) }]));
-    }
-  }
-  params.push(n);
-  // relaxed order may return the nearest slightly out of order: sort the materialised set again
-  const sql = `WITH nearest AS MATERIALIZED (
-       SELECT e.commission_id AS id, ${distance} AS distance
-       FROM commission_embeddings e JOIN commissions c ON c.id = e.commission_id
-       WHERE ${conds.join(' AND ')}
-       ORDER BY ${distance} LIMIT $${params.length}
-     )
-     SELECT id, distance FROM nearest ORDER BY distance, id`;
-  const toRanked = (rows: { id: string; distance: number }[]) =>
-    rows.map((r) => ({ id: r.id, distance: Number(r.distance) }));
-  const sessionEf = Number(SEARCH_SESSION_SETTINGS['hnsw.ef_search']);
-  if (opts.efSearch === undefined && opts.maxScanTuples === undefined && n <= sessionEf) {
-    // the session already scans iteratively with a large enough ef_search: one statement
-    return toRanked((await target.query<{ id: string; distance: number }>(sql, params)).rows);
-  }
-  const ef = Math.min(1000, opts.efSearch ?? Math.max(n, sessionEf));
-  const maxTuples = opts.maxScanTuples ?? Number(SEARCH_SESSION_SETTINGS['hnsw.max_scan_tuples']);
-  return target.transaction(async (tx) => {
-    await tx.query(
-      `SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
-              set_config('hnsw.ef_search', $1, true),
-              set_config('hnsw.max_scan_tuples', $2, true)`,
-      [String(ef), String(maxTuples)],
-    );
-    return toRanked((await tx.query<{ id: string; distance: number }>(sql, params)).rows);
-  });
-}
-
-async function recentList(db: SqlExecutor, f: SearchFilters, n: number): Promise<Ranked[]> {
-  const params: unknown[] = [];
-  const conds = filterConditions(f, params);
-  params.push(n);
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT c.id FROM commissions c WHERE ${where(conds)}
-     ORDER BY c.recorded_height DESC, c.recorded_index DESC LIMIT $${params.length}`,
-    params,
-  );
-  return rows;
-}
+/** The columns of a hit, from `commissions c`. */
+const HIT_COLUMNS = `c.id, c.merchant, c.merchant_name, c.affiliate, c.affiliate_name, c.currency,
+  c.amount::text AS amount, c.approved::text AS approved, c.reversed::text AS reversed, c.status,
+  c.order_id, c.description, c.metadata, c.recorded_height,
+  (extract(epoch FROM c.recorded_at) * 1000)::int8 AS recorded_ms, c.updated_height`;
 
 interface HitRow {
   id: string;
@@ -296,16 +178,161 @@ interface HitRow {
   updated_height: number;
 }
 
-async function fetchHits(db: SqlExecutor, ids: string[]): Promise<Map<string, HitRow>> {
-  if (ids.length === 0) return new Map();
-  const { rows } = await db.query<HitRow>(
-    `SELECT id, merchant, merchant_name, affiliate, affiliate_name, currency, amount::text AS amount,
-            approved::text AS approved, reversed::text AS reversed, status, order_id, description, metadata,
-            recorded_height, (extract(epoch FROM recorded_at) * 1000)::int8 AS recorded_ms, updated_height
-     FROM commissions WHERE id = ANY($1::text[])`,
-    [ids],
+/** A fused hit: its 1-based rank in each list that found it (null: not found there). */
+interface FusedRow extends HitRow {
+  score: number;
+  exact_rank: number | null;
+  text_rank: number | null;
+  vector_rank: number | null;
+  distance: number | null;
+}
+
+function toHit(r: HitRow, score: number, matchedBy: SearchHit['matchedBy']): SearchHit {
+  return {
+    id: r.id,
+    score,
+    matchedBy,
+    merchant: r.merchant,
+    merchantName: r.merchant_name,
+    affiliate: r.affiliate,
+    affiliateName: r.affiliate_name,
+    currency: r.currency,
+    amount: r.amount,
+    approved: r.approved,
+    reversed: r.reversed,
+    status: r.status,
+    orderId: r.order_id,
+    description: r.description,
+    metadata: r.metadata,
+    recordedHeight: Number(r.recorded_height),
+    recordedAt: Number(r.recorded_ms),
+    updatedHeight: Number(r.updated_height),
+  };
+}
+
+/**
+ * The whole hybrid search as one statement (one round trip; on PGlite one
+ * turn of its single session): each list is a CTE with the filters inside
+ * it, ranked 1…n; fusion and the hits' rows are SQL too.
+ *
+ *  - exact: the commission or order id, through their indexes;
+ *  - text: the GIN index finds at most `cap` matches (no ranking work
+ *    beyond them), `ts_rank_cd` orders only those;
+ *  - vector: `ORDER BY distance LIMIT n` through the embedder's HNSW index,
+ *    scanned iteratively under filters (the session's settings), materialised
+ *    and re-sorted because of the relaxed order. With a merchant or affiliate
+ *    filter, their commissions (at most exactBelow + 1, through the
+ *    (merchant|affiliate, recorded_at) indexes) are counted first: when few,
+ *    they are scored exactly and the index branch is gated off by a one-time
+ *    filter; otherwise the exact branch is, and the index is walked.
+ *
+ * Scores are float8 sums in the same order as JavaScript would add them
+ * (exact + 1, text, vector), so ties and ordering are those of plain RRF.
+ */
+function hybridStatement(
+  q: string,
+  f: SearchFilters,
+  vector: { literal: string; embedder: Embedder } | undefined,
+  k: number,
+  n: number,
+  opts: SearchOptions,
+): { sql: string; params: unknown[] } {
+  const params: unknown[] = [q];
+  const filters = filterConditions(f, params);
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const nP = p(n);
+  const rrf = opts.rrfK ?? 60;
+  if (!Number.isFinite(rrf) || rrf < 0) throw invalid('rrfK must be a non-negative number');
+  const rrfP = `${p(rrf)}::float8`;
+  const cap = opts.textRankCap ?? 2_000;
+  if (!Number.isInteger(cap) || cap < 1) throw invalid('textRankCap must be a positive integer');
+  const w = where(filters);
+  const joinC = (alias: string) => (filters.length > 0 ? `JOIN commissions c ON c.id = ${alias}` : '');
+  const ctes = [
+    `exact AS (
+       SELECT c.id, row_number() OVER (ORDER BY c.recorded_height DESC, c.recorded_index DESC) AS rank
+       FROM commissions c WHERE (c.id = $1 OR c.order_id = $1) AND ${w}
+       ORDER BY c.recorded_height DESC, c.recorded_index DESC LIMIT ${nP}
+     )`,
+    `tq AS (SELECT websearch_to_tsquery('english', $1) AS tq)`,
+    `matched AS (
+       SELECT t.commission_id AS id, t.search_tsv FROM commission_text t ${joinC('t.commission_id')}, tq
+       WHERE t.search_tsv @@ tq.tq AND ${w}
+       LIMIT ${p(cap)}
+     )`,
+    `text AS (
+       SELECT m.id, row_number() OVER (ORDER BY ts_rank_cd(m.search_tsv, tq.tq) DESC, m.id) AS rank
+       FROM matched m, tq ORDER BY 2 LIMIT ${nP}
+     )`,
+  ];
+  const lists = [
+    `SELECT id, rank AS exact_rank, NULL::int8 AS text_rank, NULL::int8 AS vector_rank, NULL::float8 AS distance FROM exact`,
+    `SELECT id, NULL, rank, NULL, NULL FROM text`,
+  ];
+  if (vector) {
+    const { embedder } = vector;
+    const d = embedder.dimension;
+    const vP = p(vector.literal);
+    const distance = `e.embedding::vector(${d}) <=> ${vP}::vector(${d})`;
+    const mine = `e.embedder = ${embedderLiteral(embedder.id)}`;
+    const exactBelow = opts.exactBelow ?? 2_000;
+    if (!Number.isInteger(exactBelow) || exactBelow < 0)
+      throw invalid('exactBelow must be a non-negative integer');
+    const few = (f.merchant !== undefined || f.affiliate !== undefined) && exactBelow > 0;
+    if (few) {
+      ctes.push(
+        // LIMIT exactBelow + 1: counting stops as soon as there are too many
+        `cand AS MATERIALIZED (SELECT c.id FROM commissions c WHERE ${w} LIMIT ${p(exactBelow + 1)})`,
+        `few AS MATERIALIZED (SELECT count(*) <= ${p(exactBelow)}::int8 AS yes FROM cand)`,
+        // one lookup per candidate (LATERAL … LIMIT 1), never a scan of every embedding
+        `vec_exact AS MATERIALIZED (
+           SELECT cand.id, d.distance FROM cand
+           CROSS JOIN LATERAL (
+             SELECT ${distance} AS distance FROM commission_embeddings e
+             WHERE e.commission_id = cand.id AND ${mine} LIMIT 1
+           ) d
+           WHERE (SELECT yes FROM few)
+           ORDER BY 2, 1 LIMIT ${nP}
+         )`,
+      );
+    }
+    ctes.push(
+      `vec_index AS MATERIALIZED (
+         SELECT e.commission_id AS id, ${distance} AS distance
+         FROM commission_embeddings e ${joinC('e.commission_id')}
+         WHERE ${[mine, ...filters, ...(few ? ['NOT (SELECT yes FROM few)'] : [])].join(' AND ')}
+         ORDER BY ${distance} LIMIT ${nP}
+       )`,
+      // relaxed order may return the nearest slightly out of order: ranked again here
+      `vector AS (
+         SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank
+         FROM (${few ? 'SELECT id, distance FROM vec_exact UNION ALL ' : ''}SELECT id, distance FROM vec_index) v
+       )`,
+    );
+    lists.push(`SELECT id, NULL, NULL, rank, distance FROM vector`);
+  }
+  ctes.push(
+    `lists AS (${lists.join(' UNION ALL ')})`,
+    `fused AS (
+       SELECT id, min(exact_rank) AS exact_rank, min(text_rank) AS text_rank, min(vector_rank) AS vector_rank,
+              min(distance) AS distance
+       FROM lists GROUP BY id
+     )`,
+    `top AS (
+       SELECT fused.*,
+              coalesce(1 + 1 / (${rrfP} + exact_rank), 0) + coalesce(1 / (${rrfP} + text_rank), 0)
+                + coalesce(1 / (${rrfP} + vector_rank), 0) AS score
+       FROM fused ORDER BY score DESC, id COLLATE "C" LIMIT ${p(k)}
+     )`,
   );
-  return new Map(rows.map((r) => [r.id, r]));
+  const sql = `WITH ${ctes.join(',\n')}
+    SELECT ${HIT_COLUMNS}, top.score, top.exact_rank, top.text_rank, top.vector_rank, top.distance
+    FROM top JOIN commissions c ON c.id = top.id
+    ORDER BY top.score DESC, top.id COLLATE "C"`;
+  return { sql, params };
 }
 
 /** Search with fusion details (whether the vector list answered). */
@@ -321,85 +348,64 @@ export async function searchDetailed(
   const q = (req.q ?? '').trim();
   if (q.length > 1000) throw invalid('q is at most 1000 characters');
   const n = opts.candidates ?? Math.max(2 * k, 20);
-  const rrfK = opts.rrfK ?? 60;
-  filterConditions(f, []); // reject bad filters before any I/O
+  if (!Number.isInteger(n) || n < 1) throw invalid('candidates must be a positive integer');
 
-  const lists: { name: 'exact' | 'text' | 'vector'; items: Ranked[]; boost: number }[] = [];
-  let vectorUsed = false;
-  let vectorError: string | undefined;
   if (q === '') {
-    lists.push({ name: 'exact', items: await recentList(target, f, k), boost: 0 });
-  } else {
-    // only the embedder may fail softly (a model server that is down); SQL errors are errors
-    const vectorPart = (async () => {
-      let v: Float32Array | undefined;
-      try {
-        [v] = await embedder.embed([q]);
-        if (!v || v.length !== embedder.dimension) {
-          throw new SyncError('BAD_EMBEDDING', 'query embedding has the wrong size');
-        }
-      } catch (err) {
-        vectorError = errorMessage(err);
-        return [];
-      }
-      const items = await vectorList(target, embedder, v, f, n, opts);
-      vectorUsed = true;
-      return items;
-    })();
-    const [exact, text, vector] = await Promise.all([
-      exactList(target, q, f, n),
-      textList(target, q, f, n, opts.textRankCap ?? 2_000),
-      vectorPart,
-    ]);
-    lists.push({ name: 'exact', items: exact, boost: 1 }, { name: 'text', items: text, boost: 0 });
-    lists.push({ name: 'vector', items: vector, boost: 0 });
+    const params: unknown[] = [];
+    const conds = filterConditions(f, params);
+    params.push(k);
+    const { rows } = await target.query<HitRow>(
+      `SELECT ${HIT_COLUMNS} FROM commissions c WHERE ${where(conds)}
+       ORDER BY c.recorded_height DESC, c.recorded_index DESC LIMIT $${params.length}`,
+      params,
+    );
+    return { hits: rows.map((r) => toHit(r, 0, [])), vectorUsed: false };
   }
 
-  const fused = new Map<string, { score: number; matchedBy: SearchHit['matchedBy']; distance?: number }>();
-  for (const list of lists) {
-    list.items.forEach((item, rank) => {
-      const e = fused.get(item.id) ?? { score: 0, matchedBy: [] };
-      e.score += list.boost + 1 / (rrfK + rank + 1);
-      e.matchedBy.push(list.name);
-      if (item.distance !== undefined) e.distance = item.distance;
-      fused.set(item.id, e);
+  filterConditions(f, []); // reject bad filters before any I/O
+  // only the embedder may fail softly (a model server that is down); SQL errors are errors
+  let vector: { literal: string; embedder: Embedder } | undefined;
+  let vectorError: string | undefined;
+  try {
+    const [v] = await embedder.embed([q]);
+    if (!v || v.length !== embedder.dimension) {
+      throw new SyncError('BAD_EMBEDDING', 'query embedding has the wrong size');
+    }
+    vector = { literal: vectorLiteral(v), embedder };
+  } catch (err) {
+    vectorError = errorMessage(err);
+  }
+  const { sql, params } = hybridStatement(q, f, vector, k, n, opts);
+
+  let rows: FusedRow[];
+  const sessionEf = Number(SEARCH_SESSION_SETTINGS['hnsw.ef_search']);
+  if (!vector || (opts.efSearch === undefined && opts.maxScanTuples === undefined && n <= sessionEf)) {
+    // every session already scans iteratively with a large enough ef_search: one statement
+    rows = (await target.query<FusedRow>(sql, params)).rows;
+  } else {
+    const ef = Math.min(1000, opts.efSearch ?? Math.max(n, sessionEf));
+    const maxTuples = opts.maxScanTuples ?? Number(SEARCH_SESSION_SETTINGS['hnsw.max_scan_tuples']);
+    rows = await target.transaction(async (tx) => {
+      await tx.query(
+        `SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
+                set_config('hnsw.ef_search', $1, true),
+                set_config('hnsw.max_scan_tuples', $2, true)`,
+        [String(ef), String(maxTuples)],
+      );
+      return (await tx.query<FusedRow>(sql, params)).rows;
     });
   }
-  const top = [...fused.entries()]
-    .sort((a, b) => b[1].score - a[1].score || (a[0] < b[0] ? -1 : 1))
-    .slice(0, k);
-  const rows = await fetchHits(
-    target,
-    top.map(([id]) => id),
-  );
-  const hits: SearchHit[] = [];
-  for (const [id, e] of top) {
-    const r = rows.get(id);
-    if (!r) continue;
-    const hit: SearchHit = {
-      id,
-      score: q === '' ? 0 : e.score,
-      matchedBy: q === '' ? [] : e.matchedBy,
-      merchant: r.merchant,
-      merchantName: r.merchant_name,
-      affiliate: r.affiliate,
-      affiliateName: r.affiliate_name,
-      currency: r.currency,
-      amount: r.amount,
-      approved: r.approved,
-      reversed: r.reversed,
-      status: r.status,
-      orderId: r.order_id,
-      description: r.description,
-      metadata: r.metadata,
-      recordedHeight: Number(r.recorded_height),
-      recordedAt: Number(r.recorded_ms),
-      updatedHeight: Number(r.updated_height),
-    };
-    if (e.distance !== undefined) hit.distance = e.distance;
-    hits.push(hit);
-  }
-  const result: SearchResult = { hits, vectorUsed: q === '' ? false : vectorUsed };
+
+  const hits = rows.map((r) => {
+    const matchedBy: SearchHit['matchedBy'] = [];
+    if (r.exact_rank !== null) matchedBy.push('exact');
+    if (r.text_rank !== null) matchedBy.push('text');
+    if (r.vector_rank !== null) matchedBy.push('vector');
+    const hit = toHit(r, Number(r.score), matchedBy);
+    if (r.vector_rank !== null && r.distance !== null) hit.distance = Number(r.distance);
+    return hit;
+  });
+  const result: SearchResult = { hits, vectorUsed: vector !== undefined };
   if (vectorError !== undefined) result.vectorError = vectorError;
   return result;
 }

@@ -146,7 +146,10 @@ describe.each(DB_KINDS)('search on $kind', ({ create, skip }) => {
     expect(r.vectorUsed).toBe(true);
     const hits = r.hits;
     expect(hits[0]!.id).toBe(s.ids.espresso);
-    expect(hits[0]!.matchedBy).toEqual(expect.arrayContaining(['text', 'vector']));
+    expect(hits[0]!.matchedBy).toEqual(['text', 'vector']);
+    // reciprocal rank fusion, first in both lists: 1/(60 + 1) twice, summed as JavaScript would
+    expect(hits[0]!.score).toBe(0 + 1 / 61 + 1 / 61);
+    expect(hits.map((h) => h.score)).toEqual([...hits.map((h) => h.score)].sort((a, b) => b - a));
     expect(hits[0]).toMatchObject({
       merchantName: 'Bella Cucina',
       affiliateName: 'Cooking with Tom',
@@ -206,8 +209,9 @@ describe.each(DB_KINDS)('search on $kind', ({ create, skip }) => {
 
   it.skipIf(skip)('still returns k hits under a selective filter, through the index or exactly', async () => {
     // a typo: no full-text match, so all hits come from the vector list; 17 of ~620 rows pass the filter.
-    // exactBelow 0 forces the HNSW index: with ef_search 10 only an iterative scan finds ten of them
-    for (const exactBelow of [0, 5_000]) {
+    // exactBelow 0 forces the HNSW index: with ef_search 10 only an iterative scan finds ten of them;
+    // 5: the merchant's commissions are counted, too many, so the index is walked after all
+    for (const exactBelow of [0, 5, 5_000]) {
       const r = await searchDetailed(
         target,
         embedder,
@@ -221,6 +225,28 @@ describe.each(DB_KINDS)('search on $kind', ({ create, skip }) => {
       expect(r.hits[0]!.description).toMatch(/Kitchen towel/);
     }
   });
+
+  it.skipIf(skip)(
+    'returns the only k commissions that pass a very selective filter, however far',
+    async () => {
+      // 2 of ~620 commissions lie in the window, both far from the query: the iterative scan walks on
+      const r = await searchDetailed(
+        target,
+        embedder,
+        { q: 'kitchn towl coton', k: 2, filters: { from: s.window.from, to: s.window.to } },
+        { efSearch: 10, candidates: 2 },
+      );
+      expect(r.hits.map((h) => h.id).sort()).toEqual([s.ids.tent, s.ids.espresso].sort());
+      expect(r.hits.every((h) => h.matchedBy.includes('vector') && h.distance !== undefined)).toBe(true);
+      // and no more than exist
+      const three = await search(target, embedder, {
+        q: 'espresso',
+        k: 3,
+        filters: { from: s.window.from, to: s.window.to },
+      });
+      expect(three.map((h) => h.id)).toEqual([s.ids.espresso, s.ids.tent]);
+    },
+  );
 
   it.skipIf(skip)('lists the newest commissions for an empty query, and rejects bad requests', async () => {
     const hits = await search(target, embedder, { k: 3, filters: { merchant: 'Bella Cucina' } });
