@@ -13,14 +13,21 @@
  * Options: --n N commissions (default 100000), --pglite-n N (default: --n),
  * --block N transactions per block (default 2000), --queries N (default 200),
  * --targets postgres,pglite, --pg-url URL (an admin URL; a scratch database
- * is created and dropped), --m and --efc (HNSW build parameters, default 24, 100).
- * The sink's lag at a cluster's full commit rate needs the running node; it
- * is measured by the node's benchmark, not here.
+ * is created and dropped; --keep keeps it), --m and --efc (HNSW build parameters, default 24, 100);
+ * --chain-dir DIR keeps the generated chain there and reuses it in later runs (backfill
+ * measurements without waiting for signing; the search queries then differ);
+ * --backfill-only stops after the backfill; --lag measures the lag of a devnet's mirrors (see benchLag);
+ * --pg-db NAME / --pglite-dir DIR: search a mirror kept by an earlier run (--keep / the same
+ * --pglite-dir) without rebuilding it (steps 3–4 only; same query mix, other random queries).
+ * --lag: the sink's lag at a cluster's full commit rate, on a 3-node devnet
+ * mirroring into PGlite or Postgres (--targets; --lag-clients, --lag-seconds).
  */
-import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { toHex } from '../src/codec/index.js';
 import { generateKeyPair, type KeyPair } from '../src/crypto/index.js';
@@ -37,6 +44,8 @@ import {
   type TxKind,
   type UnsignedTx,
 } from '../src/ledger/index.js';
+import { initNetwork } from '../src/node/init.js';
+import { readKeyFile } from '../src/node/keyfile.js';
 import { LedgerChain } from '../src/node/ledger-chain.js';
 import { LevelStore } from '../src/storage/index.js';
 import {
@@ -44,11 +53,13 @@ import {
   SearchIndexer,
   embedderIndexName,
   HashingEmbedder,
+  migrate,
   PgliteTarget,
   PostgresSink,
   PostgresTarget,
   search,
   type SearchRequest,
+  type SqlExecutor,
   type SqlTarget,
 } from '../src/sync/index.js';
 import { vectorLiteral } from '../src/sync/indexer.js';
@@ -66,6 +77,9 @@ const TARGETS = arg('--targets', 'postgres,pglite').split(',');
 const HNSW_M = Number(arg('--m', '24'));
 const HNSW_EFC = Number(arg('--efc', '100'));
 const PG_URL = arg('--pg-url', process.env.BITNEXUS_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+const BACKFILL_ONLY = process.argv.includes('--backfill-only');
+/** --lag: the mirror's lag on a 3-node devnet at full commit rate, instead of everything else */
+const LAG = process.argv.includes('--lag');
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /** Deterministic PRNG (mulberry32), so every run mirrors the same texts. */
@@ -142,11 +156,34 @@ async function buildChain(commissions: number): Promise<BenchChain> {
     members: [toHex(node.publicKey)],
     params: { ...DEFAULT_PARAMS, maxBlockTxs: Math.max(BLOCK, DEFAULT_PARAMS.maxBlockTxs) },
   };
-  // the node's chain store: LevelDB in a temp directory
-  const dir = await mkdtemp(join(tmpdir(), 'bitnexus-bench-chain-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  // the node's chain store: LevelDB in a temp directory, or kept in --chain-dir (per size)
+  const keepIn = arg('--chain-dir', '');
+  const dir = keepIn
+    ? join(keepIn, `n${commissions}-b${BLOCK}`)
+    : await mkdtemp(join(tmpdir(), 'bitnexus-bench-chain-'));
+  if (!keepIn) cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const chain = await LedgerChain.open(await LevelStore.open(dir));
   cleanups.push(() => chain.close());
+  if (chain.height > 0) {
+    // kept by an earlier run: the same kind of chain (other keys, other random texts)
+    let txCount = 0;
+    for (let h = 1; h <= chain.height; h++) {
+      const bytes = await chain.store.getBlock(h);
+      txCount += (JSON.parse(new TextDecoder().decode(bytes)) as { header: { txCount: number } }).header
+        .txCount;
+    }
+    console.log(`chain: ${fmt(txCount)} transactions in ${chain.height} blocks, kept in ${dir}`);
+    return {
+      source: new ChainStoreSource(chain.store, () => chain.height),
+      chain,
+      txCount,
+      commissions,
+      merchantNames: Array.from(
+        { length: 40 },
+        (_, i) => `${W.brand[i % W.brand.length]} ${W.trade[i % 10]}`,
+      ),
+    };
+  }
   await chain.commit(decodeBlock(createGenesisBlock(config, operator.secretKey)), { checkSignatures: false });
   let nonce = 0;
   let time = start;
@@ -241,7 +278,46 @@ async function benchTarget(name: string, target: SqlTarget, bc: BenchChain): Pro
   console.log(`\n— ${name} —`);
   // 1. backfill
   let t = performance.now();
-  const sink = new PostgresSink({ source: bc.source, target, maxBatchTxs: 10_000, maxBatchBlocks: 50 });
+  // where the write transactions spend their time: per statement kind, the rest is BEGIN/COMMIT
+  let inDb = 0;
+  const spent = new Map<string, number>();
+  const clock = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await run();
+    } finally {
+      spent.set(what, (spent.get(what) ?? 0) + performance.now() - t0);
+    }
+  };
+  const timed: SqlTarget = {
+    kind: target.kind,
+    schema: target.schema,
+    query: (sql, params) => target.query(sql, params),
+    transaction: async (fn) => {
+      const t0 = performance.now();
+      try {
+        return await target.transaction((tx) => {
+          const wrapped: SqlExecutor = {
+            query: (sql, params) =>
+              clock(sql.trimStart().split(/\s+/, 2).join(' '), () => tx.query(sql, params)),
+          };
+          const copy = tx.copyFrom?.bind(tx);
+          if (copy) wrapped.copyFrom = (t, c, d) => clock(`COPY ${t}`, () => copy(t, c, d));
+          return fn(wrapped);
+        });
+      } finally {
+        inDb += performance.now() - t0;
+      }
+    },
+    sent: () => target.sent?.() ?? Promise.resolve(),
+    close: () => target.close(),
+  };
+  const sink = new PostgresSink({
+    source: bc.source,
+    target: timed,
+    maxBatchTxs: 10_000,
+    maxBatchBlocks: 50,
+  });
   sink.start();
   await sink.waitForHeight(bc.chain.height, 3_600_000);
   await sink.stop();
@@ -250,6 +326,17 @@ async function benchTarget(name: string, target: SqlTarget, bc: BenchChain): Pro
     `backfill: ${fmt(bc.txCount)} transactions, ${fmt(sink.status().rowsWritten)} rows in ${s.toFixed(1)} s = ${fmt(bc.txCount / s)} tx/s` +
       (name === 'postgres' ? ' (target ≥ 20,000 tx/s)' : ''),
   );
+  const statements = [...spent.values()].reduce((a, b) => a + b, 0);
+  console.log(
+    `  of which ${(inDb / 1000).toFixed(1)} s in write transactions: ` +
+      [...spent]
+        .sort((a, b) => b[1] - a[1])
+        .filter(([, ms]) => ms >= 50)
+        .map(([what, ms]) => `${what} ${(ms / 1000).toFixed(1)} s`)
+        .join(', ') +
+      `, BEGIN/COMMIT ${((inDb - statements) / 1000).toFixed(1)} s`,
+  );
+  if (BACKFILL_ONLY) return;
 
   // 2. the search indexer: full-text documents, then embeddings (HNSW built in one go after the backlog)
   const embedder = new HashingEmbedder();
@@ -274,7 +361,18 @@ async function benchTarget(name: string, target: SqlTarget, bc: BenchChain): Pro
     `embeddings (${embedder.id}) + HNSW (m=${HNSW_M}, ef_construction=${HNSW_EFC}): ${fmt(embedded)} commissions in ${s.toFixed(1)} s = ${fmt(embedded / s)}/s`,
   );
   await target.query('ANALYZE');
+  await benchSearch(target, embedder, bc);
+}
 
+/**
+ * 3–4 over an indexed mirror; also alone, on a database kept by an earlier
+ * run (--pg-db NAME, --pglite-dir DIR), to iterate on search without rebuilding.
+ */
+async function benchSearch(
+  target: SqlTarget,
+  embedder: HashingEmbedder,
+  bc: Pick<BenchChain, 'commissions' | 'merchantNames'>,
+): Promise<void> {
   // 3. recall@10: HNSW vs exact
   const d = embedder.dimension;
   const lit = `'${embedder.id}'`;
@@ -373,37 +471,252 @@ const chainOf = async (n: number) => {
   return c;
 };
 
-if (TARGETS.includes('postgres')) {
-  const bc = await chainOf(N);
-  const name = `bitnexus_bench_${randomBytes(4).toString('hex')}`;
+/**
+ * A mirror kept by an earlier run (--keep, --pglite-dir) that is fully indexed: brought to the
+ * current schema, then only searched. Undefined when it holds no embedded commissions.
+ */
+async function keptMirror(
+  target: SqlTarget,
+): Promise<Pick<BenchChain, 'commissions' | 'merchantNames'> | undefined> {
+  const { rows } = await target.query<{ n: number }>(
+    `SELECT count(*)::int8 AS n FROM pg_tables WHERE schemaname = $1 AND tablename = 'commission_embeddings'`,
+    [target.schema],
+  );
+  if (Number(rows[0]?.n) === 0) return undefined;
+  const [{ rows: e }, { rows: m }] = await Promise.all([
+    target.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM commission_embeddings`),
+    target.query<{ name: string }>(`SELECT name FROM participants WHERE role = 'merchant' ORDER BY name`),
+  ]);
+  if (Number(e[0]?.n) === 0) return undefined;
+  await migrate(target);
+  await target.query('ANALYZE');
+  return { commissions: Number(e[0]?.n), merchantNames: m.map((r) => r.name) };
+}
+
+if (!LAG && TARGETS.includes('postgres')) {
+  // --pg-db NAME: search a database kept by an earlier run (--keep) instead of building one
+  const kept = arg('--pg-db', '');
+  const name = kept || `bitnexus_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_URL });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
+  if (!kept) await admin.query(`CREATE DATABASE ${name}`);
   const url = new URL(PG_URL);
   url.pathname = `/${name}`;
   const target = new PostgresTarget({ url: url.toString(), queryTimeoutMs: 3_600_000 });
   try {
     const v = await admin.query<{ version: string }>(`SELECT version()`);
     console.log(`\npostgres: ${v.rows[0]?.version.split(' on ')[0]}`);
-    await benchTarget('postgres', target, bc);
+    const mirror = kept ? await keptMirror(target) : undefined;
+    if (kept && !mirror) throw new Error(`database ${name} holds no indexed mirror`);
+    if (mirror) {
+      console.log(`\n— postgres (kept database ${name}) —`);
+      await benchSearch(target, new HashingEmbedder(), mirror);
+    } else await benchTarget('postgres', target, await chainOf(N));
   } finally {
     await target.close();
-    if (process.argv.includes('--keep')) console.log(`kept database ${name}`);
+    if (process.argv.includes('--keep') || kept) console.log(`kept database ${name}`);
     else await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.end();
   }
 }
 
-if (TARGETS.includes('pglite')) {
-  const bc = await chainOf(PGLITE_N);
-  const dir = await mkdtemp(join(tmpdir(), 'bitnexus-bench-pglite-'));
+if (!LAG && TARGETS.includes('pglite')) {
+  // --pglite-dir DIR: kept after the run; a second run only searches what it holds
+  const kept = arg('--pglite-dir', '');
+  const dir = kept || (await mkdtemp(join(tmpdir(), 'bitnexus-bench-pglite-')));
   const target = await PgliteTarget.open({ dataDir: join(dir, 'db') });
   try {
-    await benchTarget('pglite', target, bc);
+    const mirror = kept ? await keptMirror(target) : undefined;
+    if (mirror) {
+      console.log(`\n— pglite (kept in ${dir}) —`);
+      await benchSearch(target, new HashingEmbedder(), mirror);
+    } else await benchTarget('pglite', target, await chainOf(PGLITE_N));
   } finally {
     await target.close();
-    await rm(dir, { recursive: true, force: true });
+    if (kept) console.log(`kept PGlite database in ${dir}`);
+    else await rm(dir, { recursive: true, force: true });
   }
 }
 
+if (LAG) for (const kind of TARGETS) await benchLag(kind === 'postgres' ? 'postgres' : 'pglite');
+
 for (const c of cleanups.reverse()) await c();
+
+/**
+ * --lag: the sink's lag at the cluster's full commit rate. A 3-node devnet
+ * (separate processes, fsync on, as `npm run bench`) mirroring into PGlite
+ * (each node its own, the default) or into the machine's Postgres (each node
+ * its own scratch database, `--postgres-url`); --lag-clients N (default 64)
+ * submitters send pre-signed commission.record transactions to all nodes,
+ * each waiting for its commit, for --lag-seconds N (default 20). Every 200 ms
+ * each node's /v1/sync/status is read; printed: the commit rate, p50 / p95 /
+ * max of the lag in blocks and seconds over all samples of all nodes, and how
+ * long the mirrors took to catch up after the load stopped.
+ */
+async function benchLag(kind: 'postgres' | 'pglite'): Promise<void> {
+  const clients = Number(arg('--lag-clients', '64'));
+  const seconds = Number(arg('--lag-seconds', '20'));
+  const bin = fileURLToPath(new URL('../../bin/bitnexus.js', import.meta.url));
+  const dir = await mkdtemp(join(tmpdir(), 'bitnexus-bench-lag-'));
+  const children: ChildProcess[] = [];
+  const dbs: string[] = [];
+  const admin = kind === 'postgres' ? new pg.Client({ connectionString: PG_URL }) : undefined;
+  await admin?.connect();
+  try {
+    const net = await initNetwork({ dir, nodes: 3, chainId: 'bitnexus-bench-lag', basePort: 27700 });
+    for (const n of net.nodes) {
+      const args = [bin, 'start', '--config', n.config, '--log-level', 'warn'];
+      if (admin) {
+        const name = `bitnexus_lag_${randomBytes(4).toString('hex')}`;
+        await admin.query(`CREATE DATABASE ${name}`);
+        dbs.push(name);
+        const url = new URL(PG_URL);
+        url.pathname = `/${name}`;
+        args.push('--postgres-url', url.toString());
+      }
+      children.push(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] }));
+    }
+    const urls = net.nodes.map((n) => n.http);
+    const getJson = async <T>(url: string): Promise<T | undefined> => {
+      try {
+        const r = await fetch(url);
+        return r.ok ? ((await r.json()) as T) : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    type Lag = { state?: string; height?: number; lagBlocks?: number; lagSeconds?: number };
+    const lags = () => Promise.all(urls.map((u) => getJson<Lag>(`${u}/v1/sync/status`)));
+    const until = async (what: string, ok: () => Promise<boolean>, ms = 120_000) => {
+      const deadline = Date.now() + ms;
+      while (!(await ok())) {
+        if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await until('nodes ready', async () =>
+      (
+        await Promise.all(
+          urls.map((u) =>
+            fetch(`${u}/readyz`).then(
+              (r) => r.ok,
+              () => false,
+            ),
+          ),
+        )
+      ).every(Boolean),
+    );
+    await until('mirrors open', async () => (await lags()).every((l) => l?.state === 'ok'));
+
+    const operator = await readKeyFile(join(dir, 'operator.key'));
+    const sign = (signer: KeyPair, kind: UnsignedTx['kind'], payload: unknown) =>
+      JSON.stringify(
+        signTransaction(
+          {
+            v: 1,
+            kind,
+            chainId: net.chainId,
+            signer: toHex(signer.publicKey),
+            nonce: randomUUID(),
+            timestamp: Date.now(),
+            payload,
+          } as UnsignedTx,
+          signer.secretKey,
+        ),
+      );
+    const submit = async (i: number, body: string): Promise<boolean> => {
+      try {
+        const r = await fetch(`${urls[i % urls.length]}/v1/transactions?wait=commit&timeoutMs=30000`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        await r.arrayBuffer();
+        return r.ok;
+      } catch {
+        return false;
+      }
+    };
+    const merchants = Array.from({ length: 16 }, () => generateKeyPair());
+    const affiliates = Array.from({ length: 64 }, () => generateKeyPair());
+    const regs = [
+      ...merchants.map(
+        (k, i) => [k, 'merchant', `${W.brand[i % W.brand.length]} ${W.trade[i % 10]}`] as const,
+      ),
+      ...affiliates.map(
+        (k, i) => [k, 'affiliate', `${W.blog[i % W.blog.length]} ${W.person[i % 12]} ${i}`] as const,
+      ),
+    ];
+    const registered = await Promise.all(
+      regs.map(([k, role, name], i) =>
+        submit(i, sign(operator, 'participant.register', { participant: toHex(k.publicKey), role, name })),
+      ),
+    );
+    if (!registered.every(Boolean)) throw new Error('registration failed');
+    // pre-signed, so that signing is not what limits the rate
+    const txs = Array.from({ length: Math.min(100_000, clients * 40 * seconds) }, (_, i) => {
+      const m = merchants[i % merchants.length]!;
+      return sign(m, 'commission.record', {
+        merchant: toHex(m.publicKey),
+        affiliate: toHex(affiliates[(i * 7) % affiliates.length]!.publicKey),
+        amount: String(100 + Math.floor(rnd() * 50_000)),
+        currency: rnd() < 0.7 ? 'EUR' : 'USD',
+        orderId: `lag-${i}`,
+        description: description(),
+        metadata: { campaign: pick(W.campaign), channel: rnd() < 0.5 ? 'blog' : 'newsletter' },
+      });
+    });
+
+    const blocks: number[] = [];
+    const secs: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        for (const l of await lags()) {
+          if (l?.lagBlocks === undefined || l.lagSeconds === undefined) continue;
+          blocks.push(l.lagBlocks);
+          secs.push(l.lagSeconds);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    let next = 0;
+    let committed = 0;
+    const started = performance.now();
+    const deadline = started + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: clients }, async (_, w) => {
+        while (performance.now() < deadline && next < txs.length) {
+          if (await submit(w, txs[next++]!)) committed++;
+        }
+      }),
+    );
+    const elapsed = (performance.now() - started) / 1000;
+    sampling = false;
+    await sampler;
+    const t0 = performance.now();
+    const heads = await Promise.all(
+      urls.map((u) => getJson<{ height?: number }>(`${u}/v1/status`).then((s) => s?.height ?? 0)),
+    );
+    await until('mirrors caught up', async () =>
+      (await lags()).every((l, i) => (l?.height ?? -1) >= heads[i]!),
+    );
+    const catchUp = (performance.now() - t0) / 1000;
+    const q = (xs: number[], p: number) => quantile(xs, p);
+    console.log(
+      `\n— lag, ${kind} (3 nodes, ${clients} clients, ${seconds} s) —\n` +
+        `committed ${fmt(committed)} transactions = ${fmt(committed / elapsed)} tx/s; ${blocks.length} samples of /v1/sync/status\n` +
+        `lag in blocks: p50 ${q(blocks, 0.5)}, p95 ${q(blocks, 0.95)}, max ${Math.max(...blocks)}\n` +
+        `lag in seconds: p50 ${q(secs, 0.5).toFixed(2)}, p95 ${q(secs, 0.95).toFixed(2)}, max ${Math.max(...secs).toFixed(2)} (target < 1 s)\n` +
+        `caught up ${catchUp.toFixed(2)} s after the load stopped`,
+    );
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(
+      children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))),
+    );
+    for (const name of dbs) await admin?.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin?.end();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

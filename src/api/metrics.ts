@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { SyncServiceStatus } from '../sync/index.js';
 
 /**
  * What the node and the API report. Injected; `null` means metrics are off.
@@ -23,6 +24,12 @@ export interface NodeMetrics {
   observeHttpRequest(method: string, route: string, status: number, seconds: number): void;
   /** +1 when an SSE client connects, −1 when it goes */
   addSseClients(delta: number): void;
+  /**
+   * The Postgres mirror's latest status (docs/SYNC.md), as the mirror thread
+   * reports it (every 500 ms and after each batch); undefined when the node
+   * runs without one or it has gone (its series are then removed).
+   */
+  setMirror(status: SyncServiceStatus | undefined): void;
   /** the Prometheus text exposition of everything above and the process metrics */
   scrape(): Promise<{ contentType: string; text: string }>;
 }
@@ -99,6 +106,8 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): {
     registers,
   });
 
+  const setMirror = mirrorMetrics(p, registry);
+
   const metrics: NodeMetrics = {
     setTerm: (v) => term.set(v),
     setCommitIndex: (v) => commitIndex.set(v),
@@ -117,7 +126,84 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): {
       httpDuration.observe(labels, seconds);
     },
     addSseClients: (delta) => sseClients.inc(delta),
+    setMirror,
     scrape: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
   };
   return { metrics, registry };
+}
+
+const MIRROR_STATES = ['ok', 'degraded', 'stopped'] as const;
+
+const MIRROR_METRICS = [
+  'mirror_state',
+  'mirror_height',
+  'mirror_lag_blocks',
+  'mirror_lag_seconds',
+  'mirror_rows_written_total',
+  'mirror_errors_total',
+  'mirror_index_through_height',
+  'mirror_embedded_total',
+  'mirror_index_errors_total',
+];
+
+/**
+ * The mirror's series, registered when the first status arrives and removed
+ * when the mirror goes (a node without a mirror has none). The status carries
+ * totals since the mirror thread started; the counters follow them by
+ * increments.
+ */
+function mirrorMetrics(p: string, registry: Registry): (status: SyncServiceStatus | undefined) => void {
+  const registers = [registry];
+  const create = () => {
+    const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Gauge<L>({ name: p + name, help, labelNames, registers });
+    const counter = (name: string, help: string) => new Counter({ name: p + name, help, registers });
+    return {
+      state: gauge('mirror_state', '1 for the state the Postgres mirror is in (ok, degraded, stopped)', [
+        'state',
+      ] as const),
+      height: gauge('mirror_height', 'Height of the last block mirrored into Postgres'),
+      lagBlocks: gauge('mirror_lag_blocks', 'Committed blocks not yet mirrored into Postgres'),
+      lagSeconds: gauge(
+        'mirror_lag_seconds',
+        'Age of the oldest committed block not yet mirrored into Postgres (0 when caught up)',
+      ),
+      rows: counter('mirror_rows_written_total', 'Rows the mirror inserted or updated in Postgres'),
+      errors: counter('mirror_errors_total', 'Failed attempts of the mirror to write to Postgres'),
+      indexThrough: gauge(
+        'mirror_index_through_height',
+        'Block of the last commission in each search index (text: full-text, vectors: current embedder)',
+        ['index'] as const,
+      ),
+      embedded: counter('mirror_embedded_total', 'Commissions embedded by the search indexer'),
+      indexErrors: counter('mirror_index_errors_total', 'Failed steps of the search indexer'),
+      last: { rows: 0, errors: 0, embedded: 0, indexErrors: 0 },
+    };
+  };
+  let m: ReturnType<typeof create> | undefined;
+  const follow = (c: Counter, key: keyof NonNullable<typeof m>['last'], total: number) => {
+    const last = m!.last;
+    // a restarted mirror thread counts from 0 again
+    const delta = total >= last[key] ? total - last[key] : total;
+    if (delta > 0) c.inc(delta);
+    last[key] = total;
+  };
+  return (s) => {
+    if (!s) {
+      if (m) for (const name of MIRROR_METRICS) registry.removeSingleMetric(p + name);
+      m = undefined;
+      return;
+    }
+    m ??= create();
+    for (const st of MIRROR_STATES) m.state.set({ state: st }, s.state === st ? 1 : 0);
+    m.height.set(s.height);
+    m.lagBlocks.set(s.lagBlocks);
+    m.lagSeconds.set(s.lagSeconds);
+    follow(m.rows, 'rows', s.rowsWritten);
+    follow(m.errors, 'errors', s.errors);
+    m.indexThrough.set({ index: 'text' }, s.index.textThroughHeight);
+    m.indexThrough.set({ index: 'vectors' }, s.index.throughHeight);
+    follow(m.embedded, 'embedded', s.index.embedded);
+    follow(m.indexErrors, 'indexErrors', s.index.errors);
+  };
 }

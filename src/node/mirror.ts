@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import type { NodeMetrics } from '../api/metrics.js';
 import type { CheckReport, SearchRequest, SearchResult, SyncServiceStatus } from '../sync/index.js';
 import type { LedgerChain } from './ledger-chain.js';
 import type { MirrorInit, ToMain, ToWorker, WireError } from './mirror-protocol.js';
@@ -55,6 +56,7 @@ export class WorkerMirror implements NodeMirror {
     private readonly chain: LedgerChain,
     private readonly log: Logger,
     init: MirrorInit,
+    private readonly metrics: Pick<NodeMetrics, 'setMirror'> | null,
   ) {
     this.worker = new Worker(workerUrl(), { workerData: init });
     this.worker.on('message', (m: ToMain) => this.onMessage(m));
@@ -63,14 +65,29 @@ export class WorkerMirror implements NodeMirror {
       this.failAll(err);
     });
     this.worker.on('exit', () => {
+      this.metrics?.setMirror(undefined);
       this.failAll(new Error('the mirror thread exited'));
       this.stopped?.();
     });
   }
 
-  /** Start the thread; resolves once its database is open and migrated. */
-  static start(chain: LedgerChain, log: Logger, init: Omit<MirrorInit, 'height'>): Promise<WorkerMirror> {
-    const m = new WorkerMirror(chain, log.child({ module: 'sync' }), { ...init, height: chain.height });
+  /**
+   * Start the thread; resolves once its database is open and migrated.
+   * With `metrics`, every status the thread reports also goes to the node's
+   * /metrics (the bitnexus_mirror_* series).
+   */
+  static start(
+    chain: LedgerChain,
+    log: Logger,
+    init: Omit<MirrorInit, 'height'>,
+    metrics: Pick<NodeMetrics, 'setMirror'> | null = null,
+  ): Promise<WorkerMirror> {
+    const m = new WorkerMirror(
+      chain,
+      log.child({ module: 'sync' }),
+      { ...init, height: chain.height },
+      metrics,
+    );
     return new Promise((resolve, reject) => {
       m.onReady = (err) => (err ? reject(err) : resolve(m));
     });
@@ -139,6 +156,7 @@ export class WorkerMirror implements NodeMirror {
         return;
       case 'status':
         this.last = m.status;
+        this.metrics?.setMirror(m.status);
         return;
       case 'result': {
         const c = this.calls.get(m.id);

@@ -87,11 +87,16 @@ export async function runNode(
   // The mirror opens in the background: the node serves and takes part in consensus meanwhile.
   const mirrorOpening = run.noMirror
     ? Promise.resolve()
-    : WorkerMirror.start(chain, log, {
-        pgliteDir: join(dataDir, PGLITE_DIR),
-        ...(postgresUrl === undefined ? {} : { postgresUrl }),
-        ...(run.embedder === undefined ? {} : { embedder: run.embedder }),
-      }).then(
+    : WorkerMirror.start(
+        chain,
+        log,
+        {
+          pgliteDir: join(dataDir, PGLITE_DIR),
+          ...(postgresUrl === undefined ? {} : { postgresUrl }),
+          ...(run.embedder === undefined ? {} : { embedder: run.embedder }),
+        },
+        metrics,
+      ).then(
         (m) => node.attachMirror(m),
         (err: unknown) =>
           log.error({ err: (err as Error).message }, 'cannot open the Postgres mirror; running without it'),

@@ -54,6 +54,13 @@ export interface IndexerOptions {
   bulkBuildThreshold?: number;
   /** maintenance_work_mem of that build (default 512MB; the graph should fit) */
   buildMemory?: string;
+  /**
+   * Awaited between two steps that did something. SyncService: while the
+   * sink is behind, until its next batch (at most 1 s), so that derived data
+   * never holds the mirror back (PGlite is one session, and embedding takes
+   * the thread the sink runs on).
+   */
+  between?: () => Promise<void>;
 }
 
 export interface IndexerStatus {
@@ -358,6 +365,7 @@ export class SearchIndexer {
       const n = await this.textStep();
       total += n;
       if (n === 0 || this.stopping) return total;
+      await this.opts.between?.();
     }
   }
 
@@ -367,6 +375,7 @@ export class SearchIndexer {
       const n = await this.embedStep();
       total += n;
       if (n === 0 || this.stopping) return total;
+      await this.opts.between?.();
     }
   }
 

@@ -163,6 +163,31 @@ export const MIGRATIONS: readonly Migration[] = [
        )`,
     ],
   },
+  {
+    version: 2,
+    name: 'full-text index with a small pending list',
+    statements: [
+      // New GIN entries wait in an unsorted pending list that every search scans in full until
+      // (auto)vacuum or an insert past gin_pending_list_limit (4 MB by default) merges it; PGlite
+      // never autovacuums, so searches scanned up to 4 MB per query. 64 kB keeps that scan to a few
+      // pages and still merges in bulk (fastupdate = off would insert ~5x slower).
+      `ALTER INDEX commission_text_search_tsv SET (gin_pending_list_limit = 64)`,
+      `SELECT gin_clean_pending_list('commission_text_search_tsv'::regclass)`,
+    ],
+  },
+  {
+    version: 3,
+    name: 'room for HOT updates of the balance rows',
+    statements: [
+      // Every batch updates thousands of balance rows (each changed pair, account and total once).
+      // None of the updated columns is indexed, so with free space on the page Postgres updates in
+      // place of a new index entry (HOT); full pages (the default fillfactor 100) force an insert
+      // into every index per update. Applies to pages written from now on.
+      `ALTER TABLE pair_balances SET (fillfactor = 70)`,
+      `ALTER TABLE account_balances SET (fillfactor = 70)`,
+      `ALTER TABLE currency_totals SET (fillfactor = 50)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -61,6 +61,13 @@ export class PgliteTarget implements SqlTarget {
           const res = await tx.query<R>(sql, params as unknown[]);
           return { rows: res.rows, rowCount: res.affectedRows ?? 0 };
         },
+        // PGlite reads COPY … FROM '/dev/blob' from the query's blob
+        copyFrom: async (table, columns, data) => {
+          const res = await tx.query(`COPY ${table} (${columns.join(', ')}) FROM '/dev/blob'`, [], {
+            blob: new Blob([data]),
+          });
+          return res.affectedRows ?? 0;
+        },
       }),
     );
   }

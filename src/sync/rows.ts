@@ -162,6 +162,20 @@ export function metadataText(metadata: Record<string, string>): string {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** Record types that become rows; the others (idempotency keys, head, membership, config) are state only. */
+const MIRRORED: Readonly<Record<StateRecord['t'], boolean>> = {
+  participant: true,
+  commission: true,
+  pair: true,
+  account: true,
+  totals: true,
+  order: false,
+  nonce: false,
+  head: false,
+  members: false,
+  config: false,
+};
+
 interface Touch {
   height: number;
   time: number;
@@ -172,7 +186,10 @@ interface Touch {
 }
 
 export class MirrorBatch implements StateView {
-  readonly blocks: DecodedBlock[] = [];
+  /** only the ends are kept: a batch holds rows, not decoded blocks (less for the GC to copy) */
+  private firstBlock: DecodedBlock | undefined;
+  private lastBlock: DecodedBlock | undefined;
+  blockCount = 0;
   readonly writes = new Map<string, StateRecord>();
   private readonly touched = new Map<string, Touch>();
   private readonly blockRows: BlockRow[] = [];
@@ -195,17 +212,19 @@ export class MirrorBatch implements StateView {
   }
 
   get first(): DecodedBlock | undefined {
-    return this.blocks[0];
+    return this.firstBlock;
   }
 
   get last(): DecodedBlock | undefined {
-    return this.blocks[this.blocks.length - 1];
+    return this.lastBlock;
   }
 
   /** Add the next block and what processing it (on this batch as the state view) produced. */
   add(block: DecodedBlock, processed: ProcessedBlock): void {
     const h = block.block.header;
-    this.blocks.push(block);
+    this.firstBlock ??= block;
+    this.lastBlock = block;
+    this.blockCount++;
     this.blockTimes.set(h.height, h.timestamp);
     this.txCount += block.txs.length;
     this.blockRows.push({
@@ -244,6 +263,8 @@ export class MirrorBatch implements StateView {
       if (r.commission !== undefined) recordIndex.set(r.commission, idx);
     });
     for (const [key, rec] of processed.writes) {
+      this.writes.set(key, rec);
+      if (!MIRRORED[rec.t]) continue; // nonce, order, head, …: state only, never a row
       const prev = this.touched.get(key);
       const created = prev ? prev.created : this.base.get(key) === undefined;
       const touch: Touch = { height: h.height, time: h.timestamp, created };
@@ -252,7 +273,6 @@ export class MirrorBatch implements StateView {
       // a commission keeps the block time it was recorded at; later writes only move updated_*
       if (prev?.created && rec.t === 'commission') touch.time = prev.time;
       this.touched.set(key, touch);
-      this.writes.set(key, rec);
     }
   }
 
@@ -268,8 +288,8 @@ export class MirrorBatch implements StateView {
       totals: { insert: [], update: [] },
     };
     const put = <R>(c: Changes<R>, created: boolean, row: R) => (created ? c.insert : c.update).push(row);
-    for (const [key, rec] of this.writes) {
-      const touch = this.touched.get(key)!;
+    for (const [key, touch] of this.touched) {
+      const rec = this.writes.get(key)!;
       switch (rec.t) {
         case 'participant':
           if (touch.created) out.participants.push(participantRow(rec));

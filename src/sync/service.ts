@@ -24,6 +24,13 @@ export class SyncService {
       target: opts.target,
       embedder: opts.embedder,
       ...(opts.logger ? { logger: opts.logger } : {}),
+      // the mirror first: while the sink is behind, one indexer step per sink batch
+      between: async () => {
+        const s = this.sink.status();
+        if (s.lagBlocks > 0 && s.state === 'ok') {
+          await this.sink.waitForHeight(s.height + 1, 1_000).catch(() => undefined);
+        }
+      },
       ...opts.indexer,
     });
     this.sink = new PostgresSink({

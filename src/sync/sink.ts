@@ -80,6 +80,8 @@ export interface SinkOptions {
   pollMs?: number;
   /** when idle, read the database's cursor this often: notices an outage (degraded) or another writer (stopped) */
   heartbeatMs?: number;
+  /** new rows by COPY when the target offers it (default true); false: one INSERT … unnest statement per batch */
+  copy?: boolean;
   /** called after each committed batch (the embedding indexer listens) */
   onAdvance?: (cursor: Cursor) => void;
   /** called once when the sink stops on a fatal error */
@@ -128,8 +130,12 @@ export class PostgresSink {
   private lastError: string | undefined;
   private rowsWritten = 0;
   private errors = 0;
-  /** header time of the oldest block not yet mirrored, or when lag was first seen */
+  /** when the sink first saw itself behind since it was last caught up (lagSeconds' fallback) */
   private behindSince: number | undefined;
+  /** header times of blocks read but not yet mirrored */
+  private readonly headerTimes = new Map<number, number>();
+  /** commit notifications not yet mirrored: [head height, when], oldest first */
+  private readonly notices: [number, number][] = [];
   private readonly waiters = new Set<{ height: number; resolve: () => void }>();
 
   constructor(private readonly opts: SinkOptions) {
@@ -150,7 +156,12 @@ export class PostgresSink {
     if (this.running) return;
     this.stopping = false;
     this.sinkState = 'ok';
-    this.unsubscribe = this.source.onCommitted(() => this.wakeUp());
+    this.unsubscribe = this.source.onCommitted((height) => {
+      // bounded (a long outage): the oldest notices are the ones lag is measured from
+      if (height > this.cursor.height && this.notices.length < 100_000)
+        this.notices.push([height, this.now()]);
+      this.wakeUp();
+    });
     this.running = this.run();
   }
 
@@ -168,10 +179,8 @@ export class PostgresSink {
   status(): SyncStatus {
     const head = this.source.height();
     const lagBlocks = Math.max(0, head - this.cursor.height);
-    const lagSeconds =
-      lagBlocks === 0 || this.behindSince === undefined
-        ? 0
-        : Math.max(0, this.now() - this.behindSince) / 1000;
+    const since = lagBlocks === 0 ? undefined : this.oldestUnmirroredAt();
+    const lagSeconds = since === undefined ? 0 : Math.max(0, this.now() - since) / 1000;
     const s: SyncStatus = {
       state: this.sinkState,
       height: this.cursor.height,
@@ -207,6 +216,19 @@ export class PostgresSink {
       }, timeoutMs);
       this.waiters.add(w);
     });
+  }
+
+  /**
+   * Since when the oldest block not yet mirrored has existed: its header time
+   * once read, else the first commit notification that covered it, else when
+   * the sink first saw itself behind.
+   */
+  private oldestUnmirroredAt(): number | undefined {
+    const h = this.cursor.height + 1;
+    let t = this.headerTimes.get(h) ?? this.behindSince;
+    const notice = this.notices.find(([height]) => height >= h);
+    if (notice && (t === undefined || notice[1] < t)) t = notice[1];
+    return t;
   }
 
   /** A commit notification: cut the idle wait short (never a backoff). */
@@ -321,6 +343,8 @@ export class PostgresSink {
         return true;
       }
       this.behindSince = undefined;
+      this.notices.length = 0;
+      this.headerTimes.clear();
       this.notifyWaiters();
       if (this.now() - this.lastContact >= this.heartbeatMs) await this.heartbeat();
       return false;
@@ -330,8 +354,6 @@ export class PostgresSink {
     const batch = await this.buildBatch(this.inflight?.pending.batch ?? this.state, tip, head);
     if (this.inflight) await this.finishInFlight();
     batch.rebase(this.state);
-    // the oldest block not yet mirrored is now this batch's first
-    this.behindSince = Math.min(this.now(), batch.first!.block.header.timestamp);
     const last = batch.last!;
     const pending: Pending = {
       batch,
@@ -339,7 +361,8 @@ export class PostgresSink {
       to: { height: last.block.header.height, hash: last.hash },
     };
     const rows = batch.rows();
-    const write = this.target.transaction((tx) => writeBatch(tx, rows, pending.from));
+    const copy = this.opts.copy ?? true;
+    const write = this.target.transaction((tx) => writeBatch(tx, rows, pending.from, { copy }));
     write.catch(() => undefined); // observed in finishInFlight
     this.inflight = { pending, write };
     return true;
@@ -349,16 +372,24 @@ export class PostgresSink {
     const batch = new MirrorBatch(base);
     for (let h = tip.height + 1; h <= head; h++) {
       const block = await this.readBlock(h);
-      if (h === this.cursor.height + 1 && this.behindSince !== undefined) {
-        this.behindSince = Math.min(this.behindSince, block.block.header.timestamp);
-      }
+      this.headerTimes.set(h, block.block.header.timestamp);
+      // Yield between the CPU-heavy steps: the batch in flight waits for this thread to read each
+      // answer of Postgres, so every step's length is added to each of its round trips.
+      await this.yieldToWrite();
       const processed = this.process(batch, block);
+      await this.yieldToWrite();
       await this.checkReceipts(h, processed.receipts);
       batch.add(block, processed);
-      if (batch.blocks.length >= this.maxBlocks || batch.txCount >= this.maxTxs) break;
-      await yieldToEventLoop();
+      if (batch.blockCount >= this.maxBlocks || batch.txCount >= this.maxTxs) break;
+      await this.yieldToWrite();
     }
     return batch;
+  }
+
+  /** Let the batch in flight go on: its answers are read, and its data sent, by this thread. */
+  private async yieldToWrite(): Promise<void> {
+    await yieldToEventLoop();
+    if (this.inflight) await this.target.sent?.();
   }
 
   private async finishInFlight(): Promise<void> {
@@ -438,7 +469,8 @@ export class PostgresSink {
   private applyCommitted(p: Pending): void {
     this.state.merge(p.batch.writes);
     this.cursor = p.to;
-    this.behindSince = undefined;
+    for (const h of this.headerTimes.keys()) if (h <= p.to.height) this.headerTimes.delete(h);
+    while (this.notices.length > 0 && this.notices[0]![0] <= p.to.height) this.notices.shift();
     this.markHealthy();
     this.notifyWaiters();
     this.opts.onAdvance?.(p.to);

@@ -16,6 +16,33 @@ export interface QueryResult<R> {
 
 export interface SqlExecutor {
   query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+  /**
+   * `COPY table (columns) FROM STDIN` with `data` in COPY's text format
+   * (copyText below); resolves to the number of rows copied. Offered by the
+   * executors inside a transaction of both targets; callers fall back to
+   * INSERT statements when it is missing (a wrapper that only has `query`).
+   */
+  copyFrom?(table: string, columns: readonly string[], data: string): Promise<number>;
+}
+
+const COPY_SPECIAL = /[\\\t\n\r]/;
+const COPY_SPECIAL_ALL = /[\\\t\n\r]/g;
+const COPY_ESCAPES: Readonly<Record<string, string>> = {
+  '\\': '\\\\',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\r': '\\r',
+};
+
+/**
+ * One field in COPY's text format: `\N` for null, numbers and bigints as
+ * decimals, strings with backslash, tab, newline and carriage return escaped
+ * (so no field can end a row or the data).
+ */
+export function copyText(v: string | number | bigint | null | undefined): string {
+  if (v === null || v === undefined) return '\\N';
+  if (typeof v !== 'string') return String(v);
+  return COPY_SPECIAL.test(v) ? v.replace(COPY_SPECIAL_ALL, (c) => COPY_ESCAPES[c]!) : v;
 }
 
 export interface SqlTarget extends SqlExecutor {
@@ -28,6 +55,12 @@ export interface SqlTarget extends SqlExecutor {
    * transaction remains.
    */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /**
+   * Optional: resolves when data of statements in flight has been handed to
+   * the operating system (a busy thread pumps its sockets only between its
+   * steps; the sink waits for this before its next CPU-heavy step).
+   */
+  sent?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -9,7 +9,7 @@ import type {
   TotalsRow,
   TxRow,
 } from './rows.js';
-import type { SqlExecutor } from './target.js';
+import { copyText, type SqlExecutor } from './target.js';
 
 /** Where the mirror stands: the last block written, or height -1 with the genesis prevHash. */
 export interface Cursor {
@@ -76,14 +76,23 @@ class BatchStatement {
   private readonly ctes: string[] = [];
   /** CTE name → rows it must affect */
   readonly expected = new Map<string, { table: string; rows: number; update: boolean }>();
+  /** every write waits for the cursor's compare-and-set, unless the caller has done it already */
+  private readonly guard: string;
 
-  constructor(from: Cursor, to: BlockRow) {
+  constructor(move?: { from: Cursor; to: BlockRow }) {
     const p = (v: unknown) => this.param(v);
+    this.guard = move ? ' AND EXISTS (SELECT FROM cur)' : '';
+    if (!move) return;
+    const { from, to } = move;
     this.ctes.push(
       `cur AS (UPDATE sync_cursor SET height = ${p(to.height)}::int8, hash = ${p(to.hash)}::text,
          chain_id = ${p(to.chainId)}::text, block_time = ${p(to.time)}::timestamptz, updated_at = now()
        WHERE id AND height = ${p(from.height)}::int8 AND hash = ${p(from.hash)}::text RETURNING 1)`,
     );
+  }
+
+  get empty(): boolean {
+    return this.ctes.length === 0;
   }
 
   private param(v: unknown): string {
@@ -101,7 +110,7 @@ class BatchStatement {
     const names = columns.map((c) => c.name).join(', ');
     this.ctes.push(
       `${name} AS (INSERT INTO ${table} (${names})
-         SELECT * FROM unnest(${this.arrays(columns, rows)}) WHERE EXISTS (SELECT FROM cur) RETURNING 1)`,
+         SELECT * FROM unnest(${this.arrays(columns, rows)}) ${this.guard ? ` WHERE${this.guard.slice(' AND'.length)}` : ''} RETURNING 1)`,
     );
     this.expected.set(name, { table, rows: rows.length, update: false });
   }
@@ -113,13 +122,14 @@ class BatchStatement {
     this.ctes.push(
       `${name} AS (UPDATE ${table} AS t SET ${set.map((c) => `${c.name} = u.${c.name}`).join(', ')}
          FROM unnest(${this.arrays(all, rows)}) AS u(${all.map((c) => c.name).join(', ')})
-         WHERE ${key.map((c) => `t.${c.name} = u.${c.name}`).join(' AND ')} AND EXISTS (SELECT FROM cur) RETURNING 1)`,
+         WHERE ${key.map((c) => `t.${c.name} = u.${c.name}`).join(' AND ')}${this.guard} RETURNING 1)`,
     );
     this.expected.set(name, { table, rows: rows.length, update: true });
   }
 
   sql(): string {
-    const counts = ['cur', ...this.expected.keys()].map((n) => `(SELECT count(*) FROM ${n})::int8 AS ${n}`);
+    const names = [...(this.guard ? ['cur'] : []), ...this.expected.keys()];
+    const counts = names.map((n) => `(SELECT count(*) FROM ${n})::int8 AS ${n}`);
     return `WITH ${this.ctes.join(',\n')}\nSELECT ${counts.join(', ')}`;
   }
 }
@@ -225,42 +235,61 @@ const totalsState: Column<TotalsRow>[] = [
   col('updated_height', 'int8', (r) => r.updatedHeight),
 ];
 
+export interface WriteOptions {
+  /**
+   * Insert new rows with COPY when the executor offers it (default): several
+   * statements in the caller's transaction, the cursor's compare-and-set
+   * first. `false`: the single statement of data-modifying CTEs.
+   */
+  copy?: boolean;
+}
+
 /**
- * Write one batch and move the cursor from `from` to its last block, in one
- * statement inside the caller's transaction (rolled back by the caller when
- * this throws). Returns the number of rows inserted or updated.
+ * Write one batch and move the cursor from `from` to its last block, inside
+ * the caller's transaction (rolled back by the caller when this throws).
+ * Returns the number of rows inserted or updated.
  *
  * Fails with CURSOR_MISMATCH when the cursor is not at `from` (nothing
  * written), and MIRROR_CORRUPT when a row that must be new exists already or
  * a row that must exist does not: exactly-once, checked row by row.
  */
-export async function writeBatch(tx: SqlExecutor, rows: BatchRows, from: Cursor): Promise<number> {
+export async function writeBatch(
+  tx: SqlExecutor,
+  rows: BatchRows,
+  from: Cursor,
+  opts: WriteOptions = {},
+): Promise<number> {
   const last = rows.blocks[rows.blocks.length - 1];
   if (!last) return 0;
-  const st = new BatchStatement(from, last);
-  st.insert('blocks', blockCols, rows.blocks);
-  st.insert('transactions', txCols, rows.txs);
-  st.insert('participants', participantCols, rows.participants);
-  st.insert('commissions', commissionCols, rows.commissions.insert);
-  st.update('commissions', commissionKey, commissionState, rows.commissions.update);
-  st.insert('pair_balances', [...pairKey, ...pairState], rows.pairs.insert);
-  st.update('pair_balances', pairKey, pairState, rows.pairs.update);
-  st.insert('account_balances', [...accountKey, ...accountState], rows.accounts.insert);
-  st.update('account_balances', accountKey, accountState, rows.accounts.update);
-  st.insert('currency_totals', [...totalsKey, ...totalsState], rows.totals.insert);
-  st.update('currency_totals', totalsKey, totalsState, rows.totals.update);
-  let counts: Record<string, number>;
   try {
-    const res = await tx.query<Record<string, number>>(st.sql(), st.params);
-    counts = res.rows[0]!;
+    return opts.copy !== false && tx.copyFrom
+      ? await writeByCopy(tx, tx.copyFrom.bind(tx), rows, from, last)
+      : await writeByStatement(tx, rows, from, last);
   } catch (err) {
     if ((err as { code?: unknown } | null)?.code === '23505') {
       throw new SyncError('MIRROR_CORRUPT', `a row the cursor says is new exists already: ${String(err)}`);
     }
     throw err;
   }
-  if (Number(counts.cur) !== 1) throw mismatch(from, last.height, await readCursor(tx));
-  let n = 1;
+}
+
+/** The update CTEs of a batch (both ways of writing use them); inserts only on the statement path. */
+function addUpdates(st: BatchStatement, rows: BatchRows): void {
+  st.update('commissions', commissionKey, commissionState, rows.commissions.update);
+  st.update('pair_balances', pairKey, pairState, rows.pairs.update);
+  st.update('account_balances', accountKey, accountState, rows.accounts.update);
+  st.update('currency_totals', totalsKey, totalsState, rows.totals.update);
+}
+
+/** Run a statement of CTEs; its one row holds every CTE's count. */
+async function runStatement(tx: SqlExecutor, st: BatchStatement): Promise<Record<string, number>> {
+  const res = await tx.query<Record<string, number>>(st.sql(), st.params);
+  return res.rows[0]!;
+}
+
+/** Every CTE must have written exactly its rows; returns their sum. */
+function checkCounts(st: BatchStatement, counts: Record<string, number>): number {
+  let n = 0;
   for (const [name, want] of st.expected) {
     const got = Number(counts[name]);
     if (got !== want.rows) {
@@ -272,4 +301,86 @@ export async function writeBatch(tx: SqlExecutor, rows: BatchRows, from: Cursor)
     n += got;
   }
   return n;
+}
+
+/** One statement: a chain of data-modifying CTEs, the cursor's compare-and-set first (BatchStatement). */
+async function writeByStatement(
+  tx: SqlExecutor,
+  rows: BatchRows,
+  from: Cursor,
+  last: BlockRow,
+): Promise<number> {
+  const st = new BatchStatement({ from, to: last });
+  st.insert('blocks', blockCols, rows.blocks);
+  st.insert('transactions', txCols, rows.txs);
+  st.insert('participants', participantCols, rows.participants);
+  st.insert('commissions', commissionCols, rows.commissions.insert);
+  st.insert('pair_balances', [...pairKey, ...pairState], rows.pairs.insert);
+  st.insert('account_balances', [...accountKey, ...accountState], rows.accounts.insert);
+  st.insert('currency_totals', [...totalsKey, ...totalsState], rows.totals.insert);
+  addUpdates(st, rows);
+  const counts = await runStatement(tx, st);
+  if (Number(counts.cur) !== 1) throw mismatch(from, last.height, await readCursor(tx));
+  return 1 + checkCounts(st, counts);
+}
+
+/**
+ * Bulk path: the cursor's compare-and-set is the transaction's first
+ * statement (it also locks the cursor row, so a second writer waits for this
+ * transaction, then finds the cursor moved); only when it moved the cursor do
+ * the new rows follow, one COPY per table, then one statement with every
+ * UPDATE. Same transaction, same checks as the single statement: a COPY
+ * either loads every row or fails (a duplicate key is MIRROR_CORRUPT), and
+ * every UPDATE count must match.
+ */
+async function writeByCopy(
+  tx: SqlExecutor,
+  copy: NonNullable<SqlExecutor['copyFrom']>,
+  rows: BatchRows,
+  from: Cursor,
+  last: BlockRow,
+): Promise<number> {
+  const moved = await tx.query(
+    `UPDATE sync_cursor SET height = $1, hash = $2, chain_id = $3, block_time = $4::timestamptz, updated_at = now()
+     WHERE id AND height = $5 AND hash = $6`,
+    [last.height, last.hash, last.chainId, last.time, from.height, from.hash],
+  );
+  if (moved.rowCount !== 1) throw mismatch(from, last.height, await readCursor(tx));
+  let n = 1;
+  const load = async <R>(table: string, columns: Column<R>[], list: R[]) => {
+    if (list.length === 0) return;
+    const got = await copy(
+      table,
+      columns.map((c) => c.name),
+      copyRows(columns, list),
+    );
+    if (got !== list.length) {
+      throw new SyncError('MIRROR_CORRUPT', `${table}: copied ${got} rows for ${list.length} records`);
+    }
+    n += got;
+  };
+  await load('blocks', blockCols, rows.blocks);
+  await load('transactions', txCols, rows.txs);
+  await load('participants', participantCols, rows.participants);
+  await load('commissions', commissionCols, rows.commissions.insert);
+  await load('pair_balances', [...pairKey, ...pairState], rows.pairs.insert);
+  await load('account_balances', [...accountKey, ...accountState], rows.accounts.insert);
+  await load('currency_totals', [...totalsKey, ...totalsState], rows.totals.insert);
+  const st = new BatchStatement();
+  addUpdates(st, rows);
+  if (!st.empty) n += checkCounts(st, await runStatement(tx, st));
+  return n;
+}
+
+/** Rows in COPY's text format: fields by tab, rows by newline. */
+function copyRows<R>(columns: Column<R>[], rows: R[]): string {
+  let out = '';
+  const last = columns.length - 1;
+  for (const row of rows) {
+    for (let i = 0; i <= last; i++) {
+      out += copyText(columns[i]!.get(row) as string | number | null);
+      out += i === last ? '\n' : '\t';
+    }
+  }
+  return out;
 }

@@ -50,6 +50,14 @@ describe('the Postgres/pgvector mirror on a real network', () => {
       `${net.nodes[2]!.url}/v1/search?q=${encodeURIComponent('headphnes')}&k=3`,
     );
     expect(found.hits[0]?.description).toContain('headphones');
+    // the mirror's progress is on /metrics (the worker reports twice a second)
+    const metrics = await net.waitFor('mirror metrics', async () => {
+      const text = await (await fetch(`${net.nodes[0]!.url}/metrics`)).text();
+      const m = /^bitnexus_mirror_height\{[^}]*\} (\d+)$/m.exec(text);
+      return m && Number(m[1]) >= head.height ? text : undefined;
+    });
+    expect(metrics).toMatch(/^bitnexus_mirror_lag_blocks\{[^}]*\} 0$/m);
+    expect(metrics).toMatch(/^bitnexus_mirror_rows_written_total\{[^}]*\} [1-9]\d*$/m);
   });
 
   it('consensus does not wait on Postgres: the chain commits through an outage, readyz reports the sink, the mirror catches up exactly', async () => {

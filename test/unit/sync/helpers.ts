@@ -215,26 +215,38 @@ export class FaultyTarget implements SqlTarget {
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     let hit = false;
-    const result = await this.inner.transaction((tx) =>
-      fn({
+    // the statement's rows are written (uncommitted) when the failure strikes
+    const strike = async (tx: SqlExecutor, sql: string) => {
+      if (!this.armed || !this.match.test(sql)) return;
+      hit = true;
+      if (this.mode === 'throw') {
+        this.disarm();
+        throw new Error('injected failure inside the transaction');
+      }
+      if (this.mode === 'terminate') {
+        this.disarm();
+        await tx.query('SELECT pg_terminate_backend(pg_backend_pid())');
+      }
+    };
+    const result = await this.inner.transaction((tx) => {
+      const wrapped: SqlExecutor = {
         query: async <R>(sql: string, params?: readonly unknown[]) => {
           const res = await tx.query<R>(sql, params);
-          // the statement's rows are written (uncommitted) when the failure strikes
-          if (this.armed && this.match.test(sql)) {
-            hit = true;
-            if (this.mode === 'throw') {
-              this.disarm();
-              throw new Error('injected failure inside the transaction');
-            }
-            if (this.mode === 'terminate') {
-              this.disarm();
-              await tx.query('SELECT pg_terminate_backend(pg_backend_pid())');
-            }
-          }
+          await strike(tx, sql);
           return res;
         },
-      }),
-    );
+      };
+      // COPY too (the sink's bulk path), matched as `COPY <table>`
+      const copy = tx.copyFrom?.bind(tx);
+      if (copy) {
+        wrapped.copyFrom = async (table, columns, data) => {
+          const n = await copy(table, columns, data);
+          await strike(tx, `COPY ${table}`);
+          return n;
+        };
+      }
+      return fn(wrapped);
+    });
     if (hit && this.armed && this.mode === 'lose-ack') {
       this.disarm();
       throw new Error('injected failure: connection lost after COMMIT');

@@ -10,6 +10,7 @@ import {
   type ChainSource,
   type SqlTarget,
 } from '../../../src/sync/index.js';
+import { MIGRATIONS } from '../../../src/sync/migrations.js';
 import { advanceCursor } from '../../../src/sync/writer.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 import { appendTraffic, register } from './chains.js';
@@ -99,6 +100,38 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
     },
   );
 
+  it.skipIf(skip)(
+    'reports lag in seconds from the oldest unmirrored block, also between batches',
+    async () => {
+      await withDb(create, async (db) => {
+        const fc = new FollowedChain(await buildSampleChain());
+        const parties = await register(fc, ['shop-c'], ['aff-1']);
+        await appendTraffic(fc, parties, 2);
+        const head = fc.tc.chain.head!;
+        // a wall clock 10 s after the last block: every unmirrored block is at least that old
+        const now = () => head.timestamp + 10_000;
+        const seen: { lagBlocks: number; lagSeconds: number }[] = [];
+        const sink: PostgresSink = new PostgresSink({
+          source: fc.source,
+          target: await db.open(),
+          ...fast,
+          now,
+          maxBatchBlocks: 2,
+          onAdvance: () => seen.push(sink.status()),
+        });
+        sink.start();
+        await sink.waitForHeight(fc.height);
+        await sink.stop();
+        const behind = seen.filter((s) => s.lagBlocks > 0);
+        expect(behind.length).toBeGreaterThan(2);
+        for (const s of behind) expect(s.lagSeconds).toBeGreaterThanOrEqual(10);
+        // older blocks are older: the lag shrinks as the sink catches up
+        expect(behind[0]!.lagSeconds).toBeGreaterThan(behind[behind.length - 1]!.lagSeconds);
+        expect(sink.status()).toMatchObject({ lagBlocks: 0, lagSeconds: 0 });
+      });
+    },
+  );
+
   it.skipIf(skip)('restarts from its cursor: nothing written twice, nothing skipped', async () => {
     await withDb(create, async (db) => {
       const fc = new FollowedChain(await buildSampleChain());
@@ -113,15 +146,37 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
     });
   });
 
-  for (const mode of ['throw', 'terminate', 'lose-ack'] as const) {
+  it.skipIf(skip)('writes the same mirror with one statement per batch instead of COPY', async () => {
+    await withDb(create, async (db) => {
+      const fc = new FollowedChain(await buildSampleChain());
+      const target = await db.open();
+      await syncOnce(fc, target, { copy: false, maxBatchBlocks: 3 });
+      const parties = await register(fc, ['shop-c', 'shop-d'], ['aff-1', 'aff-2']);
+      await appendTraffic(fc, parties, 2);
+      await syncOnce(fc, target, { copy: false });
+      await expectCheckOk(target, fc);
+    });
+  });
+
+  for (const [mode, copy] of [
+    ['throw', true],
+    ['terminate', true],
+    ['lose-ack', true],
+    ['throw', false],
+    ['terminate', false],
+  ] as const) {
     it.skipIf(skip)(
-      `survives a failure mid-block (${mode}) and goes on with no duplicate and no gap`,
+      `survives a failure mid-block (${mode}, ${copy ? 'COPY' : 'one statement'}) and goes on with no duplicate and no gap`,
       async () => {
         await withDb(create, async (db) => {
           if (mode === 'terminate' && db.kind === 'pglite') return; // PGlite has no connection to kill
           const fc = new FollowedChain(await buildSampleChain());
-          const target = new FaultyTarget(await db.open(), /INSERT INTO transactions/, mode);
-          const sink = await syncOnce(fc, target);
+          const target = new FaultyTarget(
+            await db.open(),
+            /INSERT INTO transactions|COPY transactions/,
+            mode,
+          );
+          const sink = await syncOnce(fc, target, { copy });
           expect(target.fired).toBe(1);
           expect(sink.status().errors).toBe(1);
           expect(sink.status().state).toBe('stopped');
@@ -138,7 +193,7 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
       const parties = await register(fc, ['shop-c'], ['aff-1']);
       await appendTraffic(fc, parties, 1, 2);
       // the first sink fails inside the transaction of the next block and is then dropped
-      const faulty = new FaultyTarget(await db.open(), /INSERT INTO transactions/, 'throw');
+      const faulty = new FaultyTarget(await db.open(), /INSERT INTO transactions|COPY transactions/, 'throw');
       const dying = new PostgresSink({
         source: fc.source,
         target: faulty,
@@ -250,9 +305,10 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
     await withDb(create, async (db) => {
       const target = await db.open();
       const runs = await Promise.all([migrate(target), migrate(target), migrate(target)]);
-      expect(runs.flatMap((r) => r.applied)).toEqual([1]);
+      const versions = MIGRATIONS.map((m) => m.version);
+      expect(runs.flatMap((r) => r.applied).sort((a, b) => a - b)).toEqual(versions);
       expect((await migrate(target)).applied).toEqual([]);
-      expect(await count(target, 'schema_migrations')).toBe(1);
+      expect(await count(target, 'schema_migrations')).toBe(versions.length);
       expect(await readCursor(target)).toEqual({ height: -1, hash: '0'.repeat(64) });
       await target.query(`INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')`);
       await expect(migrate(target)).rejects.toThrow(/SCHEMA_TOO_NEW/);
