@@ -202,4 +202,28 @@ describe('an in-process 3-node network', () => {
     expect(leader.mempoolSize).toBe(0);
     expect(cluster.fatal).toEqual([]);
   });
+
+  it('a transaction accepted while the leader is cut off is proposed by the next leader, from gossip', async () => {
+    cluster = new TestCluster(3);
+    const [a, b, c] = cluster.ids as [string, string, string];
+    // a leads first; b (the node the client talks to) never campaigns in time, so c takes over
+    // and must propose what it only heard of by gossip.
+    await cluster.start(a, undefined, { electionTick: 5 });
+    await cluster.start(b, undefined, { electionTick: 1000 });
+    await cluster.start(c, undefined, { electionTick: 30 });
+    const leader = await cluster.waitForLeader();
+    expect(leader.status().nodeId).toBe(a);
+    const nodeB = cluster.nodes.get(b)!;
+    await cluster.waitFor('b to know the leader', () => nodeB.status().leader === a);
+    cluster.hub.isolate(a);
+    const t = registration(cluster, 'survivor', 'merchant');
+    const accepted = await nodeB.submit(t.tx, { wait: false, timeoutMs: 1000 });
+    expect(accepted.status).toBe('accepted');
+    const nodeC = cluster.nodes.get(c)!;
+    await cluster.waitFor('c to lead', () => nodeC.raftStatus.role === 'leader', 15_000);
+    const r = await nodeB.submit(t.tx, { wait: true, timeoutMs: 10_000 });
+    expect(r.receipt?.code).toBe('OK');
+    expect(r.receipt?.tx).toBe(t.id);
+    expect(cluster.fatal).toEqual([]);
+  });
 });
