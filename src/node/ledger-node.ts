@@ -445,6 +445,11 @@ export class LedgerNode implements LedgerNodeApi {
     if (leader && !was) {
       this.log.info({ term: this.raft.status().term }, 'became leader');
       this.rebuildSpeculativeState();
+      // What gossip brought while following, decoded and admitted now against the state this
+      // leader's log will produce.
+      const raw = this.mempool.takeRaw();
+      for (const bytes of raw) this.onGossipTx(this.nodeId, bytes);
+      if (raw.length > 0) this.log.info({ txs: raw.length }, 'decoded the gossiped mempool');
     } else if (!leader && was) {
       this.log.info({ leader: leaderId }, 'lost leadership');
       this.layered.clear();
@@ -632,6 +637,7 @@ export class LedgerNode implements LedgerNodeApi {
     const height = block.block.header.height;
     this.layered.dropThrough(height);
     let membership = false;
+    for (const t of block.txs) this.mempool.removeRaw(t.tx.signature);
     for (const r of receipts) {
       this.mempool.remove(r.tx);
       this.verified.delete(r.tx);
@@ -864,6 +870,11 @@ export class LedgerNode implements LedgerNodeApi {
     // The leader hears of a follower's transaction twice (forwarded, then gossiped): no second decode.
     const signature = signatureOfCanonicalTx(bytes);
     if (signature !== undefined && this.mempool.hasSignature(signature)) return;
+    // A follower keeps it undecoded until it leads (Mempool): most commit long before that.
+    if (!this.isLeader && signature !== undefined) {
+      this.mempool.addRaw(signature, bytes, this.now());
+      return;
+    }
     let dtx: DecodedTx;
     try {
       // The member that accepted it from a client checked its signature, and members are trusted
@@ -889,6 +900,9 @@ export class LedgerNode implements LedgerNodeApi {
     const state = this.opts.chain.state;
     const config = getConfig(state)!;
     const now = this.now();
+    // Raw (undecoded) gossip has no timestamp to hand: it goes once it has been held as long as
+    // a transaction may live. Those that commit are dropped when their block is applied.
+    this.mempool.sweepRaw(now - config.params.txMaxAgeMs);
     const dropped = this.mempool.sweep((t) => {
       if (state.get(keys.nonce(t.tx.signer, t.tx.nonce))) return false;
       return t.tx.timestamp >= now - config.params.txMaxAgeMs;

@@ -7,20 +7,28 @@ import type { DecodedTx } from '../ledger/index.js';
  * Insertion order is proposal order. Entries the leader put in a proposed
  * block are marked in flight until that block is applied (then removed) or
  * the leader loses its term (then released).
+ *
+ * A follower keeps gossiped transactions undecoded ("raw", by signature):
+ * it needs them only on the day it leads, and most are committed long
+ * before. They are decoded when it becomes leader (`takeRaw`), dropped when
+ * a block holding them is applied, and aged out by the sweep.
  */
 export class Mempool {
   private readonly txs = new Map<string, { tx: DecodedTx; addedAt: number; bytes: number }>();
   private readonly inflight = new Set<string>();
   /** signatures of the transactions held: a gossiped copy is recognised before it is decoded */
   private readonly signatures = new Set<string>();
+  /** undecoded gossiped transactions, by signature */
+  private readonly raw = new Map<string, { bytes: Uint8Array; addedAt: number }>();
   private totalBytes = 0;
 
   constructor(
     readonly limits: { maxTxs: number; maxBytes: number } = { maxTxs: 100_000, maxBytes: 256 * 1024 * 1024 },
   ) {}
 
+  /** decoded and raw */
   get size(): number {
-    return this.txs.size;
+    return this.txs.size + this.raw.size;
   }
 
   has(id: string): boolean {
@@ -29,7 +37,43 @@ export class Mempool {
 
   /** holds a transaction with this signature (hex)? */
   hasSignature(signature: string): boolean {
-    return this.signatures.has(signature);
+    return this.signatures.has(signature) || this.raw.has(signature);
+  }
+
+  /** Keep a gossiped transaction undecoded. False when full; true when added or already held. */
+  addRaw(signature: string, bytes: Uint8Array, now: number): boolean {
+    if (this.hasSignature(signature)) return true;
+    const size = bytes.byteLength + 200;
+    if (this.size >= this.limits.maxTxs || this.totalBytes + size > this.limits.maxBytes) return false;
+    this.raw.set(signature, { bytes, addedAt: now });
+    this.totalBytes += size;
+    return true;
+  }
+
+  /** Remove and return every raw transaction, oldest first (to decode them). */
+  takeRaw(): Uint8Array[] {
+    const out = [...this.raw.values()].map((e) => e.bytes);
+    for (const sig of [...this.raw.keys()]) this.removeRaw(sig);
+    return out;
+  }
+
+  removeRaw(signature: string): void {
+    const e = this.raw.get(signature);
+    if (!e) return;
+    this.raw.delete(signature);
+    this.totalBytes -= e.bytes.byteLength + 200;
+  }
+
+  /** Drop raw transactions that arrived before `cutoff`; returns how many. */
+  sweepRaw(cutoff: number): number {
+    let n = 0;
+    for (const [sig, e] of this.raw) {
+      if (e.addedAt < cutoff) {
+        this.removeRaw(sig);
+        n++;
+      }
+    }
+    return n;
   }
 
   get(id: string): DecodedTx | undefined {
@@ -39,6 +83,7 @@ export class Mempool {
   /** false when full (the caller answers "busy"); true when added or already present */
   add(tx: DecodedTx, now: number): boolean {
     if (this.txs.has(tx.id)) return true;
+    this.removeRaw(tx.tx.signature); // decoded now
     const bytes = tx.unsignedBytes.length + 200;
     if (this.txs.size >= this.limits.maxTxs || this.totalBytes + bytes > this.limits.maxBytes) return false;
     this.txs.set(tx.id, { tx, addedAt: now, bytes });
