@@ -4,6 +4,7 @@ export * from './transaction.js';
 export * from './genesis.js';
 export * from './block.js';
 export * from './receipt.js';
+export { receiptText, recordText } from './record-text.js';
 export * from './state.js';
 export {
   applyBlock,

@@ -1,4 +1,5 @@
 import { canonicalBytes } from '../codec/index.js';
+import { receiptText } from './record-text.js';
 
 /**
  * Result of applying one transaction inside a committed block: the same on
@@ -44,5 +45,13 @@ export interface Receipt {
 }
 
 export function encodeReceipt(receipt: Receipt): Uint8Array {
+  const text = receiptText(receipt);
+  return text !== undefined ? textEncoder.encode(text) : canonicalBytes(receipt);
+}
+
+/** The definition: the generic canonicaliser. */
+export function encodeReceiptGeneric(receipt: Receipt): Uint8Array {
   return canonicalBytes(receipt);
 }
+
+const textEncoder = new TextEncoder();

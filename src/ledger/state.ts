@@ -1,4 +1,5 @@
 import { canonicalBytes } from '../codec/index.js';
+import { recordText } from './record-text.js';
 import type { GenesisConfig } from './genesis.js';
 
 /**
@@ -192,8 +193,17 @@ const BIGINT_FIELDS: Partial<Record<StateRecord['t'], readonly string[]>> = {
   ],
 };
 
+const textEncoder = new TextEncoder();
+
 /** Canonical JSON of a record; amounts (bigint) as decimal strings. */
 export function encodeRecord(record: StateRecord): Uint8Array {
+  const text = recordText(record);
+  if (text !== undefined) return textEncoder.encode(text);
+  return encodeRecordGeneric(record);
+}
+
+/** The definition: the generic canonicaliser over the record with amounts as decimal strings. */
+export function encodeRecordGeneric(record: StateRecord): Uint8Array {
   const fields = BIGINT_FIELDS[record.t];
   if (!fields) return canonicalBytes(record);
   const plain: Record<string, unknown> = { ...record };

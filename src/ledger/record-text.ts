@@ -1,13 +1,16 @@
 import { canonicalize } from '../codec/index.js';
-import type { Receipt, StateRecord } from '../ledger/index.js';
+import type { Receipt } from './receipt.js';
+import type { StateRecord } from './state.js';
 
 /**
  * Canonical JSON of receipts and state records as strings, without the
  * generic canonicaliser's sorting and copying: each record type's keys are
- * sorted once. They give exactly `encodeReceipt` / `encodeRecord` (a test
- * holds them to it) or undefined, and then the caller uses those. A record
- * must have exactly the listed keys (counted) for the fast form to be used,
- * so a new field can never be silently left out.
+ * sorted once. They give exactly the generic canonical form (a test holds
+ * them to it) or undefined, and then `encodeReceipt` / `encodeRecord` use the
+ * generic canonicaliser. A record must have exactly the listed keys (counted)
+ * for the fast form to be used, so a new field can never be silently left
+ * out. Every node writes these bytes for every block, and the auditor
+ * compares stored entries against the text without encoding it.
  */
 
 type Kind = 'str' | 'int' | 'big' | 'json' | 'strOrNull';
@@ -113,19 +116,4 @@ export function receiptText(r: Receipt): string | undefined {
     (existing === undefined ? '' : `,"existing":${e}`) +
     `,"height":${height},"index":${index},"tx":${t}}`
   );
-}
-
-/**
- * Stored bytes equal the UTF-8 encoding of `text`? Compares ASCII text
- * character by character; anything else is encoded first.
- */
-export function equalsText(stored: Uint8Array, text: string): boolean {
-  const n = text.length;
-  if (stored.length < n) return false;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c > 0x7f) return Buffer.from(text, 'utf8').equals(stored);
-    if (stored[i] !== c) return false;
-  }
-  return stored.length === n;
 }
