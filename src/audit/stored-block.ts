@@ -38,8 +38,6 @@ const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const SIGNATURE_MEMBER = ',"signature":"';
 /** `,"signature":"` + 128 hex digits + `"` */
 const SIGNATURE_MEMBER_BYTES = SIGNATURE_MEMBER.length + 128 + 1;
-/** what decodeTx adds to the unsigned form for its size limit (ledger/transaction.ts) */
-const SIGNED_OVERHEAD = 142;
 const QUOTE = 0x22;
 /** Fast-path transactions carry no unsigned bytes: nothing in the audit reads them. */
 const NO_BYTES = new Uint8Array(0);
@@ -77,7 +75,7 @@ export function decodeStoredFast(
     const t = JSON.stringify(raw.txs[i]);
     const at = t.lastIndexOf(SIGNATURE_MEMBER);
     if (at < 0 || t.charCodeAt(at + SIGNATURE_MEMBER_BYTES - 1) !== QUOTE) return undefined;
-    if (Buffer.byteLength(t) - SIGNATURE_MEMBER_BYTES + SIGNED_OVERHEAD > LIMITS.maxTxBytes) return undefined;
+    if (Buffer.byteLength(t) > LIMITS.maxTxBytes) return undefined; // the signed canonical text itself
     txTexts[i] = t;
     cuts[i] = at;
   }

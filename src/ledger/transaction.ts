@@ -246,8 +246,8 @@ export function parseTransaction(value: unknown, expectedChainId?: string): Sign
   return tx;
 }
 
-/** canonical bytes of the signed form = unsigned form + `,"signature":"<128 hex>"` */
-const SIGNATURE_FIELD_BYTES = 142;
+/** canonical bytes of the signed form = unsigned form + `,"signature":"<128 hex>"` (14 + 128 + 1) */
+export const SIGNATURE_FIELD_BYTES = 143;
 
 export function unsignedPart(tx: SignedTx): UnsignedTx {
   const { signature: _sig, ...rest } = tx;

@@ -3,6 +3,8 @@ import { canonicalBytes, canonicalize, signingMessage, toHex } from '../../../sr
 import { sign, verify } from '../../../src/crypto/index.js';
 import {
   acceptTransaction,
+  decodeTx,
+  LIMITS,
   blockSigningMessage,
   parseTransaction,
   signatureOfCanonicalTx,
@@ -170,5 +172,28 @@ describe('signatureOfCanonicalTx', () => {
     expect(signatureOfCanonicalTx(canonicalBytes(t.tx))).toBe(t.tx.signature);
     expect(signatureOfCanonicalTx(Buffer.from('{"no":"signature"}'))).toBeUndefined();
     expect(signatureOfCanonicalTx(Buffer.from(',"signature":"abc"'))).toBeUndefined();
+  });
+});
+
+describe('the size limit', () => {
+  it('is on the signed canonical form: exactly the limit passes, one byte more is TOO_LARGE', () => {
+    const make = (description: string) =>
+      tx('commission.record', merchant, {
+        merchant: pub(merchant),
+        affiliate: pub(affiliate),
+        amount: '10',
+        currency: 'EUR',
+        orderId: 'big-1',
+        description: '',
+        metadata: { note: description },
+      });
+    const base = canonicalBytes(make('').tx).length;
+    const fits = make('x'.repeat(LIMITS.maxTxBytes - base));
+    expect(canonicalBytes(fits.tx).length).toBe(LIMITS.maxTxBytes);
+    expect(() => decodeTx(fits.tx)).not.toThrow();
+    // one more character of metadata is one more canonical byte (the fixture decodes, and so refuses)
+    expect(() => make('x'.repeat(LIMITS.maxTxBytes - base + 1))).toThrow(
+      expect.objectContaining({ code: 'TOO_LARGE' }),
+    );
   });
 });
