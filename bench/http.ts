@@ -10,7 +10,6 @@
  * followers gossip to the leader), --nodes 3, --keep (leave the devnet dir).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -18,9 +17,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toHex } from '../src/codec/index.js';
 import { generateKeyPair, type KeyPair } from '../src/crypto/index.js';
-import { signTransaction, type UnsignedTx } from '../src/ledger/index.js';
+import type { UnsignedTx } from '../src/ledger/index.js';
 import { initNetwork } from '../src/node/init.js';
 import { readKeyFile } from '../src/node/keyfile.js';
+import { signedJson } from './workload.js';
 
 const BIN = fileURLToPath(new URL('../../bin/bitnexus.js', import.meta.url));
 
@@ -132,20 +132,7 @@ try {
   const operator = await readKeyFile(join(dir, 'operator.key'));
   const chainId = net.chainId;
   const sign = (signer: KeyPair, kind: UnsignedTx['kind'], payload: unknown) =>
-    JSON.stringify(
-      signTransaction(
-        {
-          v: 1,
-          kind,
-          chainId,
-          signer: toHex(signer.publicKey),
-          nonce: randomUUID(),
-          timestamp: Date.now(),
-          payload,
-        } as UnsignedTx,
-        signer.secretKey,
-      ),
-    );
+    signedJson(chainId, signer, kind, payload);
   const agent = new Agent({ keepAlive: true, maxSockets: 512 });
   const commitUrl = (i: number) =>
     new URL(`${urls[target === 'all' ? i % urls.length : 0]}/v1/transactions?wait=commit&timeoutMs=30000`);

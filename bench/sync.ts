@@ -23,7 +23,7 @@
  * mirroring into PGlite or Postgres (--targets; --lag-clients, --lag-seconds).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,7 @@ import {
   type SqlTarget,
 } from '../src/sync/index.js';
 import { vectorLiteral } from '../src/sync/indexer.js';
+import { signedJson } from './workload.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(name);
@@ -610,20 +611,7 @@ async function benchLag(kind: 'postgres' | 'pglite'): Promise<void> {
 
     const operator = await readKeyFile(join(dir, 'operator.key'));
     const sign = (signer: KeyPair, kind: UnsignedTx['kind'], payload: unknown) =>
-      JSON.stringify(
-        signTransaction(
-          {
-            v: 1,
-            kind,
-            chainId: net.chainId,
-            signer: toHex(signer.publicKey),
-            nonce: randomUUID(),
-            timestamp: Date.now(),
-            payload,
-          } as UnsignedTx,
-          signer.secretKey,
-        ),
-      );
+      signedJson(net.chainId, signer, kind, payload);
     const submit = async (i: number, body: string): Promise<boolean> => {
       try {
         const r = await fetch(`${urls[i % urls.length]}/v1/transactions?wait=commit&timeoutMs=30000`, {

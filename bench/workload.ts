@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { toHex } from '../src/codec/index.js';
 import { generateKeyPair, type KeyPair } from '../src/crypto/index.js';
 import {
@@ -15,6 +16,29 @@ import {
   type UnsignedTx,
 } from '../src/ledger/index.js';
 import { LedgerState, processBlock } from '../src/ledger/index.js';
+
+/** A signed transaction as the JSON a client posts: a fresh random nonce, now as its timestamp. */
+export function signedJson(
+  chainId: string,
+  signer: KeyPair,
+  kind: UnsignedTx['kind'],
+  payload: unknown,
+): string {
+  return JSON.stringify(
+    signTransaction(
+      {
+        v: 1,
+        kind,
+        chainId,
+        signer: toHex(signer.publicKey),
+        nonce: randomUUID(),
+        timestamp: Date.now(),
+        payload,
+      } as UnsignedTx,
+      signer.secretKey,
+    ),
+  );
+}
 
 /**
  * A realistic commission workload for benchmarks: operators register

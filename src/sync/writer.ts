@@ -340,12 +340,7 @@ async function writeByCopy(
   from: Cursor,
   last: BlockRow,
 ): Promise<number> {
-  const moved = await tx.query(
-    `UPDATE sync_cursor SET height = $1, hash = $2, chain_id = $3, block_time = $4::timestamptz, updated_at = now()
-     WHERE id AND height = $5 AND hash = $6`,
-    [last.height, last.hash, last.chainId, last.time, from.height, from.hash],
-  );
-  if (moved.rowCount !== 1) throw mismatch(from, last.height, await readCursor(tx));
+  await advanceCursor(tx, from, last);
   let n = 1;
   const load = async <R>(table: string, columns: Column<R>[], list: R[]) => {
     if (list.length === 0) return;
