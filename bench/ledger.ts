@@ -10,7 +10,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { verifyChain } from '../src/audit/index.js';
+import { defaultSignatureThreads, verifyChain } from '../src/audit/index.js';
 import { generateKeyPair, sign, verify, verifyReference } from '../src/crypto/index.js';
 import { LedgerState, processBlock } from '../src/ledger/index.js';
 import { LedgerChain } from '../src/node/ledger-chain.js';
@@ -24,7 +24,7 @@ function arg(name: string, def: number): number {
 
 const txs = arg('--txs', 100_000);
 const blockSize = arg('--block', 1000);
-const threads = arg('--threads', availableParallelism());
+const threads = arg('--threads', defaultSignatureThreads());
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 console.log(

@@ -74,7 +74,7 @@ export class SignaturePool {
 
   constructor(opts: SignaturePoolOptions | number = {}) {
     const o = typeof opts === 'number' ? { threads: opts } : opts;
-    const threads = o.threads ?? availableParallelism();
+    const threads = o.threads ?? defaultSignatureThreads();
     this.batchSize = o.batch ?? 512;
     this.maxQueuedBytes = o.maxQueuedBytes ?? 96 * 1024 * 1024;
     for (let i = 0; i < threads; i++) this.slots.push(this.spawn(o.workerUrl ?? workerUrl(), i));
@@ -274,4 +274,13 @@ function workerUrl(): URL {
   return here.endsWith('.ts')
     ? new URL('../../dist/src/audit/signature-worker.js', here)
     : new URL('./signature-worker.js', here);
+}
+
+/**
+ * Workers besides the main thread, which checks signatures too once its own
+ * work is done: one per core but one. On 2 cores 1 worker verified a
+ * 100,000-transaction chain in 7.6 s, 2 workers in 8.7 s (bench:ledger).
+ */
+export function defaultSignatureThreads(): number {
+  return Math.max(1, availableParallelism() - 1);
 }

@@ -17,7 +17,7 @@ export function registerVerify(program: Command, setExit: (code: number) => void
     .requiredOption('--data-dir <dir>', "the node's data directory (stop the node first, or verify a copy)")
     .option(
       '--threads <n>',
-      'signature-checking worker threads, besides the main thread (default: one per core; 0 = none)',
+      'signature-checking worker threads, besides the main thread (default: one per core but one, at least 1; 0 = none)',
     )
     .addOption(jsonOption())
     .action(async (opts: { dataDir: string; threads?: string; json?: boolean }) => {
