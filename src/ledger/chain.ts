@@ -3,6 +3,7 @@ import {
   appendLeaves,
   frontierRoot,
   leafHash,
+  merkleRoot,
   type MerkleFrontier,
   type MerkleNode,
 } from '../crypto/index.js';
@@ -151,12 +152,11 @@ export function processBlock(state: StateView, block: DecodedBlock, opts: Proces
   block.txs.forEach((t, i) => {
     if (t.tx.chainId !== config.chainId) fail('WRONG_CHAIN', 'chainId', `expected ${config.chainId}`, i);
   });
-  if (txRootOf(block.txs) !== h.txRoot)
+  // Each leaf hash once: the block's own tree and the whole-ledger tree share them.
+  const leaves = block.txs.map((t) => leafHash(t.idBytes));
+  if (toHex(merkleRoot(leaves)) !== h.txRoot)
     fail('BAD_TX_ROOT', 'header.txRoot', 'is not the root of the transactions');
-  const appended = appendLeaves(
-    frontierOf(head),
-    block.txs.map((t) => leafHash(t.idBytes)),
-  );
+  const appended = appendLeaves(frontierOf(head), leaves);
   if (appended.frontier.size !== h.ledgerSize)
     fail('BAD_LEDGER_ROOT', 'header.ledgerSize', `expected ${appended.frontier.size}`);
   if (toHex(frontierRoot(appended.frontier)) !== h.ledgerRoot) {
