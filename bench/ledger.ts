@@ -31,7 +31,7 @@ console.log(
   `bench:ledger — ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, node ${process.version}`,
 );
 let t = performance.now();
-const w = makeWorkload(txs, blockSize);
+const w = await makeWorkload(txs, blockSize);
 console.log(
   `workload: ${fmt(w.txCount)} signed transactions in ${w.blocks.length} blocks of ${blockSize} (built in ${((performance.now() - t) / 1000).toFixed(1)} s)`,
 );

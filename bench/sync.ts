@@ -31,19 +31,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { toHex } from '../src/codec/index.js';
 import { generateKeyPair, type KeyPair } from '../src/crypto/index.js';
-import {
-  buildBlock,
-  createGenesisBlock,
-  decodeBlock,
-  decodeTx,
-  DEFAULT_PARAMS,
-  signTransaction,
-  type DecodedTx,
-  type GenesisConfig,
-  type PayloadByKind,
-  type TxKind,
-  type UnsignedTx,
-} from '../src/ledger/index.js';
+import type { DecodedTx, UnsignedTx } from '../src/ledger/index.js';
 import { initNetwork } from '../src/node/init.js';
 import { readKeyFile } from '../src/node/keyfile.js';
 import { LedgerChain } from '../src/node/ledger-chain.js';
@@ -63,7 +51,7 @@ import {
   type SqlTarget,
 } from '../src/sync/index.js';
 import { vectorLiteral } from '../src/sync/indexer.js';
-import { signedJson } from './workload.js';
+import { benchNetwork, cutBenchBlocks, signedJson, txMaker } from './workload.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(name);
@@ -147,16 +135,8 @@ interface BenchChain {
 
 async function buildChain(commissions: number): Promise<BenchChain> {
   const t0 = performance.now();
-  const operator = generateKeyPair();
-  const node = generateKeyPair();
   const start = Date.now() - 60_000;
-  const config: GenesisConfig = {
-    chainId: 'bitnexus-bench',
-    createdAt: start,
-    operators: [toHex(operator.publicKey)],
-    members: [toHex(node.publicKey)],
-    params: { ...DEFAULT_PARAMS, maxBlockTxs: Math.max(BLOCK, DEFAULT_PARAMS.maxBlockTxs) },
-  };
+  const net = benchNetwork(BLOCK, start);
   // the node's chain store: LevelDB in a temp directory, or kept in --chain-dir (per size)
   const keepIn = arg('--chain-dir', '');
   const dir = keepIn
@@ -185,24 +165,10 @@ async function buildChain(commissions: number): Promise<BenchChain> {
       ),
     };
   }
-  await chain.commit(decodeBlock(createGenesisBlock(config, operator.secretKey)), { checkSignatures: false });
-  let nonce = 0;
-  let time = start;
-  const mk = <K extends TxKind>(kind: K, signer: KeyPair, payload: PayloadByKind[K]): DecodedTx =>
-    decodeTx(
-      signTransaction(
-        {
-          v: 1,
-          kind,
-          chainId: config.chainId,
-          signer: toHex(signer.publicKey),
-          nonce: `s${++nonce}`,
-          timestamp: time,
-          payload,
-        } as UnsignedTx,
-        signer.secretKey,
-      ),
-    );
+  await chain.commit(net.genesis, { checkSignatures: false });
+  const clock = { time: start, stepMs: 100 };
+  const mk = txMaker(net.config.chainId, 's', () => clock.time);
+  const operator = net.operator;
   const merchantNames = Array.from(
     { length: 40 },
     (_, i) => `${W.brand[i % W.brand.length]} ${W.trade[i % 10]}`,
@@ -247,15 +213,9 @@ async function buildChain(commissions: number): Promise<BenchChain> {
       queue.push(mk('commission.approve', c.m, { commission: c.id }));
     }
   }
-  for (let off = 0; off < queue.length; off += BLOCK) {
-    time += 100;
-    const block = buildBlock(chain.state, queue.slice(off, off + BLOCK), {
-      timestamp: time,
-      term: 1,
-      proposerSecretKey: node.secretKey,
-    });
+  await cutBenchBlocks(net, chain.state, queue, BLOCK, clock, async (block) => {
     await chain.commit(block, { checkSignatures: false });
-  }
+  });
   console.log(
     `chain: ${fmt(queue.length)} transactions (${fmt(commissions)} commissions) in ${chain.height} blocks of ${BLOCK}, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );

@@ -15,7 +15,7 @@ import {
   type TxKind,
   type UnsignedTx,
 } from '../src/ledger/index.js';
-import { LedgerState, processBlock } from '../src/ledger/index.js';
+import { LedgerState, processBlock, type StateView } from '../src/ledger/index.js';
 
 /** A signed transaction as the JSON a client posts: a fresh random nonce, now as its timestamp. */
 export function signedJson(
@@ -40,6 +40,75 @@ export function signedJson(
   );
 }
 
+/** A one-operator, one-node bench network whose blocks may hold `blockSize` transactions. */
+export interface BenchNetwork {
+  operator: KeyPair;
+  /** the node key: proposes (signs) every block */
+  node: KeyPair;
+  config: GenesisConfig;
+  genesis: DecodedBlock;
+}
+
+export function benchNetwork(blockSize: number, createdAt: number): BenchNetwork {
+  const operator = generateKeyPair();
+  const node = generateKeyPair();
+  const config: GenesisConfig = {
+    chainId: 'bitnexus-bench',
+    createdAt,
+    operators: [toHex(operator.publicKey)],
+    members: [toHex(node.publicKey)],
+    params: { ...DEFAULT_PARAMS, maxBlockTxs: Math.max(blockSize, DEFAULT_PARAMS.maxBlockTxs) },
+  };
+  return { operator, node, config, genesis: decodeBlock(createGenesisBlock(config, operator.secretKey)) };
+}
+
+/** Signs and decodes bench transactions: nonces `<prefix>1`, `<prefix>2`, …, timestamps from `clock`. */
+export function txMaker(
+  chainId: string,
+  prefix: string,
+  clock: () => number,
+): <K extends TxKind>(kind: K, signer: KeyPair, payload: PayloadByKind[K]) => DecodedTx {
+  let nonce = 0;
+  return (kind, signer, payload) =>
+    decodeTx(
+      signTransaction(
+        {
+          v: 1,
+          kind,
+          chainId,
+          signer: toHex(signer.publicKey),
+          nonce: `${prefix}${++nonce}`,
+          timestamp: clock(),
+          payload,
+        } as UnsignedTx,
+        signer.secretKey,
+      ),
+    );
+}
+
+/**
+ * Cut `queue` into blocks of `blockSize` on top of `state`, each `stepMs`
+ * after the previous one; `commit` applies each (and must advance `state`).
+ */
+export async function cutBenchBlocks(
+  net: BenchNetwork,
+  state: StateView,
+  queue: readonly DecodedTx[],
+  blockSize: number,
+  clock: { time: number; stepMs: number },
+  commit: (block: DecodedBlock) => void | Promise<void>,
+): Promise<void> {
+  for (let off = 0; off < queue.length; off += blockSize) {
+    clock.time += clock.stepMs;
+    const block = buildBlock(state, queue.slice(off, off + blockSize), {
+      timestamp: clock.time,
+      term: 1,
+      proposerSecretKey: net.node.secretKey,
+    });
+    await commit(block);
+  }
+}
+
 /**
  * A realistic commission workload for benchmarks: operators register
  * merchants and affiliates, merchants record commissions (most of the
@@ -51,36 +120,17 @@ export interface Workload {
   txCount: number;
 }
 
-export function makeWorkload(totalTxs: number, blockSize: number, startTime = Date.now()): Workload {
-  const operator = generateKeyPair();
-  const node = generateKeyPair();
-  const config: GenesisConfig = {
-    chainId: 'bitnexus-bench',
-    createdAt: startTime,
-    operators: [toHex(operator.publicKey)],
-    members: [toHex(node.publicKey)],
-    params: { ...DEFAULT_PARAMS, maxBlockTxs: Math.max(blockSize, DEFAULT_PARAMS.maxBlockTxs) },
-  };
-  const genesis = decodeBlock(createGenesisBlock(config, operator.secretKey));
+export async function makeWorkload(
+  totalTxs: number,
+  blockSize: number,
+  startTime = Date.now(),
+): Promise<Workload> {
+  const net = benchNetwork(blockSize, startTime);
+  const { operator, genesis } = net;
   const state = new LedgerState();
   state.merge(processBlock(state, genesis, { checkSignatures: false }).writes);
-  let nonce = 0;
-  let time = startTime;
-  const mk = <K extends TxKind>(kind: K, signer: KeyPair, payload: PayloadByKind[K]): DecodedTx =>
-    decodeTx(
-      signTransaction(
-        {
-          v: 1,
-          kind,
-          chainId: config.chainId,
-          signer: toHex(signer.publicKey),
-          nonce: `b${++nonce}`,
-          timestamp: time,
-          payload,
-        } as UnsignedTx,
-        signer.secretKey,
-      ),
-    );
+  const clock = { time: startTime, stepMs: 50 };
+  const mk = txMaker(net.config.chainId, 'b', () => clock.time);
   const merchants = Array.from({ length: 20 }, () => generateKeyPair());
   const affiliates = Array.from({ length: 200 }, () => generateKeyPair());
   const queue: DecodedTx[] = [
@@ -128,15 +178,9 @@ export function makeWorkload(totalTxs: number, blockSize: number, startTime = Da
     i++;
   }
   const blocks: DecodedBlock[] = [];
-  for (let off = 0; off < queue.length; off += blockSize) {
-    time += 50;
-    const b = buildBlock(state, queue.slice(off, off + blockSize), {
-      timestamp: time,
-      term: 1,
-      proposerSecretKey: node.secretKey,
-    });
+  await cutBenchBlocks(net, state, queue, blockSize, clock, (b) => {
     state.merge(processBlock(state, b, { checkSignatures: false }).writes);
     blocks.push(b);
-  }
+  });
   return { genesis, blocks, txCount: queue.length };
 }
