@@ -13,7 +13,7 @@ import {
 import { MIGRATIONS } from '../../../src/sync/migrations.js';
 import { advanceCursor } from '../../../src/sync/writer.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
-import { appendTraffic, register } from './chains.js';
+import { appendTraffic, record, register } from './chains.js';
 import {
   closeSharedPglite,
   count,
@@ -96,6 +96,31 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
           `SELECT paid::text, payable::text FROM pair_balances WHERE paid > 0 ORDER BY paid`,
         );
         expect(paid.rows.length).toBeGreaterThan(0);
+      });
+    },
+  );
+
+  it.skipIf(skip)(
+    "mirrors text with COPY's special characters exactly (tab, newline, CR, backslash, \\N, non-ASCII)",
+    async () => {
+      await withDb(create, async (db) => {
+        const fc = new FollowedChain(await buildSampleChain());
+        const parties = await register(fc, ['shop-c'], ['aff-1']);
+        const tricky = 'a\tb\nc\rd\\e \\N f\\\\g — ünïcødé 🚀';
+        const t = record(parties.merchants[0]!, parties.affiliates[0]!, {
+          description: tricky,
+          metadata: { 'k\t1': 'v\\N', note: 'line1\nline2' },
+        });
+        await fc.append(t);
+        const target = await db.open();
+        await syncOnce(fc, target);
+        const { rows } = await target.query<{ description: string; metadata: unknown }>(
+          `SELECT description, metadata FROM commissions WHERE id = $1`,
+          [t.id],
+        );
+        expect(rows[0]?.description).toBe(tricky);
+        expect(rows[0]?.metadata).toEqual({ 'k\t1': 'v\\N', note: 'line1\nline2' });
+        await expectCheckOk(target, fc);
       });
     },
   );
