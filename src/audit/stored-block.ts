@@ -1,6 +1,14 @@
-import { toHex } from '../codec/index.js';
+import { signingPrefix, toHex } from '../codec/index.js';
 import { sha256 } from '../crypto/index.js';
-import { LIMITS, parseBlock, type Block, type DecodedBlock, type DecodedTx } from '../ledger/index.js';
+import {
+  LIMITS,
+  parseBlock,
+  SIGNATURE_FIELD_BYTES,
+  SIGNATURE_MEMBER,
+  type Block,
+  type DecodedBlock,
+  type DecodedTx,
+} from '../ledger/index.js';
 import type { SignaturePool } from './signature-pool.js';
 
 /**
@@ -35,9 +43,6 @@ import type { SignaturePool } from './signature-pool.js';
  */
 
 const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const SIGNATURE_MEMBER = ',"signature":"';
-/** `,"signature":"` + 128 hex digits + `"` */
-const SIGNATURE_MEMBER_BYTES = SIGNATURE_MEMBER.length + 128 + 1;
 const QUOTE = 0x22;
 /** Fast-path transactions carry no unsigned bytes: nothing in the audit reads them. */
 const NO_BYTES = new Uint8Array(0);
@@ -74,7 +79,7 @@ export function decodeStoredFast(
   for (let i = 0; i < n; i++) {
     const t = JSON.stringify(raw.txs[i]);
     const at = t.lastIndexOf(SIGNATURE_MEMBER);
-    if (at < 0 || t.charCodeAt(at + SIGNATURE_MEMBER_BYTES - 1) !== QUOTE) return undefined;
+    if (at < 0 || t.charCodeAt(at + SIGNATURE_FIELD_BYTES - 1) !== QUOTE) return undefined;
     if (Buffer.byteLength(t) > LIMITS.maxTxBytes) return undefined; // the signed canonical text itself
     txTexts[i] = t;
     cuts[i] = at;
@@ -85,7 +90,7 @@ export function decodeStoredFast(
   // Canonical: write the signed messages, hash the header and each unsigned form in place.
   const chainId = block.header.chainId;
   pool.beginMessage();
-  pool.writeAscii(`BITNEXUS-SIG-V1\0block\0${chainId}\0`);
+  pool.writeAscii(signingPrefix('block', chainId));
   const h0 = pool.writeUtf8(header);
   const hash = toHex(sha256(pool.view(h0, pool.offset)));
   pool.endMessage(tag(height, -1), block.signature, block.header.proposer);
@@ -96,14 +101,14 @@ export function decodeStoredFast(
     const tx = block.txs[i]!;
     if (tx.chainId !== prefixChain) {
       prefixChain = tx.chainId;
-      prefix = `BITNEXUS-SIG-V1\0tx\0${tx.chainId}\0`;
+      prefix = signingPrefix('tx', tx.chainId);
     }
     const t = txTexts[i]!;
     const at = cuts[i]!;
     pool.beginMessage();
     pool.writeAscii(prefix);
     const u0 = pool.writeUtf8(t.slice(0, at));
-    pool.writeUtf8(t.slice(at + SIGNATURE_MEMBER_BYTES));
+    pool.writeUtf8(t.slice(at + SIGNATURE_FIELD_BYTES));
     const idBytes = sha256(pool.view(u0, pool.offset));
     pool.endMessage(tag(height, i), tx.signature, tx.signer);
     txs[i] = { tx, id: toHex(idBytes), idBytes, unsignedBytes: NO_BYTES };

@@ -3,4 +3,10 @@ export { canonicalize, canonicalBytes, type JsonValue, type JsonObject } from '.
 export { toHex, fromHex, isHex } from './hex.js';
 export { utf8, concatBytes, bytesEqual } from './bytes.js';
 export { CodecError } from './errors.js';
-export { signingMessage, signingMessageFromBody, SIGNING_DOMAINS, type SigningDomain } from './signing.js';
+export {
+  signingMessage,
+  signingMessageFromBody,
+  signingPrefix,
+  SIGNING_DOMAINS,
+  type SigningDomain,
+} from './signing.js';

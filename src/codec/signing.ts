@@ -24,5 +24,10 @@ export function signingMessageFromBody(
   chainId: string,
   canonicalBody: Uint8Array,
 ): Uint8Array {
-  return concatBytes(utf8(`BITNEXUS-SIG-V1\0${domain}\0${chainId}\0`), canonicalBody);
+  return concatBytes(utf8(signingPrefix(domain, chainId)), canonicalBody);
+}
+
+/** What precedes the canonical body in a signed message (for writers that assemble it themselves). */
+export function signingPrefix(domain: SigningDomain, chainId: string): string {
+  return `BITNEXUS-SIG-V1\0${domain}\0${chainId}\0`;
 }

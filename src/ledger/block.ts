@@ -3,7 +3,14 @@ import { sha256, sign, verify, merkleRoot, leafHash, publicKeyFromSecret } from 
 import { ValidationError } from './errors.js';
 import { genesisConfigHash, parseGenesisConfig, type GenesisConfig } from './genesis.js';
 import { hex, int, obj } from './schema.js';
-import { chainIdField, decodeTx, parseTransaction, type DecodedTx, type SignedTx } from './transaction.js';
+import {
+  chainIdField,
+  decodeTx,
+  parseTransaction,
+  signedTxParts,
+  type DecodedTx,
+  type SignedTx,
+} from './transaction.js';
 
 export const BLOCK_VERSION = 1;
 export const ZERO_HASH = '0'.repeat(64);
@@ -193,15 +200,12 @@ export function encodeDecodedBlock(d: DecodedBlock): Uint8Array {
     enc.encode(`{"header":${canonicalize(b.header)},"signature":"${b.signature}","txs":[`),
   ];
   d.txs.forEach((t, i) => {
-    const u = t.unsignedBytes;
-    const at = Buffer.from(u.buffer, u.byteOffset, u.byteLength).lastIndexOf(SIGNER_KEY);
     if (i > 0) parts.push(COMMA);
-    parts.push(u.subarray(0, at), enc.encode(`,"signature":"${t.tx.signature}"`), u.subarray(at));
+    parts.push(...signedTxParts(t));
   });
   parts.push(CLOSE);
   return concatBytes(...parts);
 }
 
-const SIGNER_KEY = Buffer.from(',"signer":"');
 const COMMA = enc.encode(',');
 const CLOSE = enc.encode(']}');

@@ -246,8 +246,30 @@ export function parseTransaction(value: unknown, expectedChainId?: string): Sign
   return tx;
 }
 
+/**
+ * The signed form's canonical text is the unsigned form's with this member
+ * inserted before the top-level "signer" (keys sorted: "signature" <
+ * "signer"; only "timestamp" and "v", numbers, follow "signer", so the last
+ * `,"signer":"` in the text is the top-level one).
+ */
+export const SIGNATURE_MEMBER = ',"signature":"';
 /** canonical bytes of the signed form = unsigned form + `,"signature":"<128 hex>"` (14 + 128 + 1) */
-export const SIGNATURE_FIELD_BYTES = 143;
+export const SIGNATURE_FIELD_BYTES = SIGNATURE_MEMBER.length + 128 + 1;
+
+const SIGNER_MEMBER = Buffer.from(',"signer":"');
+const textEncoder = new TextEncoder();
+
+/** The canonical signed form of a decoded transaction, in three parts, without canonicalising it again. */
+export function signedTxParts(dtx: DecodedTx): [Uint8Array, Uint8Array, Uint8Array] {
+  const u = dtx.unsignedBytes;
+  const at = Buffer.from(u.buffer, u.byteOffset, u.byteLength).lastIndexOf(SIGNER_MEMBER);
+  return [u.subarray(0, at), textEncoder.encode(`${SIGNATURE_MEMBER}${dtx.tx.signature}"`), u.subarray(at)];
+}
+
+/** The canonical signed form of a decoded transaction (= canonicalBytes(dtx.tx)). */
+export function signedTxBytes(dtx: DecodedTx): Uint8Array {
+  return Buffer.concat(signedTxParts(dtx));
+}
 
 export function unsignedPart(tx: SignedTx): UnsignedTx {
   const { signature: _sig, ...rest } = tx;
@@ -320,7 +342,7 @@ export function decodeUntrustedTransaction(value: unknown, chainId: string): Dec
   return decodeTx(parseTransaction(value, chainId));
 }
 
-const SIGNATURE_MEMBER = Buffer.from(',"signature":"');
+const SIGNATURE_MEMBER_BUF = Buffer.from(SIGNATURE_MEMBER);
 
 /**
  * The signature (hex) of a transaction given as its canonical signed JSON,
@@ -330,9 +352,9 @@ const SIGNATURE_MEMBER = Buffer.from(',"signature":"');
  */
 export function signatureOfCanonicalTx(bytes: Uint8Array): string | undefined {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const at = b.lastIndexOf(SIGNATURE_MEMBER);
+  const at = b.lastIndexOf(SIGNATURE_MEMBER_BUF);
   if (at < 0) return undefined;
-  const start = at + SIGNATURE_MEMBER.length;
+  const start = at + SIGNATURE_MEMBER_BUF.length;
   if (start + 129 > b.length || b[start + 128] !== 0x22) return undefined;
   return b.toString('latin1', start, start + 128);
 }

@@ -12,7 +12,7 @@ import type {
   SubmitResult,
   TransactionView,
 } from '../api/node-api.js';
-import { canonicalBytes, fromHex } from '../codec/index.js';
+import { fromHex } from '../codec/index.js';
 import {
   decodeConfChange,
   MemoryStorage,
@@ -36,6 +36,7 @@ import {
   decodeUntrustedTransaction,
   LIMITS,
   signatureOfCanonicalTx,
+  signedTxBytes,
   verifyDecodedTx,
   encodeDecodedBlock,
   getConfig,
@@ -950,7 +951,7 @@ export class LedgerNode implements LedgerNodeApi {
         this.cancelWait(dtx.id);
         throw err;
       }
-      const bytes = canonicalBytes(dtx.tx);
+      const bytes = signedTxBytes(dtx);
       this.forwardToLeader(bytes);
       this.opts.network.publishTx(bytes);
       this.kick();

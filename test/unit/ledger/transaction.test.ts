@@ -8,6 +8,8 @@ import {
   blockSigningMessage,
   parseTransaction,
   signatureOfCanonicalTx,
+  signedTxBytes,
+  SIGNATURE_FIELD_BYTES,
   txSigningMessage,
   unsignedPart,
   ValidationError,
@@ -195,5 +197,21 @@ describe('the size limit', () => {
     expect(() => make('x'.repeat(LIMITS.maxTxBytes - base + 1))).toThrow(
       expect.objectContaining({ code: 'TOO_LARGE' }),
     );
+  });
+});
+
+describe('signedTxBytes', () => {
+  it('is the canonical signed form, built from the unsigned bytes (metadata keys named like members too)', () => {
+    const t = tx('commission.record', merchant, {
+      merchant: pub(merchant),
+      affiliate: pub(affiliate),
+      amount: '10',
+      currency: 'EUR',
+      orderId: 'signed-1',
+      description: ',"signer":"',
+      metadata: { signer: 'x', signature: 'y' },
+    });
+    expect(Buffer.from(signedTxBytes(t)).equals(Buffer.from(canonicalBytes(t.tx)))).toBe(true);
+    expect(signedTxBytes(t).length).toBe(t.unsignedBytes.length + SIGNATURE_FIELD_BYTES);
   });
 });
