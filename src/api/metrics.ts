@@ -134,18 +134,6 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): {
 
 const MIRROR_STATES = ['ok', 'degraded', 'stopped'] as const;
 
-const MIRROR_METRICS = [
-  'mirror_state',
-  'mirror_height',
-  'mirror_lag_blocks',
-  'mirror_lag_seconds',
-  'mirror_rows_written_total',
-  'mirror_errors_total',
-  'mirror_index_through_height',
-  'mirror_embedded_total',
-  'mirror_index_errors_total',
-];
-
 /**
  * The mirror's series, registered when the first status arrives and removed
  * when the mirror goes (a node without a mirror has none). The status carries
@@ -154,10 +142,17 @@ const MIRROR_METRICS = [
  */
 function mirrorMetrics(p: string, registry: Registry): (status: SyncServiceStatus | undefined) => void {
   const registers = [registry];
+  /** names of the series registered, to remove them when the mirror goes */
+  let names: string[] = [];
   const create = () => {
-    const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
-      new Gauge<L>({ name: p + name, help, labelNames, registers });
-    const counter = (name: string, help: string) => new Counter({ name: p + name, help, registers });
+    const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) => {
+      names.push(p + name);
+      return new Gauge<L>({ name: p + name, help, labelNames, registers });
+    };
+    const counter = (name: string, help: string) => {
+      names.push(p + name);
+      return new Counter({ name: p + name, help, registers });
+    };
     return {
       state: gauge('mirror_state', '1 for the state the Postgres mirror is in (ok, degraded, stopped)', [
         'state',
@@ -190,7 +185,8 @@ function mirrorMetrics(p: string, registry: Registry): (status: SyncServiceStatu
   };
   return (s) => {
     if (!s) {
-      if (m) for (const name of MIRROR_METRICS) registry.removeSingleMetric(p + name);
+      for (const name of names) registry.removeSingleMetric(name);
+      names = [];
       m = undefined;
       return;
     }
