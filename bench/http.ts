@@ -158,6 +158,14 @@ try {
     if (leaderIdx > 0) urls.unshift(...urls.splice(leaderIdx, 1));
   }
 
+  /** the highest chain height any node reports: the blocks a level committed */
+  const leaderHeight = async () =>
+    Math.max(
+      ...(await Promise.all(urls.map((u) => getJson<{ height: number }>(`${u}/v1/status`)))).map(
+        (s) => s.height,
+      ),
+    );
+
   let order = 0;
   const makeTx = () => {
     const m = merchants[order % merchants.length]!;
@@ -184,6 +192,7 @@ try {
     let errors = 0;
     const latencies: number[] = [];
     const cpuBefore = await processCpu();
+    const heightBefore = await leaderHeight();
     const started = performance.now();
     const deadline = started + seconds * 1000;
     const worker = async (w: number) => {
@@ -202,6 +211,7 @@ try {
     await Promise.all(Array.from({ length: c }, (_, w) => worker(w)));
     const elapsed = (performance.now() - started) / 1000;
     const cpuAfter = await processCpu();
+    const blocks = (await leaderHeight()) - heightBefore;
     latencies.sort((a, b) => a - b);
     const row = {
       c,
@@ -234,7 +244,9 @@ try {
         ? '?'
         : (((a - b) * 1e6) / latencies.length).toFixed(0);
     });
-    cpuNotes.push(`c=${c}: client ${perTx[0]} µs, nodes ${perTx.slice(1).join(' / ')} µs`);
+    cpuNotes.push(
+      `c=${c}: client ${perTx[0]} µs, nodes ${perTx.slice(1).join(' / ')} µs; ${blocks} blocks, ${(latencies.length / Math.max(1, blocks)).toFixed(1)} tx per block`,
+    );
     console.log(
       `${String(c).padStart(11)} | ${row.rate.toFixed(0).padStart(14)} | ${row.p50.toFixed(1).padStart(6)} | ${row.p95.toFixed(1).padStart(6)} | ${row.p99.toFixed(1).padStart(6)} | ${errors}`,
     );

@@ -46,15 +46,12 @@ export function generateKeyPair(): KeyPair {
   return { secretKey, publicKey };
 }
 
-export function publicKeyFromSecret(secretKey: Uint8Array): Uint8Array {
-  return ed.getPublicKey(secretKey);
-}
-
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 const privateKeys = new Map<string, KeyObject>();
 const publicKeys = new Map<string, KeyObject>();
+const derivedPublicKeys = new Map<string, Uint8Array>();
 const KEY_CACHE_LIMIT = 10_000;
 
 function cached(cache: Map<string, KeyObject>, raw: Uint8Array, make: () => KeyObject): KeyObject {
@@ -68,13 +65,35 @@ function cached(cache: Map<string, KeyObject>, raw: Uint8Array, make: () => KeyO
   return key;
 }
 
+function privateKeyObject(secretKey: Uint8Array): KeyObject {
+  return cached(privateKeys, secretKey, () =>
+    createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' }),
+  );
+}
+
+/**
+ * The public key of a 32-byte seed. Derived by OpenSSL and remembered per
+ * seed: a block leader asks for its own key on every block, and noble's
+ * BigInt scalar multiplication costs about a millisecond. A test checks it
+ * against noble on the RFC 8032 vectors.
+ */
+export function publicKeyFromSecret(secretKey: Uint8Array): Uint8Array {
+  if (secretKey.length !== SECRET_KEY_BYTES) throw new RangeError('secret key must be 32 bytes');
+  const id = Buffer.from(secretKey).toString('hex');
+  let pub = derivedPublicKeys.get(id);
+  if (pub === undefined) {
+    const spki = createPublicKey(privateKeyObject(secretKey)).export({ format: 'der', type: 'spki' });
+    pub = new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+    if (derivedPublicKeys.size >= KEY_CACHE_LIMIT) derivedPublicKeys.clear();
+    derivedPublicKeys.set(id, pub);
+  }
+  return pub.slice();
+}
+
 /** Deterministic RFC 8032 signature (OpenSSL and noble produce the same bytes). */
 export function sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
   if (secretKey.length !== SECRET_KEY_BYTES) throw new RangeError('secret key must be 32 bytes');
-  const key = cached(privateKeys, secretKey, () =>
-    createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' }),
-  );
-  return new Uint8Array(osslSign(null, message, key));
+  return new Uint8Array(osslSign(null, message, privateKeyObject(secretKey)));
 }
 
 /** The reference: noble in strict mode. Exported for tests and independent checks. */

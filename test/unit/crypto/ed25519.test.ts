@@ -115,6 +115,19 @@ describe('sign and verify', () => {
     expect(verify(sign(msg, secretKey), msg, publicKey)).toBe(true);
   });
 
+  it('derives the same public key as noble, and hands out a copy each time', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (seed) => {
+        const first = publicKeyFromSecret(seed);
+        expect(bytesToHex(first)).toBe(bytesToHex(ed.getPublicKey(seed)));
+        first.fill(0); // a caller scribbling on its copy must not change the next answer
+        expect(bytesToHex(publicKeyFromSecret(seed))).toBe(bytesToHex(ed.getPublicKey(seed)));
+      }),
+      { numRuns: 50 },
+    );
+    expect(() => publicKeyFromSecret(new Uint8Array(31))).toThrow(RangeError);
+  });
+
   it('answers false, never throws, on wrong lengths', () => {
     const { secretKey, publicKey } = generateKeyPair();
     const msg = new Uint8Array(3);
