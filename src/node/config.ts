@@ -17,6 +17,8 @@ export interface NodeConfig {
   peers: PeerConfig[];
   /** optional: mirror into this Postgres instead of the embedded PGlite (overridden by --postgres-url) */
   postgresUrl?: string;
+  /** optional: the embedded PGlite's buffer pool, e.g. "1GB" (default 384MB; docs/OPERATIONS.md §Mirror) */
+  pgliteSharedBuffers?: string;
 }
 
 export interface PeerConfig {

@@ -5,6 +5,7 @@ import type { SearchRequest, SyncServiceStatus } from '../sync/index.js';
 export interface MirrorInit {
   pgliteDir: string;
   postgresUrl?: string;
+  pgliteSharedBuffers?: string;
   embedder?: { url: string; model: string; dimension: number };
   /** chain height when the mirror starts */
   height: number;

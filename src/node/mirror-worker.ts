@@ -79,6 +79,7 @@ async function open(): Promise<Running> {
   const target = await openSyncTarget({
     pgliteDir: init.pgliteDir,
     ...(init.postgresUrl === undefined ? {} : { postgresUrl: init.postgresUrl }),
+    ...(init.pgliteSharedBuffers === undefined ? {} : { pgliteSharedBuffers: init.pgliteSharedBuffers }),
   });
   const embedder = init.embedder ? new HttpEmbedder(init.embedder) : new HashingEmbedder();
   const service: SyncService = new SyncService({

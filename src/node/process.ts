@@ -93,6 +93,9 @@ export async function runNode(
         {
           pgliteDir: join(dataDir, PGLITE_DIR),
           ...(postgresUrl === undefined ? {} : { postgresUrl }),
+          ...(config.pgliteSharedBuffers === undefined
+            ? {}
+            : { pgliteSharedBuffers: config.pgliteSharedBuffers }),
           ...(run.embedder === undefined ? {} : { embedder: run.embedder }),
         },
         metrics,

@@ -14,7 +14,17 @@ export interface PgliteTargetOptions {
   /** directory of the database (the node passes `<dataDir>/pglite`); `memory://` for a throwaway one */
   dataDir: string;
   schema?: string;
+  /**
+   * Postgres' buffer pool inside PGlite (default 384MB). The HNSW index of
+   * 100,000 commissions at d = 384 is ~195 MB and its table as much again;
+   * with the stock 128MB, searches read pages through PGlite's file system
+   * over and over. The memory is taken as pages are first used.
+   */
+  sharedBuffers?: string;
 }
+
+/** PGlite's buffer pool when the caller does not say (see PgliteTargetOptions.sharedBuffers). */
+export const PGLITE_SHARED_BUFFERS = '384MB';
 
 /**
  * Embedded Postgres (PGlite, WebAssembly) with pgvector, stored in a
@@ -33,7 +43,13 @@ export class PgliteTarget implements SqlTarget {
 
   static async open(opts: PgliteTargetOptions): Promise<PgliteTarget> {
     if (!opts.dataDir.includes('://')) await mkdir(opts.dataDir, { recursive: true });
-    const db = await PGlite.create(opts.dataDir, { extensions: { vector } });
+    const sharedBuffers = opts.sharedBuffers ?? PGLITE_SHARED_BUFFERS;
+    if (!/^[1-9][0-9]*(kB|MB|GB)$/.test(sharedBuffers))
+      throw new RangeError(`sharedBuffers must look like 384MB, not ${JSON.stringify(sharedBuffers)}`);
+    const db = await PGlite.create(opts.dataDir, {
+      extensions: { vector },
+      postgresqlconf: [`shared_buffers = '${sharedBuffers}'`],
+    });
     return PgliteTarget.wrap(db, opts.schema, true);
   }
 

@@ -62,6 +62,8 @@ export interface SyncTargetOptions {
   postgresUrl?: string;
   /** the node passes `<dataDir>/pglite` */
   pgliteDir: string;
+  /** PGlite's buffer pool (PgliteTargetOptions.sharedBuffers) */
+  pgliteSharedBuffers?: string;
   schema?: string;
 }
 
@@ -69,5 +71,9 @@ export interface SyncTargetOptions {
 export async function openSyncTarget(opts: SyncTargetOptions): Promise<SqlTarget> {
   const schema = opts.schema !== undefined ? { schema: opts.schema } : {};
   if (opts.postgresUrl !== undefined) return new PostgresTarget({ url: opts.postgresUrl, ...schema });
-  return PgliteTarget.open({ dataDir: opts.pgliteDir, ...schema });
+  return PgliteTarget.open({
+    dataDir: opts.pgliteDir,
+    ...schema,
+    ...(opts.pgliteSharedBuffers === undefined ? {} : { sharedBuffers: opts.pgliteSharedBuffers }),
+  });
 }
