@@ -655,7 +655,10 @@ export class LedgerNode implements LedgerNodeApi {
     for (const t of block.txs) if (t.tx.kind.startsWith('member.')) membership = true;
     this.opts.metrics?.setHeight(height);
     this.opts.metrics?.observeBlockTxs(block.txs.length);
-    this.mirror?.committed(height);
+    if (this.mirror) {
+      if (block.bytes) this.mirror.committed(height, { bytes: block.bytes, receipts });
+      else this.mirror.committed(height);
+    }
     for (const l of this.listeners) this.deliverLive(l, block);
     if (membership) {
       this.updateNetworkMembers();

@@ -1,4 +1,4 @@
-import type { SearchRequest, SyncServiceStatus } from '../sync/index.js';
+import type { CommittedBlock, SearchRequest, SyncServiceStatus } from '../sync/index.js';
 
 /** Messages between a node and its mirror thread (mirror.ts, mirror-worker.ts). */
 
@@ -18,7 +18,7 @@ export interface WireError {
 }
 
 export type ToWorker =
-  | { type: 'committed'; height: number }
+  | { type: 'committed'; height: number; block?: CommittedBlock }
   | { type: 'kv'; id: number; value?: unknown; error?: string }
   | { type: 'call'; id: number; method: 'search' | 'check'; request?: SearchRequest }
   | { type: 'stop' };

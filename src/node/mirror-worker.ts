@@ -107,7 +107,7 @@ port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'committed':
       height = Math.max(height, m.height);
-      source.committed(m.height);
+      source.committed(m.height, m.block);
       return;
     case 'kv': {
       const w = kvWaiting.get(m.id);

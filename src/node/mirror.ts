@@ -1,16 +1,24 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { NodeMetrics } from '../api/metrics.js';
-import type { CheckReport, SearchRequest, SearchResult, SyncServiceStatus } from '../sync/index.js';
+import type {
+  CheckReport,
+  CommittedBlock,
+  SearchRequest,
+  SearchResult,
+  SyncServiceStatus,
+} from '../sync/index.js';
 import type { LedgerChain } from './ledger-chain.js';
 import type { MirrorInit, ToMain, ToWorker, WireError } from './mirror-protocol.js';
 
 /**
  * What a node needs from its Postgres mirror. Consensus never waits on it:
- * `committed` only notifies, `status` is a cached value.
+ * `committed` only notifies (handing over the block when the node has it, so
+ * the mirror need not read it back through the node), `status` is a cached
+ * value.
  */
 export interface NodeMirror {
-  committed(height: number): void;
+  committed(height: number, block?: CommittedBlock): void;
   status(): SyncServiceStatus | undefined;
   search(request: SearchRequest): Promise<SearchResult>;
   check(): Promise<CheckReport>;
@@ -27,6 +35,9 @@ export class MirrorCallError extends Error {
     super(message);
   }
 }
+
+/** commit times kept for the lag at most (a mirror this far behind is reported from its own figures) */
+const COMMIT_TIMES_LIMIT = 100_000;
 
 function workerUrl(): URL {
   // Compiled layout: dist/src/node/mirror-worker.js next to this file; under
@@ -47,10 +58,14 @@ function workerUrl(): URL {
 export class WorkerMirror implements NodeMirror {
   private readonly worker: Worker;
   private last: SyncServiceStatus | undefined;
+  /** when each block not yet reported mirrored was committed here (Date.now), oldest first */
+  private readonly commitTimes = new Map<number, number>();
   private nextId = 0;
   private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private stopped: (() => void) | undefined;
   private closed = false;
+  /** when `last` arrived (Date.now) */
+  private lastAt = 0;
 
   private constructor(
     private readonly chain: LedgerChain,
@@ -95,12 +110,32 @@ export class WorkerMirror implements NodeMirror {
 
   private onReady: ((err?: Error) => void) | undefined;
 
-  committed(height: number): void {
-    if (!this.closed) this.post({ type: 'committed', height });
+  committed(height: number, block?: CommittedBlock): void {
+    if (this.closed) return;
+    if (this.commitTimes.size < COMMIT_TIMES_LIMIT && !this.commitTimes.has(height))
+      this.commitTimes.set(height, Date.now());
+    this.post(block ? { type: 'committed', height, block } : { type: 'committed', height });
+    // the lag gauges move with the chain even while the thread is silent
+    if (this.last) this.metrics?.setMirror(this.status());
   }
 
+  /**
+   * The thread's last report, with the lag measured here: blocks this node
+   * has committed that the report does not cover, and how long ago the
+   * oldest of them was committed. The thread cannot report while PGlite
+   * runs a statement (WebAssembly holds its event loop), so its own figures
+   * could only understate a lag; these cannot.
+   */
   status(): SyncServiceStatus | undefined {
-    return this.last;
+    const s = this.last;
+    if (!s) return undefined;
+    const lagBlocks = Math.max(0, this.chain.height - s.height);
+    if (lagBlocks === 0) return { ...s, lagBlocks: 0, lagSeconds: 0 };
+    const since = this.commitTimes.get(s.height + 1);
+    // committed before this mirror started: the thread's figure (from block times), aged since its report
+    const lagSeconds =
+      since !== undefined ? (Date.now() - since) / 1000 : s.lagSeconds + (Date.now() - this.lastAt) / 1000;
+    return { ...s, lagBlocks, lagSeconds: Math.max(lagSeconds, s.lagSeconds) };
   }
 
   search(request: SearchRequest): Promise<SearchResult> {
@@ -154,10 +189,16 @@ export class WorkerMirror implements NodeMirror {
       case 'stopped':
         this.stopped?.();
         return;
-      case 'status':
+      case 'status': {
         this.last = m.status;
-        this.metrics?.setMirror(m.status);
+        this.lastAt = Date.now();
+        for (const h of this.commitTimes.keys()) {
+          if (h > m.status.height) break;
+          this.commitTimes.delete(h);
+        }
+        this.metrics?.setMirror(this.status());
         return;
+      }
       case 'result': {
         const c = this.calls.get(m.id);
         this.calls.delete(m.id);

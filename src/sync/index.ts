@@ -8,6 +8,7 @@ export { PgliteTarget, type PgliteTargetOptions } from './pglite-target.js';
 export { migrate, MIGRATIONS, SCHEMA_VERSION, type Migration, type MigrationReport } from './migrations.js';
 export {
   ChainStoreSource,
+  type CommittedBlock,
   decodeStoredBlock,
   readReceipts,
   storedHeight,

@@ -5,7 +5,7 @@ import { errorMessage, SyncError } from './errors.js';
 import { migrate } from './migrations.js';
 import { searchableText } from './rows.js';
 import type { SyncLogger } from './sink.js';
-import type { SqlExecutor, SqlTarget } from './target.js';
+import { yieldToEventLoop, type SqlExecutor, type SqlTarget } from './target.js';
 
 /**
  * The search indexer: keeps the derived search data of the mirror, in the
@@ -35,10 +35,18 @@ import type { SqlExecutor, SqlTarget } from './target.js';
 export interface IndexerOptions {
   target: SqlTarget;
   embedder: Embedder;
-  /** commissions per embedding batch (default 256) */
+  /** most commissions per embedding batch (default 256) */
   batchSize?: number;
-  /** commissions per full-text batch (default 2000) */
+  /** most commissions per full-text batch (default 2000) */
   textBatchSize?: number;
+  /**
+   * How long one step (one statement or transaction) should take, in ms
+   * (default 100): each job sizes its next batch from how long the last one
+   * took, between 8 and its batch size. On PGlite a step holds the one
+   * session the sink also writes through, and on a busy machine 256 HNSW
+   * inserts took seconds: the mirror waited that long behind search.
+   */
+  stepMs?: number;
   logger?: SyncLogger;
   retry?: { initialMs?: number; maxMs?: number };
   /** look for new commissions this often without a notification (default 2 s) */
@@ -102,10 +110,40 @@ export function vectorLiteral(v: Float32Array): string {
   return toSql(Array.from(v))!;
 }
 
+/**
+ * A batch size that follows how long batches take: the next batch is sized so
+ * that it should take about `targetMs`, at least `min`, at most `max`, and
+ * never more than twice the last one (a fast batch may have been a lucky one).
+ * It starts at `min`: nothing is known of the speed yet.
+ */
+export class PacedBatch {
+  private current: number;
+
+  constructor(
+    readonly max: number,
+    private readonly targetMs: number,
+    readonly min = Math.min(8, max),
+  ) {
+    this.current = this.min;
+  }
+
+  get size(): number {
+    return this.current;
+  }
+
+  /** `rows` took `ms`. */
+  took(rows: number, ms: number): void {
+    if (rows <= 0) return;
+    const fit = ms > 0 ? Math.floor((rows * this.targetMs) / ms) : this.max;
+    this.current = Math.max(this.min, Math.min(this.max, 2 * rows, fit));
+  }
+}
+
 export class SearchIndexer {
   private readonly target: SqlTarget;
   readonly embedder: Embedder;
-  private readonly batchSize: number;
+  private readonly vectorBatch: PacedBatch;
+  private readonly textBatch: PacedBatch;
   private readonly log: SyncLogger;
   private active = false;
   /** the embedder's HNSW index is to be built when the backlog is embedded */
@@ -125,7 +163,9 @@ export class SearchIndexer {
   constructor(private readonly opts: IndexerOptions) {
     this.target = opts.target;
     this.embedder = checkEmbedder(opts.embedder);
-    this.batchSize = opts.batchSize ?? 256;
+    const stepMs = opts.stepMs ?? 100;
+    this.vectorBatch = new PacedBatch(opts.batchSize ?? 256, stepMs);
+    this.textBatch = new PacedBatch(opts.textBatchSize ?? 2000, stepMs);
     this.log = opts.logger ?? silent;
   }
 
@@ -188,6 +228,7 @@ export class SearchIndexer {
    */
   async textStep(): Promise<number> {
     await this.migrated();
+    const started = performance.now();
     const { rows } = await this.target.query<{ n: number; h: number | null; i: number | null }>(
       `WITH p AS (SELECT through_height AS h, through_index AS i FROM search_progress WHERE job = 'text' FOR UPDATE),
        batch AS (
@@ -201,11 +242,13 @@ export class SearchIndexer {
        moved AS (UPDATE search_progress s SET through_height = last.h, through_index = last.i FROM last
                  WHERE s.job = 'text' RETURNING 1)
        SELECT (SELECT count(*) FROM batch)::int8 AS n, (SELECT h FROM last) AS h, (SELECT i FROM last) AS i`,
-      [this.opts.textBatchSize ?? 2000],
+      [this.textBatch.size],
     );
     const r = rows[0];
     if (r && r.h !== null && r.i !== null) this.textThrough = { height: Number(r.h), index: Number(r.i) };
-    return Number(r?.n ?? 0);
+    const n = Number(r?.n ?? 0);
+    this.textBatch.took(n, performance.now() - started);
+    return n;
   }
 
   /**
@@ -292,6 +335,7 @@ export class SearchIndexer {
   /** Embed the next batch; the number of commissions embedded (0 when up to date). */
   async embedStep(): Promise<number> {
     if (!this.active) await this.activate();
+    const started = performance.now();
     const from = { ...this.through };
     const { rows } = await this.target.query<{
       id: string;
@@ -305,7 +349,7 @@ export class SearchIndexer {
       `SELECT id, merchant_name, affiliate_name, description, metadata_text, recorded_height, recorded_index
        FROM commissions WHERE (recorded_height, recorded_index) > ($1, $2)
        ORDER BY recorded_height, recorded_index LIMIT $3`,
-      [from.height, from.index, this.batchSize],
+      [from.height, from.index, this.vectorBatch.size],
     );
     const last = rows[rows.length - 1];
     if (!last) {
@@ -351,6 +395,7 @@ export class SearchIndexer {
     });
     this.through = to;
     this.embedded += rows.length;
+    this.vectorBatch.took(rows.length, performance.now() - started);
     return rows.length;
   }
 
@@ -365,6 +410,8 @@ export class SearchIndexer {
       const n = await this.textStep();
       total += n;
       if (n === 0 || this.stopping) return total;
+      // a real turn of the event loop first: commit notices wake the sink, and between() sees its lag
+      await yieldToEventLoop();
       await this.opts.between?.();
     }
   }
@@ -375,6 +422,8 @@ export class SearchIndexer {
       const n = await this.embedStep();
       total += n;
       if (n === 0 || this.stopping) return total;
+      // a real turn of the event loop first: commit notices wake the sink, and between() sees its lag
+      await yieldToEventLoop();
       await this.opts.between?.();
     }
   }

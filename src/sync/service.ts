@@ -24,11 +24,12 @@ export class SyncService {
       target: opts.target,
       embedder: opts.embedder,
       ...(opts.logger ? { logger: opts.logger } : {}),
-      // the mirror first: while the sink is behind, one indexer step per sink batch
+      // The mirror first: while the sink is behind, the indexer waits for it to catch up, but
+      // takes one step a second at least, so that search does not stop under a load that never ends.
       between: async () => {
         const s = this.sink.status();
         if (s.lagBlocks > 0 && s.state === 'ok') {
-          await this.sink.waitForHeight(s.height + 1, 1_000).catch(() => undefined);
+          await this.sink.waitForHeight(s.height + s.lagBlocks, 1_000).catch(() => undefined);
         }
       },
       ...opts.indexer,

@@ -10,7 +10,7 @@ import { errorMessage, isFatal, SyncError } from './errors.js';
 import { migrate } from './migrations.js';
 import { MirrorBatch } from './rows.js';
 import { decodeStoredBlock, type ChainSource } from './source.js';
-import type { SqlTarget } from './target.js';
+import { yieldToEventLoop, type SqlTarget } from './target.js';
 import { EMPTY_CURSOR, readCursor, writeBatch, type Cursor } from './writer.js';
 
 /**
@@ -517,8 +517,4 @@ export class PostgresSink {
       );
     }
   }
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }

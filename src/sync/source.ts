@@ -51,13 +51,31 @@ export async function storedHeight(store: ChainStore): Promise<number> {
   return head.height;
 }
 
+/** A committed block as the node hands it over: its stored bytes and receipts. */
+export interface CommittedBlock {
+  bytes: Uint8Array;
+  receipts: Receipt[];
+}
+
+/** blocks handed over with their commit and not read yet, at most */
+const HANDED_OVER_LIMIT = 4096;
+
 /**
  * A ChainSource over a node's chain store. The node calls `committed(height)`
  * after each block it commits; `head` reads the current height (for a
  * LedgerChain: `() => chain.height`).
+ *
+ * The node may hand the block over with the notice (`committed(height,
+ * block)`): the sink then takes it from memory instead of the store. In a
+ * node the store is read through the node's thread (mirror-worker.ts), two
+ * round trips per block, each waiting its turn in an event loop that is busy
+ * with consensus: under load that, not Postgres, was most of the mirror's
+ * lag. Each handed-over block is used once (a retry reads the store) and at
+ * most HANDED_OVER_LIMIT wait; older ones are dropped and read when needed.
  */
 export class ChainStoreSource implements ChainSource {
   private readonly listeners = new Set<(height: number) => void>();
+  private readonly handedOver = new Map<number, CommittedBlock>();
 
   constructor(
     readonly store: ChainStore,
@@ -69,11 +87,16 @@ export class ChainStoreSource implements ChainSource {
   }
 
   getBlockBytes(height: number): Promise<Uint8Array | undefined> {
-    return this.store.getBlock(height);
+    const b = this.handedOver.get(height);
+    return b ? Promise.resolve(b.bytes) : this.store.getBlock(height);
   }
 
   getReceipts(height: number): Promise<Receipt[]> {
-    return readReceipts(this.store, height);
+    const b = this.handedOver.get(height);
+    if (!b) return readReceipts(this.store, height);
+    // the sink reads a block's bytes, then its receipts: done with it
+    this.handedOver.delete(height);
+    return Promise.resolve(b.receipts);
   }
 
   onCommitted(listener: (height: number) => void): () => void {
@@ -81,8 +104,17 @@ export class ChainStoreSource implements ChainSource {
     return () => this.listeners.delete(listener);
   }
 
-  /** Tell followers that `height` is committed. */
-  committed(height: number): void {
+  /** Tell followers that `height` is committed (with the block, when the caller has it at hand). */
+  committed(height: number, block?: CommittedBlock): void {
+    if (block) {
+      this.handedOver.set(height, block);
+      if (this.handedOver.size > HANDED_OVER_LIMIT) {
+        for (const h of this.handedOver.keys()) {
+          this.handedOver.delete(h);
+          if (this.handedOver.size <= HANDED_OVER_LIMIT) break;
+        }
+      }
+    }
     for (const l of this.listeners) l(height);
   }
 }

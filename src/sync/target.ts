@@ -98,3 +98,14 @@ export const SEARCH_SESSION_SETTINGS: Readonly<Record<string, string>> = {
 export function searchPathFor(schema: string): string {
   return `${checkSchemaName(schema)}, public, extensions`;
 }
+
+/**
+ * Let the event loop run (timers, I/O, messages) before going on. An await
+ * alone does not: PGlite runs a statement synchronously and hands back a
+ * settled promise, so a loop of PGlite statements never leaves the microtask
+ * queue, and nothing else on the thread (a commit notice from the node, the
+ * sink) gets a turn until the loop ends.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -1,6 +1,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { HttpEmbedder, PostgresSink, search, SearchIndexer } from '../../../src/sync/index.js';
+import {
+  HashingEmbedder,
+  HttpEmbedder,
+  PostgresSink,
+  search,
+  SearchIndexer,
+} from '../../../src/sync/index.js';
+import { PacedBatch } from '../../../src/sync/indexer.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
+import { appendTraffic, register } from './chains.js';
 import { EmbeddingStub } from './embedding-stub.js';
 import { closeSharedPglite, count, DB_KINDS, FollowedChain } from './helpers.js';
 
@@ -59,4 +67,62 @@ describe.each(DB_KINDS)('search indexer on $kind', ({ create, skip }) => {
       }
     },
   );
+});
+
+describe('PacedBatch', () => {
+  it('sizes the next batch to the step time, within its bounds, growing at most twofold', () => {
+    const b = new PacedBatch(256, 100);
+    expect(b.size).toBe(8); // slow start
+    for (let i = 0; i < 5; i++) b.took(b.size, 1);
+    expect(b.size).toBe(256);
+    b.took(256, 1000); // 10x too slow
+    expect(b.size).toBe(25);
+    b.took(25, 10); // 10x faster than wanted: at most double
+    expect(b.size).toBe(50);
+    b.took(50, 100);
+    expect(b.size).toBe(50);
+    b.took(50, 100_000); // a stall: the floor
+    expect(b.size).toBe(8);
+    b.took(8, 0); // too fast to measure
+    expect(b.size).toBe(16);
+    b.took(0, 5000); // nothing to do says nothing about speed
+    expect(b.size).toBe(16);
+    for (let i = 0; i < 10; i++) b.took(b.size, 1);
+    expect(b.size).toBe(256);
+  });
+});
+
+describe('search indexer and the thread it shares', () => {
+  it('lets the event loop turn between its steps (PGlite answers without one)', async () => {
+    const db = await DB_KINDS[0].create();
+    try {
+      const fc = new FollowedChain(await buildSampleChain());
+      await appendTraffic(fc, await register(fc, ['shop-t'], ['aff-t']), 3);
+      const target = await db.open();
+      const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
+      sink.start();
+      await sink.waitForHeight(fc.height);
+      await sink.stop();
+      // one commission a step, so that a drain is many steps
+      const indexer = new SearchIndexer({
+        target,
+        embedder: new HashingEmbedder(),
+        batchSize: 1,
+        textBatchSize: 1,
+      });
+      let turns = 0;
+      const timer = setInterval(() => turns++, 0);
+      let indexed: number;
+      try {
+        indexed = await indexer.drain();
+      } finally {
+        clearInterval(timer);
+      }
+      expect(indexed).toBeGreaterThanOrEqual(16); // text and vectors of every commission
+      // a timer (as a commit notice would) got a turn between the steps, not only after them all
+      expect(turns).toBeGreaterThanOrEqual(indexed / 2);
+    } finally {
+      await db.drop();
+    }
+  }, 60_000);
 });

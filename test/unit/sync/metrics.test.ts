@@ -128,6 +128,18 @@ describe('mirror metrics on /metrics', () => {
     expect(value(text, 'bitnexus_mirror_height')).toBe(fc.height);
     expect(value(text, 'bitnexus_mirror_rows_written_total')).toBeGreaterThan(rows);
 
+    // The lag is the node's view: blocks it committed that the thread has not reported mirrored,
+    // even while the thread says nothing (here: it has not been told of them).
+    const before = fc.height;
+    await appendTraffic(fc, parties, 1);
+    await new Promise((r) => setTimeout(r, 30));
+    const behind = mirror.status()!;
+    expect(behind.height).toBe(before);
+    expect(behind.lagBlocks).toBe(fc.height - before);
+    expect(behind.lagSeconds).toBeGreaterThan(0);
+    await caughtUp();
+    expect(mirror.status()!.lagSeconds).toBe(0);
+
     await mirror.close();
     expect(await scrape(metrics)).not.toContain('bitnexus_mirror_');
   });
