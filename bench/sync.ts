@@ -17,6 +17,7 @@
  * --chain-dir DIR keeps the generated chain there and reuses it in later runs (backfill
  * measurements without waiting for signing; the search queries then differ);
  * --backfill-only stops after the backfill; --lag measures the lag of a devnet's mirrors (see benchLag);
+ * --pglite-buffers SIZE: PGlite's shared_buffers (default as a node: PGLITE_SHARED_BUFFERS);
  * --pg-db NAME / --pglite-dir DIR: search a mirror kept by an earlier run (--keep / the same
  * --pglite-dir) without rebuilding it (steps 3–4 only; same query mix, other random queries).
  * --lag: the sink's lag at a cluster's full commit rate, on a 3-node devnet
@@ -487,7 +488,11 @@ if (!LAG && TARGETS.includes('pglite')) {
   // --pglite-dir DIR: kept after the run; a second run only searches what it holds
   const kept = arg('--pglite-dir', '');
   const dir = kept || (await mkdtemp(join(tmpdir(), 'bitnexus-bench-pglite-')));
-  const target = await PgliteTarget.open({ dataDir: join(dir, 'db') });
+  const buffers = arg('--pglite-buffers', '');
+  const target = await PgliteTarget.open({
+    dataDir: join(dir, 'db'),
+    ...(buffers ? { sharedBuffers: buffers } : {}),
+  });
   try {
     const mirror = kept ? await keptMirror(target) : undefined;
     if (mirror) {
