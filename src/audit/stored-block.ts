@@ -4,7 +4,7 @@ import {
   LIMITS,
   parseBlock,
   SIGNATURE_FIELD_BYTES,
-  SIGNATURE_MEMBER,
+  signatureMemberAt,
   type Block,
   type DecodedBlock,
   type DecodedTx,
@@ -43,7 +43,6 @@ import type { SignaturePool } from './signature-pool.js';
  */
 
 const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const QUOTE = 0x22;
 /** Fast-path transactions carry no unsigned bytes: nothing in the audit reads them. */
 const NO_BYTES = new Uint8Array(0);
 
@@ -78,8 +77,8 @@ export function decodeStoredFast(
   const cuts = new Array<number>(n);
   for (let i = 0; i < n; i++) {
     const t = JSON.stringify(raw.txs[i]);
-    const at = t.lastIndexOf(SIGNATURE_MEMBER);
-    if (at < 0 || t.charCodeAt(at + SIGNATURE_FIELD_BYTES - 1) !== QUOTE) return undefined;
+    const at = signatureMemberAt(t);
+    if (at < 0) return undefined;
     if (Buffer.byteLength(t) > LIMITS.maxTxBytes) return undefined; // the signed canonical text itself
     txTexts[i] = t;
     cuts[i] = at;

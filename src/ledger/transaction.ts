@@ -315,6 +315,35 @@ export function decodeTx(tx: SignedTx): DecodedTx {
   return { tx, id: toHex(idBytes), idBytes, unsignedBytes };
 }
 
+/**
+ * Where the signature member starts in a transaction's canonical signed
+ * text, or -1 when the text does not end that way. Keys are sorted, so it is
+ * the last `,"signature":"`: only "signer", "timestamp" and "v" follow it (a
+ * hex string and two numbers); removing it leaves the unsigned form.
+ */
+export function signatureMemberAt(signedText: string): number {
+  const at = signedText.lastIndexOf(SIGNATURE_MEMBER);
+  return at >= 0 && signedText.charCodeAt(at + SIGNATURE_FIELD_BYTES - 1) === 0x22 ? at : -1;
+}
+
+/**
+ * decodeTx for a transaction whose canonical signed text is at hand, as in a
+ * node's own store: the unsigned form is cut from that text instead of
+ * canonicalising the value again. The caller vouches that `signedText` is
+ * canonical (for a value parsed from canonical bytes, `JSON.stringify`
+ * reproduces them); a wrong id would show as a wrong transaction root when
+ * the block is processed. Undefined when the text has no signature member.
+ */
+export function decodeCanonicalTx(tx: SignedTx, signedText: string): DecodedTx | undefined {
+  const at = signatureMemberAt(signedText);
+  if (at < 0) return undefined;
+  const unsignedBytes = new Uint8Array(
+    Buffer.from(signedText.slice(0, at) + signedText.slice(at + SIGNATURE_FIELD_BYTES), 'utf8'),
+  );
+  const idBytes = sha256(unsignedBytes);
+  return { tx, id: toHex(idBytes), idBytes, unsignedBytes };
+}
+
 /** The signed message of a decoded transaction, without canonicalising it again. */
 export function decodedTxSigningMessage(dtx: DecodedTx): Uint8Array {
   return signingMessageFromBody('tx', dtx.tx.chainId, dtx.unsignedBytes);

@@ -1,4 +1,13 @@
-import { decodeBlock, parseBlock, type Block, type DecodedBlock, type Receipt } from '../ledger/index.js';
+import {
+  blockHash,
+  decodeBlock,
+  decodeCanonicalTx,
+  parseBlock,
+  type Block,
+  type DecodedBlock,
+  type DecodedTx,
+  type Receipt,
+} from '../ledger/index.js';
 import { chainKeys, type ChainStore } from '../storage/index.js';
 import { SyncError } from './errors.js';
 
@@ -26,10 +35,24 @@ const decoder = new TextDecoder();
  * checked field by field (parseBlock); the sink skips that, because the store
  * holds only blocks that passed validation when committed, and re-processing
  * recomputes every transaction id, both Merkle roots and the hash link anyway.
+ * Without it, the stored bytes are taken to be canonical, as a node writes
+ * them, and each transaction's id is hashed from its part of the stored text
+ * (decodeCanonicalTx) instead of canonicalising it again; a wrong id would
+ * fail the block's transaction root when the sink processes it.
  */
 export function decodeStoredBlock(bytes: Uint8Array, opts: { validate?: boolean } = {}): DecodedBlock {
   const value: unknown = JSON.parse(decoder.decode(bytes));
-  return decodeBlock(opts.validate ? parseBlock(value) : (value as Block));
+  if (opts.validate) return decodeBlock(parseBlock(value));
+  const block = value as Block;
+  if (block.config !== undefined) return decodeBlock(block);
+  const txs = new Array<DecodedTx>(block.txs.length);
+  for (let i = 0; i < txs.length; i++) {
+    const tx = block.txs[i]!;
+    const d = decodeCanonicalTx(tx, JSON.stringify(tx));
+    if (!d) return decodeBlock(block);
+    txs[i] = d;
+  }
+  return { block, hash: blockHash(block.header), txs };
 }
 
 /** The receipts of one block as stored in a chain store (docs/FORMAT.md §7). */

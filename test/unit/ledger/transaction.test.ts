@@ -3,6 +3,7 @@ import { canonicalBytes, canonicalize, signingMessage, toHex } from '../../../sr
 import { sign, verify } from '../../../src/crypto/index.js';
 import {
   acceptTransaction,
+  decodeCanonicalTx,
   decodeTx,
   LIMITS,
   blockSigningMessage,
@@ -174,6 +175,34 @@ describe('signatureOfCanonicalTx', () => {
     expect(signatureOfCanonicalTx(canonicalBytes(t.tx))).toBe(t.tx.signature);
     expect(signatureOfCanonicalTx(Buffer.from('{"no":"signature"}'))).toBeUndefined();
     expect(signatureOfCanonicalTx(Buffer.from(',"signature":"abc"'))).toBeUndefined();
+  });
+});
+
+describe('decodeCanonicalTx', () => {
+  it('gives what decodeTx gives, from the canonical signed text, with non-ASCII text and a "signature" metadata key', () => {
+    for (const description of ['plain', 'Grüße, 東京 🚲', 'quote " and \\ backslash']) {
+      const t = tx('commission.record', merchant, {
+        merchant: pub(merchant),
+        affiliate: pub(affiliate),
+        amount: '10',
+        currency: 'EUR',
+        orderId: `canon-${description.length}`,
+        description,
+        metadata: { signature: 'cd'.repeat(64) },
+      });
+      const text = JSON.stringify(JSON.parse(Buffer.from(canonicalBytes(t.tx)).toString('utf8')));
+      const fast = decodeCanonicalTx(t.tx, text)!;
+      const slow = decodeTx(t.tx);
+      expect(fast.id).toBe(slow.id);
+      expect(Buffer.from(fast.unsignedBytes).equals(Buffer.from(slow.unsignedBytes))).toBe(true);
+      expect(toHex(fast.idBytes)).toBe(slow.id);
+    }
+  });
+
+  it('refuses a text without the signature member', () => {
+    const t = sample();
+    expect(decodeCanonicalTx(t, JSON.stringify(unsignedPart(t)))).toBeUndefined();
+    expect(decodeCanonicalTx(t, '{"signature":"ab"}')).toBeUndefined();
   });
 });
 

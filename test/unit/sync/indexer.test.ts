@@ -94,7 +94,7 @@ describe('PacedBatch', () => {
 
 describe('search indexer and the thread it shares', () => {
   it('lets the event loop turn between its steps (PGlite answers without one)', async () => {
-    const db = await DB_KINDS[0].create();
+    const db = await DB_KINDS[0]!.create();
     try {
       const fc = new FollowedChain(await buildSampleChain());
       await appendTraffic(fc, await register(fc, ['shop-t'], ['aff-t']), 3);
