@@ -360,3 +360,39 @@ describe('PGlite in a directory', () => {
     }
   });
 });
+
+describe('group commit (gatherMs)', () => {
+  it('writes blocks committed close together in one transaction, and never stalls on a clock that stands still', async () => {
+    await withDb(DB_KINDS[0]!.create, async (db) => {
+      const fc = new FollowedChain(await buildSampleChain());
+      const parties = await register(fc, ['shop-g'], ['aff-g']);
+      const target = await db.open();
+      const batches: number[] = [];
+      const sink = new PostgresSink({
+        source: fc.source,
+        target,
+        ...fast,
+        gatherMs: 300,
+        onAdvance: (c) => batches.push(c.height),
+      });
+      sink.start();
+      await sink.waitForHeight(fc.height);
+      const from = fc.height;
+      batches.length = 0;
+      for (let i = 0; i < 3; i++) await fc.append(record(parties.merchants[0]!, parties.affiliates[0]!));
+      await sink.waitForHeight(fc.height);
+      await sink.stop();
+      expect(fc.height).toBe(from + 3);
+      expect(batches).toEqual([from + 3]); // one batch for the three blocks
+      await expectCheckOk(target, fc);
+
+      // a frozen clock: each batch waits once, then goes
+      await fc.append(record(parties.merchants[0]!, parties.affiliates[0]!));
+      const frozen = new PostgresSink({ source: fc.source, target, ...fast, gatherMs: 50, now: () => 0 });
+      frozen.start();
+      await frozen.waitForHeight(fc.height, 10_000);
+      await frozen.stop();
+      await expectCheckOk(target, fc);
+    });
+  }, 60_000);
+});
