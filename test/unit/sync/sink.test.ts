@@ -372,7 +372,7 @@ describe('group commit (gatherMs)', () => {
         source: fc.source,
         target,
         ...fast,
-        gatherMs: 300,
+        gatherMs: 2_000, // far more than three appends take, however busy the machine
         onAdvance: (c) => batches.push(c.height),
       });
       sink.start();
