@@ -402,8 +402,15 @@ export const SyncStatus: JsonSchema = {
     },
     height: { ...position, description: 'the last mirrored block (-1 before genesis)' },
     hash: { ...hex32, description: 'its hash (64 zeros before genesis)' },
-    lagBlocks: { ...count, description: 'committed blocks not yet mirrored' },
-    lagSeconds: { type: 'number', minimum: 0, description: 'age of the oldest block not yet mirrored' },
+    lagBlocks: {
+      ...count,
+      description: 'blocks this node has committed that the mirror has not reported written',
+    },
+    lagSeconds: {
+      type: 'number',
+      minimum: 0,
+      description: 'how long ago this node committed the oldest block not yet mirrored',
+    },
     lastError: { type: 'string' },
     rowsWritten: { ...count, description: 'rows inserted or updated since start' },
     errors: { ...count, description: 'failed attempts since start' },
