@@ -17,6 +17,7 @@
  * --chain-dir DIR keeps the generated chain there and reuses it in later runs (backfill
  * measurements without waiting for signing; the search queries then differ);
  * --backfill-only stops after the backfill; --lag measures the lag of a devnet's mirrors (see benchLag);
+ * --pg-cluster SIZE: a throwaway Postgres cluster with shared_buffers SIZE instead of --pg-url;
  * --pglite-buffers SIZE: PGlite's shared_buffers (default as a node: PGLITE_SHARED_BUFFERS);
  * --pg-db NAME / --pglite-dir DIR: search a mirror kept by an earlier run (--keep / the same
  * --pglite-dir) without rebuilding it (steps 3–4 only; same query mix, other random queries).
@@ -52,6 +53,7 @@ import {
   type SqlTarget,
 } from '../src/sync/index.js';
 import { vectorLiteral } from '../src/sync/indexer.js';
+import { ThrowawayCluster } from './pg-cluster.js';
 import { benchNetwork, cutBenchBlocks, signedJson, txMaker } from './workload.js';
 
 function arg(name: string, def: string): string {
@@ -66,7 +68,17 @@ const QUERIES = Number(arg('--queries', '200'));
 const TARGETS = arg('--targets', 'postgres,pglite').split(',');
 const HNSW_M = Number(arg('--m', '24'));
 const HNSW_EFC = Number(arg('--efc', '100'));
-const PG_URL = arg('--pg-url', process.env.BITNEXUS_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+/**
+ * --pg-cluster SIZE: instead of the machine's server, a throwaway cluster (initdb, its own port,
+ * fsync on) with shared_buffers = SIZE, to measure Postgres configured as docs/SYNC.md advises
+ */
+const PG_CLUSTER = arg('--pg-cluster', '');
+const cluster = PG_CLUSTER
+  ? await ThrowawayCluster.create({ fsync: true, settings: { shared_buffers: PG_CLUSTER } })
+  : undefined;
+const PG_URL =
+  cluster?.url() ??
+  arg('--pg-url', process.env.BITNEXUS_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
 const BACKFILL_ONLY = process.argv.includes('--backfill-only');
 /** --lag: the mirror's lag on a 3-node devnet at full commit rate, instead of everything else */
 const LAG = process.argv.includes('--lag');
@@ -469,7 +481,11 @@ if (!LAG && TARGETS.includes('postgres')) {
   const target = new PostgresTarget({ url: url.toString(), queryTimeoutMs: 3_600_000 });
   try {
     const v = await admin.query<{ version: string }>(`SELECT version()`);
-    console.log(`\npostgres: ${v.rows[0]?.version.split(' on ')[0]}`);
+    const sb = await admin.query<{ shared_buffers: string }>(`SHOW shared_buffers`);
+    console.log(
+      `\npostgres: ${v.rows[0]?.version.split(' on ')[0]}, shared_buffers ${sb.rows[0]?.shared_buffers}` +
+        (cluster ? ` (throwaway cluster on port ${cluster.port}, fsync on)` : ''),
+    );
     const mirror = kept ? await keptMirror(target) : undefined;
     if (kept && !mirror) throw new Error(`database ${name} holds no indexed mirror`);
     if (mirror) {
@@ -509,6 +525,7 @@ if (!LAG && TARGETS.includes('pglite')) {
 if (LAG) for (const kind of TARGETS) await benchLag(kind === 'postgres' ? 'postgres' : 'pglite');
 
 for (const c of cleanups.reverse()) await c();
+await cluster?.destroy();
 
 /**
  * --lag: the sink's lag at the cluster's full commit rate. A 3-node devnet

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CheckReport, SyncServiceStatus } from '../../src/sync/index.js';
 import { Devnet } from '../support/devnet.js';
-import { ThrowawayCluster } from '../unit/sync/throwaway-cluster.js';
+import { ThrowawayCluster } from '../../bench/pg-cluster.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {

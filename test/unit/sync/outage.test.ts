@@ -4,7 +4,7 @@ import { checkMirror, PostgresSink, PostgresTarget } from '../../../src/sync/ind
 import { buildSampleChain } from '../../support/sample-chain.js';
 import { appendTraffic, register } from './chains.js';
 import { FollowedChain } from './helpers.js';
-import { ThrowawayCluster } from './throwaway-cluster.js';
+import { ThrowawayCluster } from '../../../bench/pg-cluster.js';
 
 // initdb comes with the machine's PostgreSQL 15: its absence is a failure, not a skip.
 if (!(await ThrowawayCluster.available()) && process.env.BITNEXUS_SKIP_POSTGRES !== '1') {

@@ -8,15 +8,24 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const BIN = process.env.BITNEXUS_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
+export interface ClusterOptions {
+  /** fsync as a real server does (default false: tests that crash it need no durability from the disk) */
+  fsync?: boolean;
+  /** more server settings, e.g. { shared_buffers: '1GB' } (bench:sync --pg-cluster) */
+  settings?: Record<string, string>;
+}
+
 /**
  * A Postgres cluster of its own (initdb in a temp directory, its own port),
- * for tests that stop or crash the database: the shared server is never
- * touched. As root, initdb and pg_ctl run as the `postgres` user.
+ * for tests that stop or crash the database and for benchmarks that want a
+ * server configured otherwise: the shared server is never touched. As root,
+ * initdb and pg_ctl run as the `postgres` user.
  */
 export class ThrowawayCluster {
   private constructor(
     readonly dir: string,
     readonly port: number,
+    private readonly opts: ClusterOptions,
   ) {}
 
   static async available(): Promise<boolean> {
@@ -28,14 +37,17 @@ export class ThrowawayCluster {
     }
   }
 
-  static async create(): Promise<ThrowawayCluster> {
+  static async create(opts: ClusterOptions = {}): Promise<ThrowawayCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'bitnexus-pgcluster-'));
     if (process.getuid?.() === 0) {
       const { stdout } = await run('id', ['-u', 'postgres']);
       const { stdout: gid } = await run('id', ['-g', 'postgres']);
       await chown(dir, Number(stdout.trim()), Number(gid.trim()));
     }
-    const c = new ThrowawayCluster(dir, await freePort());
+    for (const [k, v] of Object.entries(opts.settings ?? {})) {
+      if (!/^[a-z_]+$/.test(k) || !/^[A-Za-z0-9._]+$/.test(v)) throw new Error(`bad setting ${k}=${v}`);
+    }
+    const c = new ThrowawayCluster(dir, await freePort(), opts);
     await c.pg('initdb', ['-D', join(dir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync']);
     await c.start();
     return c;
@@ -53,7 +65,11 @@ export class ThrowawayCluster {
       join(this.dir, 'log'),
       '-w',
       '-o',
-      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      [
+        `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`,
+        `-c fsync=${this.opts.fsync ? 'on' : 'off'}`,
+        ...Object.entries(this.opts.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`),
+      ].join(' '),
       'start',
     ]);
   }
