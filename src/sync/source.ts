@@ -80,8 +80,10 @@ export interface CommittedBlock {
   receipts: Receipt[];
 }
 
-/** blocks handed over with their commit and not read yet, at most */
+/** blocks handed over with their commit and not read yet, at most… */
 const HANDED_OVER_LIMIT = 4096;
+/** …and their bytes at most (a sink stalled by an outage must not hold the chain in memory) */
+const HANDED_OVER_BYTES = 32 * 1024 * 1024;
 
 /**
  * A ChainSource over a node's chain store. The node calls `committed(height)`
@@ -94,11 +96,13 @@ const HANDED_OVER_LIMIT = 4096;
  * round trips per block, each waiting its turn in an event loop that is busy
  * with consensus: under load that, not Postgres, was most of the mirror's
  * lag. Each handed-over block is used once (a retry reads the store) and at
- * most HANDED_OVER_LIMIT wait; older ones are dropped and read when needed.
+ * most HANDED_OVER_LIMIT blocks or HANDED_OVER_BYTES of them wait; older ones
+ * are dropped and read when needed.
  */
 export class ChainStoreSource implements ChainSource {
   private readonly listeners = new Set<(height: number) => void>();
   private readonly handedOver = new Map<number, CommittedBlock>();
+  private handedOverBytes = 0;
 
   constructor(
     readonly store: ChainStore,
@@ -118,7 +122,7 @@ export class ChainStoreSource implements ChainSource {
     const b = this.handedOver.get(height);
     if (!b) return readReceipts(this.store, height);
     // the sink reads a block's bytes, then its receipts: done with it
-    this.handedOver.delete(height);
+    this.drop(height);
     return Promise.resolve(b.receipts);
   }
 
@@ -130,14 +134,21 @@ export class ChainStoreSource implements ChainSource {
   /** Tell followers that `height` is committed (with the block, when the caller has it at hand). */
   committed(height: number, block?: CommittedBlock): void {
     if (block) {
+      this.drop(height);
       this.handedOver.set(height, block);
-      if (this.handedOver.size > HANDED_OVER_LIMIT) {
-        for (const h of this.handedOver.keys()) {
-          this.handedOver.delete(h);
-          if (this.handedOver.size <= HANDED_OVER_LIMIT) break;
-        }
+      this.handedOverBytes += block.bytes.length;
+      for (const h of this.handedOver.keys()) {
+        if (this.handedOver.size <= HANDED_OVER_LIMIT && this.handedOverBytes <= HANDED_OVER_BYTES) break;
+        this.drop(h); // the oldest
       }
     }
     for (const l of this.listeners) l(height);
+  }
+
+  private drop(height: number): void {
+    const b = this.handedOver.get(height);
+    if (!b) return;
+    this.handedOver.delete(height);
+    this.handedOverBytes -= b.bytes.length;
   }
 }

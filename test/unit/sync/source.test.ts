@@ -60,4 +60,16 @@ describe('ChainStoreSource', () => {
     expect(await source.getBlockBytes(4100)).toEqual(Uint8Array.of(4100 % 256));
     expect(kv.reads).toBe(1);
   });
+
+  it('keeps at most 32 MiB of them waiting, dropping the oldest', async () => {
+    const kv = counting(new MemoryStore());
+    const source = new ChainStoreSource(new ChainStore(kv), () => 50);
+    const mib = 1024 * 1024;
+    for (let h = 1; h <= 40; h++) source.committed(h, { bytes: new Uint8Array(mib).fill(h), receipts: [] });
+    expect(await source.getBlockBytes(8)).toBeUndefined(); // dropped: the (empty) store answers
+    expect(kv.reads).toBe(1);
+    expect((await source.getBlockBytes(9))?.[0]).toBe(9);
+    expect((await source.getBlockBytes(40))?.[0]).toBe(40);
+    expect(kv.reads).toBe(1);
+  });
 });
