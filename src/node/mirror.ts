@@ -36,6 +36,9 @@ export class MirrorCallError extends Error {
   }
 }
 
+/** a thread that has not reported for this long (it reports every 500 ms) is not handed blocks */
+const HAND_OVER_SILENCE_MS = 3_000;
+
 /** commit times kept for the lag at most (a mirror this far behind is reported from its own figures) */
 const COMMIT_TIMES_LIMIT = 100_000;
 
@@ -114,7 +117,10 @@ export class WorkerMirror implements NodeMirror {
     if (this.closed) return;
     if (this.commitTimes.size < COMMIT_TIMES_LIMIT && !this.commitTimes.has(height))
       this.commitTimes.set(height, Date.now());
-    this.post(block ? { type: 'committed', height, block } : { type: 'committed', height });
+    // Only to a thread that is listening: one busy in a long statement (an index build) would
+    // queue every block's bytes meanwhile; it reads from the store what it was not handed.
+    const listening = Date.now() - this.lastAt < HAND_OVER_SILENCE_MS;
+    this.post(block && listening ? { type: 'committed', height, block } : { type: 'committed', height });
     // the lag gauges move with the chain even while the thread is silent
     if (this.last) this.metrics?.setMirror(this.status());
   }
