@@ -39,6 +39,9 @@ export class MirrorCallError extends Error {
 /** a thread that has not reported for this long (it reports every 500 ms) is not handed blocks */
 const HAND_OVER_SILENCE_MS = 3_000;
 
+/** how often the node's lag gauges are refreshed from status() while the thread is silent */
+const GAUGE_REFRESH_MS = 500;
+
 /** commit times kept for the lag at most (a mirror this far behind is reported from its own figures) */
 const COMMIT_TIMES_LIMIT = 100_000;
 
@@ -69,6 +72,7 @@ export class WorkerMirror implements NodeMirror {
   private closed = false;
   /** when `last` arrived (Date.now) */
   private lastAt = 0;
+  private gauges: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly chain: LedgerChain,
@@ -82,7 +86,16 @@ export class WorkerMirror implements NodeMirror {
       this.log.error({ err: err.message }, 'the mirror thread failed; consensus goes on without it');
       this.failAll(err);
     });
+    // The lag gauges move with the chain even while the thread is silent (status() measures it
+    // here), refreshed on a timer rather than on every applied block.
+    if (metrics) {
+      this.gauges = setInterval(() => {
+        if (this.last) metrics.setMirror(this.status());
+      }, GAUGE_REFRESH_MS);
+      this.gauges.unref();
+    }
     this.worker.on('exit', () => {
+      clearInterval(this.gauges);
       this.metrics?.setMirror(undefined);
       this.failAll(new Error('the mirror thread exited'));
       this.stopped?.();
@@ -121,8 +134,6 @@ export class WorkerMirror implements NodeMirror {
     // queue every block's bytes meanwhile; it reads from the store what it was not handed.
     const listening = Date.now() - this.lastAt < HAND_OVER_SILENCE_MS;
     this.post(block && listening ? { type: 'committed', height, block } : { type: 'committed', height });
-    // the lag gauges move with the chain even while the thread is silent
-    if (this.last) this.metrics?.setMirror(this.status());
   }
 
   /**
