@@ -337,8 +337,8 @@ export function signatureMemberAt(signedText: string): number {
 export function decodeCanonicalTx(tx: SignedTx, signedText: string): DecodedTx | undefined {
   const at = signatureMemberAt(signedText);
   if (at < 0) return undefined;
-  const unsignedBytes = new Uint8Array(
-    Buffer.from(signedText.slice(0, at) + signedText.slice(at + SIGNATURE_FIELD_BYTES), 'utf8'),
+  const unsignedBytes = textEncoder.encode(
+    signedText.slice(0, at) + signedText.slice(at + SIGNATURE_FIELD_BYTES),
   );
   const idBytes = sha256(unsignedBytes);
   return { tx, id: toHex(idBytes), idBytes, unsignedBytes };
