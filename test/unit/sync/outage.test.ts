@@ -12,7 +12,14 @@ if (!(await ThrowawayCluster.available()) && process.env.BITNEXUS_SKIP_POSTGRES 
     'the outage tests need PostgreSQL 15 binaries (initdb, pg_ctl) in /usr/lib/postgresql/15/bin',
   );
 }
+// Like the Postgres variants elsewhere (helpers.ts): missing PostgreSQL binaries fail the run;
+// only an explicit BITNEXUS_SKIP_POSTGRES=1 (a laptop without Postgres) skips this file.
 const available = await ThrowawayCluster.available();
+if (!available && process.env.BITNEXUS_SKIP_POSTGRES !== '1') {
+  throw new Error(
+    'the outage tests need PostgreSQL 15 binaries (initdb, pg_ctl) under /usr/lib/postgresql/15/bin or BITNEXUS_PG_BIN; set BITNEXUS_SKIP_POSTGRES=1 to skip them explicitly',
+  );
+}
 
 async function until(
   what: string,
