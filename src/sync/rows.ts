@@ -160,7 +160,27 @@ export function metadataText(metadata: Record<string, string>): string {
     .join(' ');
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
+/** Last second formatted by isoTime, and its text up to the second ("YYYY-MM-DDTHH:MM:SS"). */
+let isoSecond = NaN;
+let isoPrefix = '';
+/** 10000-01-01T00:00:00Z: from there on toISOString writes a six-digit, signed year */
+const ISO_FOUR_DIGIT_YEARS = 253_402_300_800_000;
+
+/**
+ * = new Date(ms).toISOString(), for the mirror's timestamptz columns. A batch
+ * formats one time per transaction and they cluster within seconds, so the
+ * text up to the second is remembered and only the milliseconds are written.
+ */
+export function isoTime(ms: number): string {
+  if (!Number.isInteger(ms) || ms < 0 || ms >= ISO_FOUR_DIGIT_YEARS) return new Date(ms).toISOString();
+  const milli = ms % 1000;
+  const second = ms - milli;
+  if (second !== isoSecond) {
+    isoPrefix = new Date(second).toISOString().slice(0, 19);
+    isoSecond = second;
+  }
+  return `${isoPrefix}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+}
 
 /** Record types that become rows; the others (idempotency keys, head, membership, config) are state only. */
 const MIRRORED: Readonly<Record<StateRecord['t'], boolean>> = {
@@ -232,7 +252,7 @@ export class MirrorBatch implements StateView {
       hash: block.hash,
       prevHash: h.prevHash,
       chainId: h.chainId,
-      time: iso(h.timestamp),
+      time: isoTime(h.timestamp),
       term: h.term,
       proposer: h.proposer,
       txCount: h.txCount,
@@ -253,7 +273,7 @@ export class MirrorBatch implements StateView {
         kind: t.kind,
         signer: t.signer,
         nonce: t.nonce,
-        time: iso(t.timestamp),
+        time: isoTime(t.timestamp),
         payload: JSON.stringify(t.payload),
         signature: t.signature,
         code: r.code,
@@ -342,9 +362,9 @@ export class MirrorBatch implements StateView {
       metadataText: metadataText(c.metadata),
       recordedHeight: c.recordedAt,
       recordedIndex: touch.index ?? -1,
-      recordedAt: iso(touch.created ? touch.time : updatedAt),
+      recordedAt: isoTime(touch.created ? touch.time : updatedAt),
       updatedHeight: c.updatedAt,
-      updatedAt: iso(updatedAt),
+      updatedAt: isoTime(updatedAt),
     };
   }
 
