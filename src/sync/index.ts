@@ -36,6 +36,12 @@ export {
   type SearchRequest,
   type SearchResult,
 } from './search.js';
+export {
+  MirrorMaintenance,
+  type MaintenanceOptions,
+  type MaintenanceRound,
+  type MaintenanceStatus,
+} from './maintenance.js';
 export { checkMirror, type CheckDifference, type CheckOptions, type CheckReport } from './check.js';
 export {
   openSyncTarget,

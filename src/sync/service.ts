@@ -1,14 +1,20 @@
 import type { Embedder } from './embedder.js';
 import { SearchIndexer, type IndexerOptions, type IndexerStatus } from './indexer.js';
+import { MirrorMaintenance, type MaintenanceOptions } from './maintenance.js';
 import { PostgresTarget } from './pg-target.js';
 import { PgliteTarget } from './pglite-target.js';
 import { PostgresSink, type SinkOptions, type SyncStatus } from './sink.js';
 import type { SqlTarget } from './target.js';
 
-/** What a node runs: the sink, and the embedding indexer it wakes after each batch. */
+/**
+ * What a node runs: the sink, the embedding indexer it wakes after each
+ * batch, and on PGlite (no autovacuum) the mirror's VACUUM and ANALYZE.
+ */
 export interface SyncServiceOptions extends SinkOptions {
   embedder: Embedder;
   indexer?: Omit<IndexerOptions, 'target' | 'embedder'>;
+  /** PGlite only (a real Postgres runs autovacuum itself) */
+  maintenance?: Omit<MaintenanceOptions, 'target' | 'logger'>;
 }
 
 export interface SyncServiceStatus extends SyncStatus {
@@ -18,6 +24,8 @@ export interface SyncServiceStatus extends SyncStatus {
 export class SyncService {
   readonly sink: PostgresSink;
   readonly indexer: SearchIndexer;
+  /** on PGlite only */
+  readonly maintenance: MirrorMaintenance | undefined;
 
   constructor(opts: SyncServiceOptions) {
     this.indexer = new SearchIndexer({
@@ -34,6 +42,14 @@ export class SyncService {
       },
       ...opts.indexer,
     });
+    this.maintenance =
+      opts.target.kind === 'pglite'
+        ? new MirrorMaintenance({
+            target: opts.target,
+            ...(opts.logger ? { logger: opts.logger } : {}),
+            ...opts.maintenance,
+          })
+        : undefined;
     this.sink = new PostgresSink({
       ...opts,
       onAdvance: (cursor) => {
@@ -46,9 +62,11 @@ export class SyncService {
   start(): void {
     this.sink.start();
     this.indexer.start();
+    this.maintenance?.start();
   }
 
   async stop(): Promise<void> {
+    await this.maintenance?.stop();
     await this.sink.stop();
     await this.indexer.stop();
   }

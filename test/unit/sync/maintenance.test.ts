@@ -1,0 +1,170 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  HashingEmbedder,
+  migrate,
+  MirrorMaintenance,
+  SyncService,
+  type SqlTarget,
+} from '../../../src/sync/index.js';
+import { dueFor } from '../../../src/sync/maintenance.js';
+import { buildSampleChain } from '../../support/sample-chain.js';
+import { closeSharedPglite, DB_KINDS, FollowedChain, pgliteDb, postgresDb } from './helpers.js';
+
+afterAll(closeSharedPglite);
+
+const counters = (over: Partial<Parameters<typeof dueFor>[0]> = {}) => ({
+  relname: 't',
+  reltuples: 1000,
+  bytes: 81_920,
+  n_dead_tup: 0,
+  n_mod_since_analyze: 0,
+  n_ins_since_vacuum: 0,
+  ...over,
+});
+
+describe('maintenance rules (autovacuum defaults)', () => {
+  it('vacuums past 50 + 20 % dead rows or 1000 + 20 % inserted rows, analyzes past 50 + 10 % changed rows', () => {
+    expect(dueFor(counters())).toEqual({ vacuum: false, analyze: false });
+    expect(dueFor(counters({ n_dead_tup: 250 }))).toEqual({ vacuum: false, analyze: false });
+    expect(dueFor(counters({ n_dead_tup: 251 })).vacuum).toBe(true);
+    expect(dueFor(counters({ n_ins_since_vacuum: 1200 })).vacuum).toBe(false);
+    expect(dueFor(counters({ n_ins_since_vacuum: 1201 })).vacuum).toBe(true);
+    expect(dueFor(counters({ n_mod_since_analyze: 150 })).analyze).toBe(false);
+    expect(dueFor(counters({ n_mod_since_analyze: 151 })).analyze).toBe(true);
+  });
+
+  it('analyzes a table that holds rows but was never analyzed, whatever its counters say (a restart zeroes them)', () => {
+    expect(dueFor(counters({ reltuples: -1, bytes: 8192 })).analyze).toBe(true);
+    expect(dueFor(counters({ reltuples: -1, bytes: 0 })).analyze).toBe(false);
+    expect(
+      dueFor(counters({ reltuples: -1, bytes: 0, n_dead_tup: null, n_mod_since_analyze: null })),
+    ).toEqual({ vacuum: false, analyze: false });
+  });
+
+  const noPostgres = DB_KINDS.find((k) => k.kind === 'postgres')!.skip;
+  it.skipIf(noPostgres)('is not started on Postgres, which runs autovacuum itself', async () => {
+    const db = await postgresDb();
+    try {
+      const fc = new FollowedChain(await buildSampleChain());
+      const service = new SyncService({
+        source: fc.source,
+        target: await db.open(),
+        embedder: new HashingEmbedder(),
+      });
+      expect(service.maintenance).toBeUndefined();
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+async function stat(target: SqlTarget, table: string) {
+  await target.query(`SELECT pg_stat_force_next_flush()`); // published by the next statement's end
+  await target.query(`SELECT 1`);
+  const { rows } = await target.query<{ n_dead_tup: number; n_mod_since_analyze: number; reltuples: number }>(
+    `SELECT s.n_dead_tup, s.n_mod_since_analyze, c.reltuples::float8 AS reltuples
+     FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+     WHERE s.schemaname = $1 AND s.relname = $2`,
+    [target.schema, table],
+  );
+  return rows[0]!;
+}
+
+/** has ANALYZE left statistics for the table? */
+async function analyzed(target: SqlTarget, table: string): Promise<boolean> {
+  const { rows } = await target.query<{ n: number }>(
+    `SELECT count(*)::int8 AS n FROM pg_stats WHERE schemaname = $1 AND tablename = $2`,
+    [target.schema, table],
+  );
+  return Number(rows[0]!.n) > 0;
+}
+
+/** the histogram of one column as pg_stats holds it (undefined before any ANALYZE) */
+async function histogram(target: SqlTarget, table: string, column: string): Promise<string[] | undefined> {
+  const { rows } = await target.query<{ h: string[] | null }>(
+    `SELECT histogram_bounds::text::text[] AS h FROM pg_stats WHERE schemaname = $1 AND tablename = $2 AND attname = $3`,
+    [target.schema, table, column],
+  );
+  return rows[0]?.h ?? undefined;
+}
+
+describe('mirror maintenance on PGlite', () => {
+  it('analyzes new tables with a small sample, vacuums after updates, and then finds nothing due', async () => {
+    const db = await pgliteDb();
+    try {
+      const target = await db.open();
+      await migrate(target);
+      await target.query(
+        `INSERT INTO participants (key, role, name, since_height)
+         SELECT 'k' || g, 'merchant', 'merchant ' || g, g FROM generate_series(1, 400) g`,
+      );
+      expect(await analyzed(target, 'participants')).toBe(false);
+      const m = new MirrorMaintenance({ target });
+      const first = await m.run();
+      expect(first.analyzed).toContain('participants');
+      // statistics target 30: at most 31 histogram bounds over 400 distinct heights (Postgres' default would keep 101)
+      const bounds = await histogram(target, 'participants', 'since_height');
+      expect(bounds!.length).toBeGreaterThan(10);
+      expect(bounds!.length).toBeLessThanOrEqual(31);
+      expect((await stat(target, 'participants')).reltuples).toBe(400);
+
+      expect(await m.run()).toEqual({ analyzed: [], vacuumed: [] });
+
+      // 400 updates: dead rows past 50 + 0.2 × 400 and changes past 50 + 0.1 × 400
+      await target.query(`UPDATE participants SET name = name || ' (renamed)'`);
+      expect((await stat(target, 'participants')).n_dead_tup).toBe(400);
+      const third = await m.run();
+      expect(third).toEqual({ analyzed: ['participants'], vacuumed: ['participants'] });
+      expect(await stat(target, 'participants')).toMatchObject({ n_dead_tup: 0, n_mod_since_analyze: 0 });
+      expect(m.status()).toMatchObject({ rounds: 3, vacuumed: 1 });
+      expect(m.status().analyzed).toBeGreaterThanOrEqual(2);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('runs in the background of a SyncService on PGlite', async () => {
+    const db = await pgliteDb();
+    try {
+      const fc = new FollowedChain(await buildSampleChain());
+      const target = await db.open();
+      const service = new SyncService({
+        source: fc.source,
+        target,
+        embedder: new HashingEmbedder(),
+        pollMs: 50,
+        indexer: { pollMs: 50 },
+        maintenance: { intervalMs: 50 },
+      });
+      expect(service.maintenance).toBeDefined();
+      service.start();
+      await service.sink.waitForHeight(fc.height);
+      const end = Date.now() + 15_000;
+      while (!(await analyzed(target, 'commissions'))) {
+        if (Date.now() > end) throw new Error('commissions were never analyzed');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await service.stop();
+      expect(service.maintenance!.status().analyzed).toBeGreaterThan(0);
+      expect(service.maintenance!.status().lastError).toBeUndefined();
+    } finally {
+      await db.drop();
+    }
+  });
+
+  const noPostgres = DB_KINDS.find((k) => k.kind === 'postgres')!.skip;
+  it.skipIf(noPostgres)('is not started on Postgres, which runs autovacuum itself', async () => {
+    const db = await postgresDb();
+    try {
+      const fc = new FollowedChain(await buildSampleChain());
+      const service = new SyncService({
+        source: fc.source,
+        target: await db.open(),
+        embedder: new HashingEmbedder(),
+      });
+      expect(service.maintenance).toBeUndefined();
+    } finally {
+      await db.drop();
+    }
+  });
+});
