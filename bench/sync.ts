@@ -495,63 +495,66 @@ async function keptMirror(
   return { commissions: Number(e[0]?.n), merchantNames: m.map((r) => r.name) };
 }
 
-if (!LAG && TARGETS.includes('postgres')) {
-  // --pg-db NAME: search a database kept by an earlier run (--keep) instead of building one
-  const kept = arg('--pg-db', '');
-  const name = kept || `bitnexus_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  if (!kept) await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(PG_URL);
-  url.pathname = `/${name}`;
-  const target = new PostgresTarget({ url: url.toString(), queryTimeoutMs: 3_600_000 });
-  try {
-    const v = await admin.query<{ version: string }>(`SELECT version()`);
-    const sb = await admin.query<{ shared_buffers: string }>(`SHOW shared_buffers`);
-    console.log(
-      `\npostgres: ${v.rows[0]?.version.split(' on ')[0]}, shared_buffers ${sb.rows[0]?.shared_buffers}` +
-        (cluster ? ` (throwaway cluster on port ${cluster.port}, fsync on)` : ''),
-    );
-    const mirror = kept ? await keptMirror(target) : undefined;
-    if (kept && !mirror) throw new Error(`database ${name} holds no indexed mirror`);
-    if (mirror) {
-      console.log(`\n— postgres (kept database ${name}) —`);
-      await benchSearch(target, new HashingEmbedder(), mirror);
-    } else await benchTarget('postgres', target, await chainOf(N));
-  } finally {
-    await target.close();
-    if (process.argv.includes('--keep') || kept) console.log(`kept database ${name}`);
-    else await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+// a failed run must not leave a throwaway cluster running or a scratch chain behind
+try {
+  if (!LAG && TARGETS.includes('postgres')) {
+    // --pg-db NAME: search a database kept by an earlier run (--keep) instead of building one
+    const kept = arg('--pg-db', '');
+    const name = kept || `bitnexus_bench_${randomBytes(4).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    if (!kept) await admin.query(`CREATE DATABASE ${name}`);
+    const url = new URL(PG_URL);
+    url.pathname = `/${name}`;
+    const target = new PostgresTarget({ url: url.toString(), queryTimeoutMs: 3_600_000 });
+    try {
+      const v = await admin.query<{ version: string }>(`SELECT version()`);
+      const sb = await admin.query<{ shared_buffers: string }>(`SHOW shared_buffers`);
+      console.log(
+        `\npostgres: ${v.rows[0]?.version.split(' on ')[0]}, shared_buffers ${sb.rows[0]?.shared_buffers}` +
+          (cluster ? ` (throwaway cluster on port ${cluster.port}, fsync on)` : ''),
+      );
+      const mirror = kept ? await keptMirror(target) : undefined;
+      if (kept && !mirror) throw new Error(`database ${name} holds no indexed mirror`);
+      if (mirror) {
+        console.log(`\n— postgres (kept database ${name}) —`);
+        await benchSearch(target, new HashingEmbedder(), mirror);
+      } else await benchTarget('postgres', target, await chainOf(N));
+    } finally {
+      await target.close();
+      if (process.argv.includes('--keep') || kept) console.log(`kept database ${name}`);
+      else await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
   }
-}
 
-if (!LAG && TARGETS.includes('pglite')) {
-  // --pglite-dir DIR: kept after the run; a second run only searches what it holds
-  const kept = arg('--pglite-dir', '');
-  const dir = kept || (await mkdtemp(join(tmpdir(), 'bitnexus-bench-pglite-')));
-  const buffers = arg('--pglite-buffers', '');
-  const target = await PgliteTarget.open({
-    dataDir: join(dir, 'db'),
-    ...(buffers ? { sharedBuffers: buffers } : {}),
-  });
-  try {
-    const mirror = kept ? await keptMirror(target) : undefined;
-    if (mirror) {
-      console.log(`\n— pglite (kept in ${dir}) —`);
-      await benchSearch(target, new HashingEmbedder(), mirror);
-    } else await benchTarget('pglite', target, await chainOf(PGLITE_N));
-  } finally {
-    await target.close();
-    if (kept) console.log(`kept PGlite database in ${dir}`);
-    else await rm(dir, { recursive: true, force: true });
+  if (!LAG && TARGETS.includes('pglite')) {
+    // --pglite-dir DIR: kept after the run; a second run only searches what it holds
+    const kept = arg('--pglite-dir', '');
+    const dir = kept || (await mkdtemp(join(tmpdir(), 'bitnexus-bench-pglite-')));
+    const buffers = arg('--pglite-buffers', '');
+    const target = await PgliteTarget.open({
+      dataDir: join(dir, 'db'),
+      ...(buffers ? { sharedBuffers: buffers } : {}),
+    });
+    try {
+      const mirror = kept ? await keptMirror(target) : undefined;
+      if (mirror) {
+        console.log(`\n— pglite (kept in ${dir}) —`);
+        await benchSearch(target, new HashingEmbedder(), mirror);
+      } else await benchTarget('pglite', target, await chainOf(PGLITE_N));
+    } finally {
+      await target.close();
+      if (kept) console.log(`kept PGlite database in ${dir}`);
+      else await rm(dir, { recursive: true, force: true });
+    }
   }
+
+  if (LAG) for (const kind of TARGETS) await benchLag(kind === 'postgres' ? 'postgres' : 'pglite');
+} finally {
+  for (const c of cleanups.reverse()) await c().catch((err: unknown) => console.error(err));
+  await cluster?.destroy();
 }
-
-if (LAG) for (const kind of TARGETS) await benchLag(kind === 'postgres' ? 'postgres' : 'pglite');
-
-for (const c of cleanups.reverse()) await c();
-await cluster?.destroy();
 
 /**
  * --lag: the sink's lag at the cluster's full commit rate. A 3-node devnet
