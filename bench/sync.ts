@@ -21,6 +21,8 @@
  * --pglite-buffers SIZE: PGlite's shared_buffers (default as a node: PGLITE_SHARED_BUFFERS);
  * --pg-db NAME / --pglite-dir DIR: search a mirror kept by an earlier run (--keep / the same
  * --pglite-dir) without rebuilding it (steps 3–4 only; same query mix, other random queries).
+ * --no-db: the sink's own work without a database (read, decode, re-execute, compare receipts,
+ * build rows, encode COPY text) over the chain, 5 runs: what one thread can do at best.
  * --lag: the sink's lag at a cluster's full commit rate, on a 3-node devnet
  * mirroring into PGlite or Postgres (--targets; --lag-clients, --lag-seconds).
  */
@@ -33,13 +35,15 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { toHex } from '../src/codec/index.js';
 import { generateKeyPair, type KeyPair } from '../src/crypto/index.js';
-import type { DecodedTx, UnsignedTx } from '../src/ledger/index.js';
+import { LedgerState, processBlock, type DecodedTx, type UnsignedTx } from '../src/ledger/index.js';
 import { initNetwork } from '../src/node/init.js';
 import { readKeyFile } from '../src/node/keyfile.js';
 import { LedgerChain } from '../src/node/ledger-chain.js';
 import { LevelStore } from '../src/storage/index.js';
 import {
   ChainStoreSource,
+  decodeStoredBlock,
+  EMPTY_CURSOR,
   SearchIndexer,
   embedderIndexName,
   HashingEmbedder,
@@ -54,6 +58,8 @@ import {
   type SqlTarget,
 } from '../src/sync/index.js';
 import { vectorLiteral } from '../src/sync/indexer.js';
+import { MirrorBatch, type BatchRows } from '../src/sync/rows.js';
+import { writeBatch } from '../src/sync/writer.js';
 import { ThrowawayCluster } from './pg-cluster.js';
 import { benchNetwork, cutBenchBlocks, signedJson, txMaker } from './workload.js';
 
@@ -83,6 +89,7 @@ const PG_URL =
 const BACKFILL_ONLY = process.argv.includes('--backfill-only');
 /** --lag: the mirror's lag on a 3-node devnet at full commit rate, instead of everything else */
 const LAG = process.argv.includes('--lag');
+const NO_DB = process.argv.includes('--no-db');
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /** Deterministic PRNG (mulberry32), so every run mirrors the same texts. */
@@ -243,6 +250,68 @@ async function buildChain(commissions: number): Promise<BenchChain> {
 }
 
 const cleanups: (() => Promise<void>)[] = [];
+
+/**
+ * --no-db: the sink's JavaScript alone, as a backfill runs it batch by batch
+ * (re-execution on a MirrorBatch, receipts compared, rows, COPY text encoded
+ * to bytes), with a target that accepts every write at once. The bound on a
+ * backfill that one thread sets, whatever the database.
+ */
+async function benchSinkCpu(bc: BenchChain): Promise<void> {
+  const accept = (rows: BatchRows): SqlExecutor => ({
+    // the cursor moves; the one UPDATE statement reports every row it was given
+    query: <R>(sql: string) =>
+      Promise.resolve(
+        sql.includes('UPDATE sync_cursor')
+          ? { rows: [] as R[], rowCount: 1 }
+          : {
+              rows: [
+                {
+                  u_commissions: rows.commissions.update.length,
+                  u_pair_balances: rows.pairs.update.length,
+                  u_account_balances: rows.accounts.update.length,
+                  u_currency_totals: rows.totals.update.length,
+                } as R,
+              ],
+              rowCount: 1,
+            },
+      ),
+    copyFrom: (_table, _columns, data) => {
+      Buffer.from(data, 'utf8'); // as the Postgres target sends it
+      let n = 0;
+      for (let i = data.indexOf('\n'); i >= 0; i = data.indexOf('\n', i + 1)) n++;
+      return Promise.resolve(n);
+    },
+  });
+  const runs: number[] = [];
+  for (let run = 0; run < 5; run++) {
+    const t0 = performance.now();
+    const state = new LedgerState();
+    let from = EMPTY_CURSOR;
+    for (let h = 0; h <= bc.chain.height;) {
+      const batch = new MirrorBatch(state);
+      for (; h <= bc.chain.height && batch.txCount < 10_000; h++) {
+        const block = decodeStoredBlock((await bc.source.getBlockBytes(h))!);
+        const processed = processBlock(batch, block, { checkSignatures: false });
+        const chain = await bc.source.getReceipts(h);
+        if (
+          chain.some((r, i) => r.tx !== processed.receipts[i]?.tx || r.code !== processed.receipts[i]?.code)
+        )
+          throw new Error(`block ${h}: other receipts`);
+        batch.add(block, processed);
+      }
+      const rows = batch.rows();
+      await writeBatch(accept(rows), rows, from);
+      state.merge(batch.writes);
+      from = { height: batch.last!.block.header.height, hash: batch.last!.hash };
+    }
+    runs.push(((performance.now() - t0) * 1000) / bc.txCount);
+  }
+  console.log(
+    `sink without a database (--no-db): ${runs.map((us) => us.toFixed(1)).join(', ')} µs per transaction ` +
+      `= at most ${fmt(1e6 / Math.min(...runs))} tx/s on one thread`,
+  );
+}
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -497,7 +566,7 @@ async function keptMirror(
 
 // a failed run must not leave a throwaway cluster running or a scratch chain behind
 try {
-  if (!LAG && TARGETS.includes('postgres')) {
+  if (!LAG && !NO_DB && TARGETS.includes('postgres')) {
     // --pg-db NAME: search a database kept by an earlier run (--keep) instead of building one
     const kept = arg('--pg-db', '');
     const name = kept || `bitnexus_bench_${randomBytes(4).toString('hex')}`;
@@ -528,7 +597,7 @@ try {
     }
   }
 
-  if (!LAG && TARGETS.includes('pglite')) {
+  if (!LAG && !NO_DB && TARGETS.includes('pglite')) {
     // --pglite-dir DIR: kept after the run; a second run only searches what it holds
     const kept = arg('--pglite-dir', '');
     const dir = kept || (await mkdtemp(join(tmpdir(), 'bitnexus-bench-pglite-')));
@@ -551,6 +620,7 @@ try {
   }
 
   if (LAG) for (const kind of TARGETS) await benchLag(kind === 'postgres' ? 'postgres' : 'pglite');
+  if (NO_DB) await benchSinkCpu(await chainOf(N));
 } finally {
   for (const c of cleanups.reverse()) await c().catch((err: unknown) => console.error(err));
   await cluster?.destroy();
