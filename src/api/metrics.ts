@@ -172,7 +172,27 @@ function mirrorMetrics(p: string, registry: Registry): (status: SyncServiceStatu
       ),
       embedded: counter('mirror_embedded_total', 'Commissions embedded by the search indexer'),
       indexErrors: counter('mirror_index_errors_total', 'Failed steps of the search indexer'),
-      last: { rows: 0, errors: 0, embedded: 0, indexErrors: 0 },
+      analyzed: counter(
+        'mirror_tables_analyzed_total',
+        "Tables of the PGlite mirror analyzed by the node's own maintenance (no autovacuum in PGlite)",
+      ),
+      vacuumed: counter(
+        'mirror_tables_vacuumed_total',
+        "Tables of the PGlite mirror vacuumed by the node's own maintenance (no autovacuum in PGlite)",
+      ),
+      maintenanceErrors: counter(
+        'mirror_maintenance_errors_total',
+        'Failed maintenance rounds of the PGlite mirror',
+      ),
+      last: {
+        rows: 0,
+        errors: 0,
+        embedded: 0,
+        indexErrors: 0,
+        analyzed: 0,
+        vacuumed: 0,
+        maintenanceErrors: 0,
+      },
     };
   };
   let m: ReturnType<typeof create> | undefined;
@@ -201,5 +221,10 @@ function mirrorMetrics(p: string, registry: Registry): (status: SyncServiceStatu
     m.indexThrough.set({ index: 'vectors' }, s.index.throughHeight);
     follow(m.embedded, 'embedded', s.index.embedded);
     follow(m.indexErrors, 'indexErrors', s.index.errors);
+    if (s.maintenance) {
+      follow(m.analyzed, 'analyzed', s.maintenance.analyzed);
+      follow(m.vacuumed, 'vacuumed', s.maintenance.vacuumed);
+      follow(m.maintenanceErrors, 'maintenanceErrors', s.maintenance.failed);
+    }
   };
 }

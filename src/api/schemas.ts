@@ -390,6 +390,20 @@ export const EmbeddingIndexStatus: JsonSchema = {
   },
 };
 
+export const MirrorMaintenanceStatus: JsonSchema = {
+  type: 'object',
+  description:
+    "VACUUM and ANALYZE of the mirror's tables, which a node runs itself on PGlite (no autovacuum there); absent with a real Postgres.",
+  required: ['rounds', 'analyzed', 'vacuumed', 'failed'],
+  properties: {
+    rounds: { ...count, description: 'checks of the tables, since start (every 10 s)' },
+    analyzed: { ...count, description: 'tables analyzed since start' },
+    vacuumed: { ...count, description: 'tables vacuumed since start' },
+    failed: { ...count, description: 'rounds that failed since start' },
+    lastError: { type: 'string', description: 'why the last round failed, until one succeeds' },
+  },
+};
+
 export const SyncStatus: JsonSchema = {
   type: 'object',
   description: "The mirror's sink (Postgres rows) and its embedding index.",
@@ -415,6 +429,7 @@ export const SyncStatus: JsonSchema = {
     rowsWritten: { ...count, description: 'rows inserted or updated since start' },
     errors: { ...count, description: 'failed attempts since start' },
     index: EmbeddingIndexStatus,
+    maintenance: MirrorMaintenanceStatus,
   },
 };
 
@@ -473,6 +488,7 @@ export const COMPONENTS: Readonly<Record<string, JsonSchema>> = {
   SearchHit,
   SearchResult,
   EmbeddingIndexStatus,
+  MirrorMaintenanceStatus,
   SyncStatus,
   CheckDifference,
   CheckReport,

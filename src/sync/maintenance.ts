@@ -35,10 +35,15 @@ export interface MaintenanceOptions {
 }
 
 export interface MaintenanceStatus {
-  /** rounds that looked at the counters */
+  /** rounds that looked at the counters, since start */
   rounds: number;
+  /** tables analyzed, since start */
   analyzed: number;
+  /** tables vacuumed, since start */
   vacuumed: number;
+  /** rounds that failed, since start */
+  failed: number;
+  /** why the last round failed (cleared by the next that succeeds) */
   lastError?: string;
 }
 
@@ -93,7 +98,7 @@ export class MirrorMaintenance {
   private stopped = true;
   /** stop() was called: a round in progress ends after its current table */
   private halted = false;
-  private readonly counts: MaintenanceStatus = { rounds: 0, analyzed: 0, vacuumed: 0 };
+  private readonly counts: MaintenanceStatus = { rounds: 0, analyzed: 0, vacuumed: 0, failed: 0 };
 
   constructor(opts: MaintenanceOptions) {
     this.target = opts.target;
@@ -196,6 +201,7 @@ export class MirrorMaintenance {
         })
         .catch((err: unknown) => {
           // the database is away (the sink reports that) or busy: the next round tries again
+          this.counts.failed++;
           this.counts.lastError = errorMessage(err);
           this.log.warn({ err: this.counts.lastError }, 'mirror maintenance failed, trying again later');
         })

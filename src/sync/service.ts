@@ -1,6 +1,6 @@
 import type { Embedder } from './embedder.js';
 import { SearchIndexer, type IndexerOptions, type IndexerStatus } from './indexer.js';
-import { MirrorMaintenance, type MaintenanceOptions } from './maintenance.js';
+import { MirrorMaintenance, type MaintenanceOptions, type MaintenanceStatus } from './maintenance.js';
 import { PostgresTarget } from './pg-target.js';
 import { PgliteTarget } from './pglite-target.js';
 import { PostgresSink, type SinkOptions, type SyncStatus } from './sink.js';
@@ -19,6 +19,8 @@ export interface SyncServiceOptions extends SinkOptions {
 
 export interface SyncServiceStatus extends SyncStatus {
   index: IndexerStatus;
+  /** VACUUM and ANALYZE of the mirror's tables: on PGlite only (a real Postgres runs autovacuum) */
+  maintenance?: MaintenanceStatus;
 }
 
 export class SyncService {
@@ -72,7 +74,9 @@ export class SyncService {
   }
 
   status(): SyncServiceStatus {
-    return { ...this.sink.status(), index: this.indexer.status() };
+    const s: SyncServiceStatus = { ...this.sink.status(), index: this.indexer.status() };
+    if (this.maintenance) s.maintenance = this.maintenance.status();
+    return s;
   }
 }
 

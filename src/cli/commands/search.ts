@@ -61,7 +61,8 @@ function formatHits(result: SearchResult, text: string): string {
   return lines.join('\n');
 }
 
-function formatStatus(s: SyncServiceStatus): string {
+/** `bitnexus sync status` without --json (exported for tests). */
+export function formatStatus(s: SyncServiceStatus): string {
   const ix = s.index;
   const lines = [
     `mirror ${s.state} at height ${s.height} ${s.hash}`,
@@ -75,6 +76,13 @@ function formatStatus(s: SyncServiceStatus): string {
     `  ${ix.embedded} embedded, errors ${ix.errors}`,
   );
   if (ix.lastError !== undefined) lines.push(`  last error: ${ix.lastError}`);
+  const m = s.maintenance;
+  if (m !== undefined) {
+    lines.push(
+      `maintenance (PGlite): ${m.analyzed} tables analyzed, ${m.vacuumed} vacuumed in ${m.rounds} rounds, ${m.failed} failed`,
+    );
+    if (m.lastError !== undefined) lines.push(`  last error: ${m.lastError}`);
+  }
   return lines.join('\n');
 }
 

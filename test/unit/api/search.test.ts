@@ -193,6 +193,16 @@ describe('GET /v1/sync/status', () => {
     expect(res.json()).toEqual(stopped);
   });
 
+  it("carries a PGlite mirror's maintenance (VACUUM / ANALYZE) when there is one", async () => {
+    const status = node.syncStatus()!;
+    const pglite = {
+      ...status,
+      maintenance: { rounds: 12, analyzed: 9, vacuumed: 2, failed: 1, lastError: 'PGlite is closed' },
+    };
+    node.syncStatusImpl = () => pglite;
+    expect((await app.inject('/v1/sync/status')).json()).toEqual(pglite);
+  });
+
   it('before genesis: height -1 and a hash of zeros', async () => {
     const status = node.syncStatus()!;
     const empty = { ...status, height: -1, hash: '0'.repeat(64), lagBlocks: 3 };

@@ -84,6 +84,14 @@ describe('mirror metrics on /metrics', () => {
     expect(value(text, 'bitnexus_mirror_rows_written_total')).toBe(700);
     expect(value(text, 'bitnexus_mirror_errors_total')).toBe(4);
 
+    // a PGlite mirror's own VACUUM and ANALYZE (no autovacuum there)
+    expect(value(text, 'bitnexus_mirror_tables_analyzed_total')).toBe(0);
+    metrics.setMirror(status({ maintenance: { rounds: 6, analyzed: 5, vacuumed: 2, failed: 1 } }));
+    text = await scrape(metrics);
+    expect(value(text, 'bitnexus_mirror_tables_analyzed_total')).toBe(5);
+    expect(value(text, 'bitnexus_mirror_tables_vacuumed_total')).toBe(2);
+    expect(value(text, 'bitnexus_mirror_maintenance_errors_total')).toBe(1);
+
     metrics.setMirror(undefined);
     expect(await scrape(metrics)).not.toContain('bitnexus_mirror_');
   });
