@@ -156,40 +156,40 @@ export class MirrorMaintenance {
       // relname comes from pg_class of the mirror's schema; quoted all the same
       const table = `"${this.target.schema}"."${t.relname.replace(/"/g, '""')}"`;
       if (due.vacuum) {
-        const started = performance.now();
-        await this.target.query(`VACUUM ${table}`);
-        done.vacuumed.push(t.relname);
-        this.counts.vacuumed++;
-        this.log.info(
-          {
-            table: t.relname,
-            deadRows: Number(t.n_dead_tup ?? 0),
-            ms: Math.round(performance.now() - started),
-          },
-          'mirror maintenance: vacuumed',
+        await this.act(done, 'vacuumed', t.relname, { deadRows: Number(t.n_dead_tup ?? 0) }, () =>
+          this.target.query(`VACUUM ${table}`),
         );
       }
       if (due.analyze) {
-        const started = performance.now();
-        await this.target.transaction(async (tx) => {
-          await tx.query(`SELECT set_config('default_statistics_target', $1, true)`, [
-            String(this.statisticsTarget),
-          ]);
-          await tx.query(`ANALYZE ${table}`);
-        });
-        done.analyzed.push(t.relname);
-        this.counts.analyzed++;
-        this.log.info(
-          {
-            table: t.relname,
-            changedRows: Number(t.n_mod_since_analyze ?? 0),
-            ms: Math.round(performance.now() - started),
-          },
-          'mirror maintenance: analyzed',
+        await this.act(done, 'analyzed', t.relname, { changedRows: Number(t.n_mod_since_analyze ?? 0) }, () =>
+          this.target.transaction(async (tx) => {
+            await tx.query(`SELECT set_config('default_statistics_target', $1, true)`, [
+              String(this.statisticsTarget),
+            ]);
+            await tx.query(`ANALYZE ${table}`);
+          }),
         );
       }
     }
     return done;
+  }
+
+  /** Run one action on one table; count it, and log it with what made it due and how long it took. */
+  private async act(
+    done: MaintenanceRound,
+    action: 'analyzed' | 'vacuumed',
+    table: string,
+    why: Record<string, number>,
+    run: () => Promise<unknown>,
+  ): Promise<void> {
+    const started = performance.now();
+    await run();
+    done[action].push(table);
+    this.counts[action]++;
+    this.log.info(
+      { table, ...why, ms: Math.round(performance.now() - started) },
+      `mirror maintenance: ${action}`,
+    );
   }
 
   private schedule(): void {

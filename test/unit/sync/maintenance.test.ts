@@ -40,22 +40,6 @@ describe('maintenance rules (autovacuum defaults)', () => {
       dueFor(counters({ reltuples: -1, bytes: 0, n_dead_tup: null, n_mod_since_analyze: null })),
     ).toEqual({ vacuum: false, analyze: false });
   });
-
-  const noPostgres = DB_KINDS.find((k) => k.kind === 'postgres')!.skip;
-  it.skipIf(noPostgres)('is not started on Postgres, which runs autovacuum itself', async () => {
-    const db = await postgresDb();
-    try {
-      const fc = new FollowedChain(await buildSampleChain());
-      const service = new SyncService({
-        source: fc.source,
-        target: await db.open(),
-        embedder: new HashingEmbedder(),
-      });
-      expect(service.maintenance).toBeUndefined();
-    } finally {
-      await db.drop();
-    }
-  });
 });
 
 async function stat(target: SqlTarget, table: string) {
