@@ -217,7 +217,12 @@ function toHit(r: HitRow, score: number, matchedBy: SearchHit['matchedBy']): Sea
  *
  *  - exact: the commission or order id, through their indexes;
  *  - text: the GIN index finds at most `cap` matches (no ranking work
- *    beyond them), `ts_rank_cd` orders only those;
+ *    beyond them), `ts_rank_cd` orders only those. Under a merchant or
+ *    affiliate filter with few commissions (below), the matches are taken
+ *    among those candidates instead: a common word ("boots", 4 % of all
+ *    commissions) no longer fetches every match's commission row to test
+ *    the filter (44,000 buffers and 63 ms on PGlite over 100,000
+ *    commissions, against ~11,000);
  *  - vector: `ORDER BY distance LIMIT n` through the embedder's HNSW index,
  *    scanned iteratively under filters (the session's settings), materialised
  *    and re-sorted because of the relaxed order. With a merchant or affiliate
@@ -251,18 +256,44 @@ function hybridStatement(
   if (!Number.isInteger(cap) || cap < 1) throw invalid('textRankCap must be a positive integer');
   const w = where(filters);
   const joinC = (alias: string) => (filters.length > 0 ? `JOIN commissions c ON c.id = ${alias}` : '');
+  const exactBelow = opts.exactBelow ?? 2_000;
+  if (!Number.isInteger(exactBelow) || exactBelow < 0)
+    throw invalid('exactBelow must be a non-negative integer');
+  // a merchant or affiliate filter: its commissions are counted first, up to exactBelow + 1
+  const few = (f.merchant !== undefined || f.affiliate !== undefined) && exactBelow > 0;
+  const fewCtes = few
+    ? [
+        // LIMIT exactBelow + 1: counting stops as soon as there are too many
+        `cand AS MATERIALIZED (SELECT c.id FROM commissions c WHERE ${w} LIMIT ${p(exactBelow + 1)})`,
+        `few AS MATERIALIZED (SELECT count(*) <= ${p(exactBelow)}::int8 AS yes FROM cand)`,
+      ]
+    : [];
+  // the full-text matches: among the candidates when they are few (then they are every commission
+  // the filters pass), else through the GIN index with the filters tested on each match
+  const textMatches = few
+    ? `SELECT * FROM (
+         SELECT g.id, g.search_tsv FROM (
+           -- OFFSET 0 keeps this a scan of the GIN index and the text rows' pages (each read once),
+           -- joined to the candidates by hash, never a lookup per candidate
+           SELECT t.commission_id AS id, t.search_tsv FROM commission_text t, tq WHERE t.search_tsv @@ tq.tq OFFSET 0
+         ) g JOIN cand ON cand.id = g.id
+         WHERE (SELECT yes FROM few)
+         UNION ALL
+         SELECT t.commission_id, t.search_tsv FROM commission_text t ${joinC('t.commission_id')}, tq
+         WHERE NOT (SELECT yes FROM few) AND t.search_tsv @@ tq.tq AND ${w}
+       ) m LIMIT ${p(cap)}`
+    : `SELECT t.commission_id AS id, t.search_tsv FROM commission_text t ${joinC('t.commission_id')}, tq
+       WHERE t.search_tsv @@ tq.tq AND ${w}
+       LIMIT ${p(cap)}`;
   const ctes = [
+    ...fewCtes,
     `exact AS (
        SELECT c.id, row_number() OVER (ORDER BY c.recorded_height DESC, c.recorded_index DESC) AS rank
        FROM commissions c WHERE (c.id = $1 OR c.order_id = $1) AND ${w}
        ORDER BY c.recorded_height DESC, c.recorded_index DESC LIMIT ${nP}
      )`,
     `tq AS (SELECT websearch_to_tsquery('english', $1) AS tq)`,
-    `matched AS (
-       SELECT t.commission_id AS id, t.search_tsv FROM commission_text t ${joinC('t.commission_id')}, tq
-       WHERE t.search_tsv @@ tq.tq AND ${w}
-       LIMIT ${p(cap)}
-     )`,
+    `matched AS (${textMatches})`,
     `text AS (
        SELECT m.id, row_number() OVER (ORDER BY ts_rank_cd(m.search_tsv, tq.tq) DESC, m.id) AS rank
        FROM matched m, tq ORDER BY 2 LIMIT ${nP}
@@ -278,15 +309,8 @@ function hybridStatement(
     const vP = p(vector.literal);
     const distance = `e.embedding::vector(${d}) <=> ${vP}::vector(${d})`;
     const mine = `e.embedder = ${embedderLiteral(embedder.id)}`;
-    const exactBelow = opts.exactBelow ?? 2_000;
-    if (!Number.isInteger(exactBelow) || exactBelow < 0)
-      throw invalid('exactBelow must be a non-negative integer');
-    const few = (f.merchant !== undefined || f.affiliate !== undefined) && exactBelow > 0;
     if (few) {
       ctes.push(
-        // LIMIT exactBelow + 1: counting stops as soon as there are too many
-        `cand AS MATERIALIZED (SELECT c.id FROM commissions c WHERE ${w} LIMIT ${p(exactBelow + 1)})`,
-        `few AS MATERIALIZED (SELECT count(*) <= ${p(exactBelow)}::int8 AS yes FROM cand)`,
         // one lookup per candidate (LATERAL … LIMIT 1), never a scan of every embedding
         `vec_exact AS MATERIALIZED (
            SELECT cand.id, d.distance FROM cand

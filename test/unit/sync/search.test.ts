@@ -261,6 +261,38 @@ describe.each(DB_KINDS)('search on $kind', ({ create, skip }) => {
     });
   });
 
+  it.skipIf(skip)(
+    'finds the same full-text matches under a merchant filter whether its commissions are few or many',
+    async () => {
+      // text only (the embedder is down): with few candidates the matches are taken among them
+      // (joined by hash), otherwise each match's commission is tested against the filter
+      const textOnly: Embedder = {
+        id: embedder.id,
+        dimension: embedder.dimension,
+        embed: () => Promise.reject(new Error('model server down')),
+      };
+      for (const [q, merchant] of [
+        ['cable', 'TechNova Electronics'], // a word in ~585 of the merchant's commissions
+        ['towel cotton', 'Bella Cucina'],
+      ] as const) {
+        const runs = [];
+        // 2,000 (default) and 5,000: few, by hash; 100: too many, filter per match; 0: never counted
+        for (const exactBelow of [2_000, 5_000, 100, 0]) {
+          const r = await searchDetailed(
+            target,
+            textOnly,
+            { q, k: 20, filters: { merchant, status: ['pending', 'approved'] } },
+            { exactBelow },
+          );
+          expect(r.vectorUsed).toBe(false);
+          runs.push(r.hits.map((h) => `${h.id} ${h.score}`));
+        }
+        expect(runs[0]!.length).toBeGreaterThan(q === 'cable' ? 10 : 5);
+        for (const other of runs.slice(1)) expect(other).toEqual(runs[0]);
+      }
+    },
+  );
+
   it.skipIf(skip)('answers from full-text alone when the embedder is down', async () => {
     const down: Embedder = {
       id: embedder.id,
