@@ -10,7 +10,8 @@ import { yieldToEventLoop, type SqlExecutor, type SqlTarget } from './target.js'
 /**
  * The search indexer: keeps the derived search data of the mirror, in the
  * background, so neither the sink nor consensus ever wait for it:
- *  - `commission_text`: each commission's weighted tsvector (GIN-indexed);
+ *  - `commission_text`: each commission's weighted tsvector (GIN-indexed), with
+ *    copies of its fixed fields, so search tests most filters on the entry;
  *  - `commission_embeddings`: each commission's vector from the current
  *    embedder (HNSW-indexed).
  * Both follow the commissions in chain order behind a watermark that moves in
@@ -232,12 +233,14 @@ export class SearchIndexer {
     const { rows } = await this.target.query<{ n: number; h: number | null; i: number | null }>(
       `WITH p AS (SELECT through_height AS h, through_index AS i FROM search_progress WHERE job = 'text' FOR UPDATE),
        batch AS (
-         SELECT c.id, c.recorded_height, c.recorded_index, ${SEARCH_TSV_SQL} AS tsv
+         SELECT c.id, c.recorded_height, c.recorded_index, ${SEARCH_TSV_SQL} AS tsv,
+                c.merchant, c.affiliate, c.currency, c.amount, c.recorded_at
          FROM commissions c, p WHERE (c.recorded_height, c.recorded_index) > (p.h, p.i)
          ORDER BY c.recorded_height, c.recorded_index LIMIT $1
        ),
        last AS (SELECT recorded_height AS h, recorded_index AS i FROM batch ORDER BY 1 DESC, 2 DESC LIMIT 1),
-       ins AS (INSERT INTO commission_text (commission_id, search_tsv) SELECT id, tsv FROM batch
+       ins AS (INSERT INTO commission_text (commission_id, search_tsv, merchant, affiliate, currency, amount, recorded_at)
+               SELECT id, tsv, merchant, affiliate, currency, amount, recorded_at FROM batch
                ON CONFLICT (commission_id) DO NOTHING RETURNING 1),
        moved AS (UPDATE search_progress s SET through_height = last.h, through_index = last.i FROM last
                  WHERE s.job = 'text' RETURNING 1)

@@ -104,8 +104,20 @@ function invalid(message: string): SyncError {
   return new SyncError('INVALID_QUERY', message);
 }
 
-/** WHERE conditions on `c` (commissions) for the filters; values are appended to `params`. */
-export function filterConditions(f: SearchFilters, params: unknown[]): string[] {
+/**
+ * WHERE conditions for the filters; values are appended to `params`. The
+ * fixed columns (merchant, affiliate, currency, amount, recorded_at) are
+ * read from the table aliased `on` (default `c`, commissions; `t` for
+ * commission_text, which holds copies of them), status from `statusOn`
+ * (default: the same alias; it is only in commissions).
+ */
+export function filterConditions(
+  f: SearchFilters,
+  params: unknown[],
+  opts: { on?: string; statusOn?: string } = {},
+): string[] {
+  const on = opts.on ?? 'c';
+  const statusOn = opts.statusOn ?? on;
   const out: string[] = [];
   const p = (v: unknown) => {
     params.push(v);
@@ -114,25 +126,25 @@ export function filterConditions(f: SearchFilters, params: unknown[]): string[] 
   for (const side of ['merchant', 'affiliate'] as const) {
     const v = f[side];
     if (v === undefined) continue;
-    if (HEX_KEY.test(v)) out.push(`c.${side} = ${p(v)}`);
+    if (HEX_KEY.test(v)) out.push(`${on}.${side} = ${p(v)}`);
     // by name: through the (small) participants table, so the index on commissions.<side> still serves
     else
       out.push(
-        `c.${side} IN (SELECT pt.key FROM participants pt WHERE pt.role = '${side}' AND lower(pt.name) = lower(${p(v)}))`,
+        `${on}.${side} IN (SELECT pt.key FROM participants pt WHERE pt.role = '${side}' AND lower(pt.name) = lower(${p(v)}))`,
       );
   }
   if (f.status !== undefined) {
     const list = typeof f.status === 'string' ? [f.status] : [...f.status];
     for (const s of list)
       if (!COMMISSION_STATUSES.includes(s)) throw invalid(`unknown status ${JSON.stringify(s)}`);
-    out.push(`c.status = ANY(${p(list)}::text[])`);
+    out.push(`${statusOn}.status = ANY(${p(list)}::text[])`);
   }
   if (f.currency !== undefined) {
     if (!/^[A-Z]{3}$/.test(f.currency)) throw invalid('currency must be an ISO 4217 code');
-    out.push(`c.currency = ${p(f.currency)}`);
+    out.push(`${on}.currency = ${p(f.currency)}`);
   }
-  if (f.from !== undefined) out.push(`c.recorded_at >= ${p(msToIso(f.from))}::timestamptz`);
-  if (f.to !== undefined) out.push(`c.recorded_at < ${p(msToIso(f.to))}::timestamptz`);
+  if (f.from !== undefined) out.push(`${on}.recorded_at >= ${p(msToIso(f.from))}::timestamptz`);
+  if (f.to !== undefined) out.push(`${on}.recorded_at < ${p(msToIso(f.to))}::timestamptz`);
   for (const [key, op] of [
     ['minAmount', '>='],
     ['maxAmount', '<='],
@@ -141,7 +153,7 @@ export function filterConditions(f: SearchFilters, params: unknown[]): string[] 
     if (v === undefined) continue;
     const s = v.toString();
     if (!AMOUNT.test(s)) throw invalid(`${key} must be a non-negative integer in minor units`);
-    out.push(`c.amount ${op} ${p(s)}::numeric`);
+    out.push(`${on}.amount ${op} ${p(s)}::numeric`);
   }
   return out;
 }
@@ -222,7 +234,9 @@ function toHit(r: HitRow, score: number, matchedBy: SearchHit['matchedBy']): Sea
  *    among those candidates instead: a common word ("boots", 4 % of all
  *    commissions) no longer fetches every match's commission row to test
  *    the filter (44,000 buffers and 63 ms on PGlite over 100,000
- *    commissions, against ~11,000);
+ *    commissions, against ~11,000). Other filters are tested on the
+ *    entry's own copies of the commission's fixed fields; status alone
+ *    needs the commission row;
  *  - vector: `ORDER BY distance LIMIT n` through the embedder's HNSW index,
  *    scanned iteratively under filters (the session's settings), materialised
  *    and re-sorted because of the relaxed order. With a merchant or affiliate
@@ -269,7 +283,10 @@ function hybridStatement(
       ]
     : [];
   // the full-text matches: among the candidates when they are few (then they are every commission
-  // the filters pass), else through the GIN index with the filters tested on each match
+  // the filters pass), else through the GIN index with the filters tested on each match's text row
+  // (which holds the commission's fixed fields); only a status filter needs the commission itself
+  const textWhere = where(filterConditions(f, params, { on: 't', statusOn: 'c' }));
+  const textJoin = f.status !== undefined ? 'JOIN commissions c ON c.id = t.commission_id' : '';
   const textMatches = few
     ? `SELECT * FROM (
          SELECT g.id, g.search_tsv FROM (
@@ -279,11 +296,11 @@ function hybridStatement(
          ) g JOIN cand ON cand.id = g.id
          WHERE (SELECT yes FROM few)
          UNION ALL
-         SELECT t.commission_id, t.search_tsv FROM commission_text t ${joinC('t.commission_id')}, tq
-         WHERE NOT (SELECT yes FROM few) AND t.search_tsv @@ tq.tq AND ${w}
+         SELECT t.commission_id, t.search_tsv FROM commission_text t ${textJoin}, tq
+         WHERE NOT (SELECT yes FROM few) AND t.search_tsv @@ tq.tq AND ${textWhere}
        ) m LIMIT ${p(cap)}`
-    : `SELECT t.commission_id AS id, t.search_tsv FROM commission_text t ${joinC('t.commission_id')}, tq
-       WHERE t.search_tsv @@ tq.tq AND ${w}
+    : `SELECT t.commission_id AS id, t.search_tsv FROM commission_text t ${textJoin}, tq
+       WHERE t.search_tsv @@ tq.tq AND ${textWhere}
        LIMIT ${p(cap)}`;
   const ctes = [
     ...fewCtes,

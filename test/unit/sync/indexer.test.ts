@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   HashingEmbedder,
   HttpEmbedder,
+  migrate,
   PostgresSink,
   search,
   SearchIndexer,
@@ -63,6 +64,50 @@ describe.each(DB_KINDS)('search indexer on $kind', ({ create, skip }) => {
         expect(await again.drain()).toBe(0);
       } finally {
         await stub.close();
+        await db.drop();
+      }
+    },
+  );
+});
+
+describe.each(DB_KINDS)('full-text rows on $kind', ({ create, skip }) => {
+  it.skipIf(skip)(
+    "carry their commission's fixed fields, also in a mirror indexed before migration 4",
+    async () => {
+      const db = await create();
+      try {
+        const fc = new FollowedChain(await buildSampleChain());
+        const target = await db.open();
+        const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
+        sink.start();
+        await sink.waitForHeight(fc.height);
+        await sink.stop();
+        const indexer = new SearchIndexer({ target, embedder: new HashingEmbedder() });
+        while ((await indexer.textStep()) > 0);
+        const differing = () =>
+          count(
+            target,
+            'commission_text t JOIN commissions c ON c.id = t.commission_id',
+            `(t.merchant, t.affiliate, t.currency, t.amount, t.recorded_at)
+               IS DISTINCT FROM (c.merchant, c.affiliate, c.currency, c.amount, c.recorded_at)`,
+          );
+        expect(await count(target, 'commission_text')).toBe(3);
+        expect(await differing()).toBe(0);
+        // as a mirror indexed by an older version left it: no such columns, schema at version 3
+        await target.query(
+          `ALTER TABLE commission_text DROP COLUMN merchant, DROP COLUMN affiliate, DROP COLUMN currency,
+             DROP COLUMN amount, DROP COLUMN recorded_at`,
+        );
+        await target.query(`DELETE FROM schema_migrations WHERE version = 4`);
+        expect((await migrate(target)).applied).toEqual([4]);
+        expect(await differing()).toBe(0);
+        const hits = await search(target, new HashingEmbedder(), {
+          q: 'autumn A-2',
+          k: 3,
+          filters: { currency: 'USD', minAmount: '5000', maxAmount: '5000' },
+        });
+        expect(hits.map((h) => h.orderId)).toContain('A-2');
+      } finally {
         await db.drop();
       }
     },
