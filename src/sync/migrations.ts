@@ -209,6 +209,22 @@ export const MIGRATIONS: readonly Migration[] = [
          ALTER COLUMN recorded_at SET NOT NULL`,
     ],
   },
+  {
+    version: 5,
+    name: 'status in the merchant and affiliate indexes',
+    statements: [
+      // Search counts a merchant's or affiliate's commissions under the other filters (the
+      // candidates it scores exactly); with status only in the table, that read a heap page per
+      // commission of the merchant to test it (4,300 of 8,300 buffers of a merchant+status search
+      // at 100,000 commissions; 5,100 with it in the index). The price: a status change is no
+      // longer a HOT update, so it adds an entry to each of the table's indexes (vacuum removes
+      // the old ones; on PGlite the node's maintenance runs it).
+      `DROP INDEX commissions_merchant`,
+      `CREATE INDEX commissions_merchant ON commissions (merchant, status, recorded_at)`,
+      `DROP INDEX commissions_affiliate`,
+      `CREATE INDEX commissions_affiliate ON commissions (affiliate, status, recorded_at)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
