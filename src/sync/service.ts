@@ -36,12 +36,7 @@ export class SyncService {
       ...(opts.logger ? { logger: opts.logger } : {}),
       // The mirror first: while the sink is behind, the indexer waits for it to catch up, but
       // takes one step a second at least, so that search does not stop under a load that never ends.
-      between: async () => {
-        const s = this.sink.status();
-        if (s.lagBlocks > 0 && s.state === 'ok') {
-          await this.sink.waitForHeight(s.height + s.lagBlocks, 1_000).catch(() => undefined);
-        }
-      },
+      between: () => this.sinkCaughtUp(),
       ...opts.indexer,
     });
     this.maintenance =
@@ -49,6 +44,8 @@ export class SyncService {
         ? new MirrorMaintenance({
             target: opts.target,
             ...(opts.logger ? { logger: opts.logger } : {}),
+            // the mirror first, as for the indexer: each action right after a batch
+            between: () => this.sinkCaughtUp(),
             ...opts.maintenance,
           })
         : undefined;
@@ -59,6 +56,14 @@ export class SyncService {
         opts.onAdvance?.(cursor);
       },
     });
+  }
+
+  /** While the sink is behind, wait for it to catch up, 1 s at most (so a load that never ends cannot stall the others). */
+  private async sinkCaughtUp(): Promise<void> {
+    const s = this.sink.status();
+    if (s.lagBlocks > 0 && s.state === 'ok') {
+      await this.sink.waitForHeight(s.height + s.lagBlocks, 1_000).catch(() => undefined);
+    }
   }
 
   start(): void {
