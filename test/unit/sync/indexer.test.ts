@@ -6,12 +6,13 @@ import {
   PostgresSink,
   search,
   SearchIndexer,
+  type SqlTarget,
 } from '../../../src/sync/index.js';
 import { PacedBatch } from '../../../src/sync/indexer.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 import { appendTraffic, register } from './chains.js';
 import { EmbeddingStub } from './embedding-stub.js';
-import { closeSharedPglite, count, DB_KINDS, FollowedChain } from './helpers.js';
+import { closeSharedPglite, count, DB_KINDS, FollowedChain, type TestDb } from './helpers.js';
 
 afterAll(closeSharedPglite);
 
@@ -23,6 +24,17 @@ async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 15_
   }
 }
 
+/** The sample chain mirrored to its head into a database of `db` (its rows, no search index yet). */
+async function mirrored(db: TestDb): Promise<{ fc: FollowedChain; target: SqlTarget }> {
+  const fc = new FollowedChain(await buildSampleChain());
+  const target = await db.open();
+  const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
+  sink.start();
+  await sink.waitForHeight(fc.height);
+  await sink.stop();
+  return { fc, target };
+}
+
 describe.each(DB_KINDS)('search indexer on $kind', ({ create, skip }) => {
   it.skipIf(skip)(
     'keeps the full-text index going while the model server is down, and catches up when it is back',
@@ -30,12 +42,7 @@ describe.each(DB_KINDS)('search indexer on $kind', ({ create, skip }) => {
       const db = await create();
       const stub = await EmbeddingStub.start(32);
       try {
-        const fc = new FollowedChain(await buildSampleChain());
-        const target = await db.open();
-        const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
-        sink.start();
-        await sink.waitForHeight(fc.height);
-        await sink.stop();
+        const { target } = await mirrored(db);
         stub.failWith = 503;
         const embedder = new HttpEmbedder({ url: stub.url, model: 'stub', dimension: 32 });
         const indexer = new SearchIndexer({
@@ -76,12 +83,7 @@ describe.each(DB_KINDS)('full-text rows on $kind', ({ create, skip }) => {
     async () => {
       const db = await create();
       try {
-        const fc = new FollowedChain(await buildSampleChain());
-        const target = await db.open();
-        const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
-        sink.start();
-        await sink.waitForHeight(fc.height);
-        await sink.stop();
+        const { target } = await mirrored(db);
         const indexer = new SearchIndexer({ target, embedder: new HashingEmbedder() });
         while ((await indexer.textStep()) > 0);
         const differing = () =>
