@@ -6,7 +6,7 @@ import {
   SyncService,
   type SqlTarget,
 } from '../../../src/sync/index.js';
-import { dueFor } from '../../../src/sync/maintenance.js';
+import { ANALYZE_COLUMNS, dueFor } from '../../../src/sync/maintenance.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 import { closeSharedPglite, DB_KINDS, FollowedChain, pgliteDb, postgresDb } from './helpers.js';
 
@@ -129,6 +129,12 @@ describe('mirror maintenance on PGlite', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       await service.stop();
+      // only the columns the mirror's queries use (ANALYZE_COLUMNS), not the descriptions
+      const { rows } = await target.query<{ attname: string }>(
+        `SELECT attname FROM pg_stats WHERE schemaname = $1 AND tablename = 'commissions' ORDER BY attname`,
+        [target.schema],
+      );
+      expect(rows.map((r) => r.attname)).toEqual([...ANALYZE_COLUMNS.commissions!].sort());
       expect(service.maintenance!.status().analyzed).toBeGreaterThan(0);
       expect(service.maintenance!.status().lastError).toBeUndefined();
     } finally {
