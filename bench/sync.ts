@@ -501,17 +501,17 @@ async function benchSearch(
   }
 
   // 4. hybrid search latency
+  /** the two filtered kinds: a merchant (by name) and a status, or a currency and an amount range */
+  const filtered = (q: string, byMerchant: boolean): SearchRequest => ({
+    q,
+    k: 10,
+    filters: byMerchant
+      ? { merchant: pick(bc.merchantNames), status: 'approved' as const }
+      : { currency: 'USD', minAmount: '10000', maxAmount: '30000' },
+  });
   const reqs: SearchRequest[] = Array.from({ length: QUERIES }, (_, i) => {
     const q = i % 3 === 1 ? typo(description()) : description();
-    if (i % 3 !== 2) return { q, k: 10 };
-    return {
-      q,
-      k: 10,
-      filters:
-        i % 2 === 0
-          ? { merchant: pick(bc.merchantNames), status: 'approved' as const }
-          : { currency: 'USD', minAmount: '10000', maxAmount: '30000' },
-    };
+    return i % 3 !== 2 ? { q, k: 10 } : filtered(q, i % 2 === 0);
   });
   for (const r of reqs.slice(0, 10)) await search(target, embedder, r); // warm up
   const kindOf = (i: number) =>
@@ -526,15 +526,7 @@ async function benchSearch(
   const words = W.product.map((w) => w.split('-')[0]!);
   const common: SearchRequest[] = Array.from({ length: 60 }, (_, i) => {
     const q = words[i % words.length]!;
-    if (i % 3 === 0) return { q, k: 10 };
-    return {
-      q,
-      k: 10,
-      filters:
-        i % 3 === 1
-          ? { merchant: pick(bc.merchantNames), status: 'approved' as const }
-          : { currency: 'USD', minAmount: '10000', maxAmount: '30000' },
-    };
+    return i % 3 === 0 ? { q, k: 10 } : filtered(q, i % 3 === 1);
   });
   const tail = await timeSearches(
     target,
