@@ -4,7 +4,7 @@ import { checkEmbedder, type Embedder } from './embedder.js';
 import { errorMessage, SyncError } from './errors.js';
 import { migrate } from './migrations.js';
 import { searchableText } from './rows.js';
-import type { SyncLogger } from './sink.js';
+import { SILENT_LOGGER, type SyncLogger } from './sink.js';
 import { yieldToEventLoop, type SqlExecutor, type SqlTarget } from './target.js';
 
 /**
@@ -88,8 +88,6 @@ export interface IndexerStatus {
   lastError?: string;
 }
 
-const silent: SyncLogger = { debug() {}, info() {}, warn() {}, error() {} };
-
 /** A commission's full-text document: names (A) > description (B) > metadata (C) > order id (D). */
 export const SEARCH_TSV_SQL = `setweight(to_tsvector('english'::regconfig, c.merchant_name || ' ' || c.affiliate_name), 'A') ||
   setweight(to_tsvector('english'::regconfig, c.description), 'B') ||
@@ -167,7 +165,7 @@ export class SearchIndexer {
     const stepMs = opts.stepMs ?? 100;
     this.vectorBatch = new PacedBatch(opts.batchSize ?? 256, stepMs);
     this.textBatch = new PacedBatch(opts.textBatchSize ?? 2000, stepMs);
-    this.log = opts.logger ?? silent;
+    this.log = opts.logger ?? SILENT_LOGGER;
   }
 
   start(): void {

@@ -1,5 +1,5 @@
 import { errorMessage } from './errors.js';
-import type { SyncLogger } from './sink.js';
+import { SILENT_LOGGER, type SyncLogger } from './sink.js';
 import type { SqlTarget } from './target.js';
 
 /**
@@ -117,8 +117,6 @@ export function dueFor(t: TableCounters): { vacuum: boolean; analyze: boolean } 
   };
 }
 
-const silent: SyncLogger = { debug() {}, info() {}, warn() {}, error() {} };
-
 export class MirrorMaintenance {
   private readonly target: SqlTarget;
   private readonly log: SyncLogger;
@@ -133,7 +131,7 @@ export class MirrorMaintenance {
 
   constructor(private readonly opts: MaintenanceOptions) {
     this.target = opts.target;
-    this.log = opts.logger ?? silent;
+    this.log = opts.logger ?? SILENT_LOGGER;
     this.intervalMs = opts.intervalMs ?? 10_000;
     this.statisticsTarget = opts.statisticsTarget ?? 30;
     if (

@@ -62,7 +62,8 @@ export interface SyncLogger {
   error(obj: object, msg: string): void;
 }
 
-const silent: SyncLogger = { debug() {}, info() {}, warn() {}, error() {} };
+/** The logger of a sink, indexer or maintenance given none. */
+export const SILENT_LOGGER: SyncLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface SinkOptions {
   source: ChainSource;
@@ -153,7 +154,7 @@ export class PostgresSink {
   constructor(private readonly opts: SinkOptions) {
     this.source = opts.source;
     this.target = opts.target;
-    this.log = opts.logger ?? silent;
+    this.log = opts.logger ?? SILENT_LOGGER;
     this.now = opts.now ?? Date.now;
     this.maxBlocks = opts.maxBatchBlocks ?? 500;
     this.maxTxs = opts.maxBatchTxs ?? 10_000;
