@@ -287,6 +287,8 @@ function hybridStatement(
   // (which holds the commission's fixed fields); only a status filter needs the commission itself
   const textWhere = where(filterConditions(f, params, { on: 't', statusOn: 'c' }));
   const textJoin = f.status !== undefined ? 'JOIN commissions c ON c.id = t.commission_id' : '';
+  const filteredText = `SELECT t.commission_id AS id, t.search_tsv FROM commission_text t ${textJoin}, tq
+       WHERE t.search_tsv @@ tq.tq AND ${textWhere}`;
   const textMatches = few
     ? `SELECT * FROM (
          SELECT g.id, g.search_tsv FROM (
@@ -296,12 +298,9 @@ function hybridStatement(
          ) g JOIN cand ON cand.id = g.id
          WHERE (SELECT yes FROM few)
          UNION ALL
-         SELECT t.commission_id, t.search_tsv FROM commission_text t ${textJoin}, tq
-         WHERE NOT (SELECT yes FROM few) AND t.search_tsv @@ tq.tq AND ${textWhere}
+         ${filteredText} AND NOT (SELECT yes FROM few)
        ) m LIMIT ${p(cap)}`
-    : `SELECT t.commission_id AS id, t.search_tsv FROM commission_text t ${textJoin}, tq
-       WHERE t.search_tsv @@ tq.tq AND ${textWhere}
-       LIMIT ${p(cap)}`;
+    : `${filteredText} LIMIT ${p(cap)}`;
   const ctes = [
     ...fewCtes,
     `exact AS (
