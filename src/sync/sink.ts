@@ -21,7 +21,9 @@ import { EMPTY_CURSOR, readCursor, writeBatch, type Cursor } from './writer.js';
  * mirror's cursor and applies each block with the ledger's own
  * `processBlock`, which yields the receipts and every state record the block
  * changed. The receipts are compared field by field with the chain's, so a
- * mirror can never silently disagree with the node; the changed records
+ * mirror can never silently disagree with the node (signatures and Merkle
+ * roots, checked when the node committed each block, are not checked
+ * again; `bitnexus verify` is the auditor's check of those); the changed records
  * become the commission and balance rows. On start the state is rebuilt by
  * replaying blocks 0…cursor from the source (reads only, no SQL).
  *
@@ -436,10 +438,15 @@ export class PostgresSink {
     );
   }
 
-  /** The ledger's own block processing; a block that does not apply means the chain store is not a chain. */
+  /**
+   * The ledger's own block processing; a block that does not apply means the
+   * chain store is not a chain. Signatures and Merkle roots were checked when
+   * the node committed the block and are not checked again (ProcessOptions);
+   * hash links, execution and, in checkReceipts, every transaction id are.
+   */
   private process(state: StateView, block: DecodedBlock): ProcessedBlock {
     try {
-      return processBlock(state, block, { checkSignatures: false });
+      return processBlock(state, block, { checkSignatures: false, trustRoots: true });
     } catch (err) {
       throw new SyncError(
         'CHAIN_DIVERGED',

@@ -34,11 +34,11 @@ const decoder = new TextDecoder();
  * A block as a chain store holds it. With `validate` the structure is
  * checked field by field (parseBlock); the sink skips that, because the store
  * holds only blocks that passed validation when committed, and re-processing
- * recomputes every transaction id, both Merkle roots and the hash link anyway.
- * Without it, the stored bytes are taken to be canonical, as a node writes
- * them, and each transaction's id is hashed from its part of the stored text
+ * checks the hash link and every transaction id anyway. Without it, the
+ * stored bytes are taken to be canonical, as a node writes them, and each
+ * transaction's id is hashed from its part of the stored text
  * (decodeCanonicalTx) instead of canonicalising it again; a wrong id would
- * fail the block's transaction root when the sink processes it.
+ * differ from the id in the chain's receipt, which the sink compares.
  */
 export function decodeStoredBlock(bytes: Uint8Array, opts: { validate?: boolean } = {}): DecodedBlock {
   const value: unknown = JSON.parse(decoder.decode(bytes));

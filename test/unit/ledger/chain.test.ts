@@ -10,6 +10,7 @@ import {
   decodeBlock,
   encodeRecord,
   processBlock,
+  StateOverlay,
   signBlockHeader,
   type DecodedBlock,
 } from '../../../src/ledger/index.js';
@@ -73,6 +74,36 @@ describe('block validation against the chain head', () => {
       tc.fx.node.secretKey,
     );
     expect(errorCode(() => processBlock(tc.chain.state, bad, { checkSignatures: true }))).toBe(code);
+  });
+
+  it('with trustRoots takes the roots as given, checks the size, and never mixes with checked roots', async () => {
+    const tc = await TestChain.create();
+    const t = tx('participant.register', tc.fx.operator, {
+      participant: pub(keyFor('m')),
+      role: 'merchant',
+      name: 'm',
+    });
+    const b = tc.block([t]);
+    const trust = { checkSignatures: false, trustRoots: true };
+    const wrongRoot = decodeBlock({ ...b.block, header: { ...b.block.header, txRoot: 'cd'.repeat(32) } });
+    const trusted = processBlock(tc.chain.state, wrongRoot, trust);
+    const checked = processBlock(tc.chain.state, b, { checkSignatures: false });
+    expect(trusted.receipts).toEqual(checked.receipts);
+    expect(trusted.head).toMatchObject({
+      height: checked.head.height,
+      ledgerSize: checked.head.ledgerSize,
+      peaks: [],
+    });
+    expect(trusted.merkleNodes).toEqual([]);
+    const wrongSize = decodeBlock({ ...b.block, header: { ...b.block.header, ledgerSize: 99 } });
+    expect(errorCode(() => processBlock(tc.chain.state, wrongSize, trust))).toBe('BAD_LEDGER_ROOT');
+    // a state whose head came from a trusted block has no frontier: checking roots on it must fail loudly
+    const trustedState = new StateOverlay(tc.chain.state);
+    for (const [k, v] of processBlock(tc.chain.state, b, trust).writes) trustedState.set(k, v);
+    await tc.chain.commit(b);
+    const next = tc.block([]);
+    expect(processBlock(trustedState, next, trust).head.height).toBe(next.block.header.height);
+    expect(() => processBlock(trustedState, next, { checkSignatures: false })).toThrow(/trustRoots/);
   });
 
   it('refuses a block from a non-member and a block or transaction with a bad signature', async () => {

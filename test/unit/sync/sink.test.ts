@@ -326,6 +326,33 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
     });
   });
 
+  it.skipIf(skip)('refuses a stored transaction that is not the one its receipt names', async () => {
+    // The sink trusts the stored Merkle roots (checked when the node committed the block); a
+    // transaction altered in the store must still stop it, through its id in the chain's receipt.
+    await withDb(create, async (db) => {
+      const fc = new FollowedChain(await buildSampleChain());
+      const altered: ChainSource = {
+        height: () => fc.source.height(),
+        onCommitted: (l) => fc.source.onCommitted(l),
+        getReceipts: (h) => fc.source.getReceipts(h),
+        getBlockBytes: async (h) => {
+          const bytes = await fc.source.getBlockBytes(h);
+          if (h !== 2 || !bytes) return bytes;
+          const block = JSON.parse(new TextDecoder().decode(bytes)) as { txs: { timestamp: number }[] };
+          block.txs[0]!.timestamp += 1;
+          return new TextEncoder().encode(JSON.stringify(block));
+        },
+      };
+      const target = await db.open();
+      const sink = new PostgresSink({ source: altered, target, ...fast, maxBatchBlocks: 1 });
+      sink.start();
+      await expect(sink.waitForHeight(fc.height, 10_000)).rejects.toThrow(/CHAIN_DIVERGED/);
+      expect((await readCursor(target)).height).toBe(1);
+      expect(await count(target, 'transactions', 'height = 2')).toBe(0);
+      await sink.stop();
+    });
+  });
+
   it.skipIf(skip)('applies migrations once, however often and concurrently it starts', async () => {
     await withDb(create, async (db) => {
       const target = await db.open();
