@@ -30,6 +30,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -286,8 +287,10 @@ async function benchSinkCpu(bc: BenchChain): Promise<void> {
     },
   });
   const runs: number[] = [];
+  const cpuRuns: number[] = [];
   for (let run = 0; run < 5; run++) {
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const state = new LedgerState();
     let from = EMPTY_CURSOR;
     for (let h = 0; h <= bc.chain.height;) {
@@ -308,11 +311,24 @@ async function benchSinkCpu(bc: BenchChain): Promise<void> {
       from = { height: batch.last!.block.header.height, hash: batch.last!.hash };
     }
     runs.push(((performance.now() - t0) * 1000) / bc.txCount);
+    const cpu = process.cpuUsage(cpu0);
+    cpuRuns.push((cpu.user + cpu.system) / bc.txCount);
   }
   console.log(
     `sink without a database (--no-db): ${runs.map((us) => us.toFixed(1)).join(', ')} µs per transaction ` +
       `= at most ${fmt(1e6 / Math.min(...runs))} tx/s on one thread`,
   );
+  // all threads of the process (GC helpers too), as the backfill's own CPU line counts it
+  console.log(
+    `  CPU of this process, all threads: ${cpuRuns.map((us) => us.toFixed(1)).join(', ')} µs per transaction`,
+  );
+}
+
+/** Busy time of all cores since boot, in seconds (/proc/stat: everything but idle and iowait). */
+function machineBusySeconds(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  return (total - cpu[3]! - cpu[4]!) / 100; // USER_HZ
 }
 
 const quantile = (xs: number[], q: number) => {
@@ -365,11 +381,13 @@ async function benchTarget(name: string, target: SqlTarget, bc: BenchChain): Pro
     maxBatchBlocks: 50,
   });
   const cpu0 = process.cpuUsage();
+  const machine0 = machineBusySeconds();
   sink.start();
   await sink.waitForHeight(bc.chain.height, 3_600_000);
   await sink.stop();
   let s = (performance.now() - t) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const machine = machineBusySeconds() - machine0;
   console.log(
     `backfill: ${fmt(bc.txCount)} transactions, ${fmt(sink.status().rowsWritten)} rows in ${s.toFixed(1)} s = ${fmt(bc.txCount / s)} tx/s` +
       (name === 'postgres' ? ' (target ≥ 20,000 tx/s)' : ''),
@@ -379,6 +397,14 @@ async function benchTarget(name: string, target: SqlTarget, bc: BenchChain): Pro
     `  CPU of this process (the sink${name === 'pglite' ? ' and PGlite' : ''}, all threads): ` +
       `${((cpu.user + cpu.system) / 1e6).toFixed(1)} s = ${fmt((cpu.user + cpu.system) / bc.txCount)} µs/tx`,
   );
+  if (name === 'postgres') {
+    // the database's share: every core's busy time (/proc/stat) less this process's
+    const db = machine - (cpu.user + cpu.system) / 1e6;
+    console.log(
+      `  CPU of the rest of the machine (Postgres): ${db.toFixed(1)} s = ${fmt((db * 1e6) / bc.txCount)} µs/tx; ` +
+        `both cores busy ${((100 * machine) / (2 * s)).toFixed(0)} % of the backfill`,
+    );
+  }
   const statements = [...spent.values()].reduce((a, b) => a + b, 0);
   console.log(
     `  of which ${(inDb / 1000).toFixed(1)} s in write transactions: ` +
