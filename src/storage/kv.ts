@@ -36,7 +36,15 @@ export class LevelStore implements KeyValueStore {
   }
 
   async batch(ops: readonly BatchOp[], opts: { sync?: boolean } = {}): Promise<void> {
-    await this.db.batch(ops as BatchOp[], { sync: opts.sync ?? true });
+    // The chained form: one native call per entry with key and value as arguments. The array
+    // form reads every operation's type, key and value as object properties through N-API, on
+    // the event loop's thread: ~1 µs more per entry (a node writes ~10 entries per transaction).
+    const batch = this.db.batch();
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+    await batch.write({ sync: opts.sync ?? true });
   }
 
   async *iterate(

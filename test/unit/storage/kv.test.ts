@@ -42,3 +42,33 @@ describe('LevelStore.iterate', () => {
     await kv.close();
   });
 });
+
+describe('LevelStore.batch', () => {
+  it('writes puts and deletes in order, as one batch, and the data survives a reopen', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bitnexus-kv-'));
+    dirs.push(dir);
+    const kv = await LevelStore.open(dir);
+    await kv.batch([
+      { type: 'put', key: 'k/1', value: Uint8Array.of(1) },
+      { type: 'put', key: 'k/2', value: Uint8Array.of(2) },
+      { type: 'put', key: 'k/3', value: Uint8Array.of(3) },
+    ]);
+    await kv.batch([
+      { type: 'del', key: 'k/1' },
+      { type: 'put', key: 'k/2', value: Uint8Array.of(20) },
+      { type: 'del', key: 'k/3' },
+      { type: 'put', key: 'k/3', value: Uint8Array.of(30) },
+      { type: 'del', key: 'k/missing' },
+    ]);
+    await kv.close();
+    const again = await LevelStore.open(dir);
+    expect(await again.get('k/1')).toBeUndefined();
+    const entries: [string, number][] = [];
+    for await (const [k, v] of again.iterate('k/')) entries.push([k, v[0]!]);
+    expect(entries).toEqual([
+      ['k/2', 20],
+      ['k/3', 30],
+    ]);
+    await again.close();
+  });
+});
