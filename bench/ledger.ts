@@ -84,7 +84,9 @@ let oneCore = 0;
       `stored ${fmt(w.txCount)} transactions in LevelDB (one fsync'd batch per block): ${fmt(writeRate)} tx/s`,
     );
     const kv = await LevelStore.open(dir, { createIfMissing: false });
+    const cpu0 = process.cpuUsage();
     const report = await verifyChain(kv, { threads });
+    const cpu = process.cpuUsage(cpu0);
     await kv.close();
     if (!report.ok) throw new Error(`verify failed: ${report.failure?.message}`);
     const rate = report.transactions / report.seconds;
@@ -93,6 +95,12 @@ let oneCore = 0;
     console.log(
       `bitnexus verify on ${fmt(report.transactions)} transactions (${threads} worker threads + main): ${report.seconds.toFixed(2)} s = ${fmt(rate)} tx/s ` +
         `(${((rate / (cores * oneCore)) * 100).toFixed(0)}% of ${cores} cores × one-core rate; target ≥ 80% = ${fmt(target)} tx/s)`,
+    );
+    // CPU of all threads: how busy the cores were, and what each transaction cost beyond its signature
+    const cpuUs = (cpu.user + cpu.system) / report.transactions;
+    console.log(
+      `  CPU ${cpuUs.toFixed(0)} µs per transaction (signature ~${(1e6 / oneCore).toFixed(0)} µs, the rest ${(cpuUs - 1e6 / oneCore).toFixed(0)} µs); ` +
+        `cores busy ${(((cpu.user + cpu.system) / 1e6 / report.seconds / cores) * 100).toFixed(0)} %`,
     );
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -225,6 +225,24 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX commissions_affiliate ON commissions (affiliate, status, recorded_at)`,
     ],
   },
+  {
+    version: 6,
+    name: 'merchant and affiliate indexes cover the candidates of a search',
+    statements: [
+      // A search under a merchant or affiliate filter lists that party's commissions first (its
+      // candidates, scored exactly when they are few): their ids, tested against the other
+      // filters. From an index that holds the id and every fixed filter column that is an
+      // index-only scan; before, it read one heap page per candidate (1,013 of 5,179 buffers and
+      // 8.7 of 31 ms for a merchant with 1,022 approved commissions on PGlite; 42 buffers and
+      // 2.8 ms with these). The price is size: with INCLUDE columns btree deduplication is off,
+      // ~21 MB per index at 100,000 commissions instead of 2-6 MB. None of these columns changes
+      // after insert, so updates that were HOT stay HOT.
+      `DROP INDEX commissions_merchant`,
+      `CREATE INDEX commissions_merchant ON commissions (merchant, status, recorded_at) INCLUDE (id, currency, amount)`,
+      `DROP INDEX commissions_affiliate`,
+      `CREATE INDEX commissions_affiliate ON commissions (affiliate, status, recorded_at) INCLUDE (id, currency, amount)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
