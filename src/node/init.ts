@@ -61,18 +61,18 @@ export async function initNetwork(opts: InitOptions): Promise<InitResult> {
   if (!Number.isInteger(opts.basePort) || opts.basePort < 1024 || opts.basePort + 2 * opts.nodes > 65535) {
     throw new InitError('INVALID_ARGUMENT', '--base-port must leave room for 2 ports per node below 65536');
   }
-  const genesisPath = join(opts.dir, 'genesis.json');
-  if (await exists(genesisPath)) {
-    throw new InitError('ALREADY_INITIALISED', `${genesisPath} exists: ${opts.dir} already holds a network`);
-  }
-  await mkdir(opts.dir, { recursive: true });
-  const operator = await writeKeyFile(join(opts.dir, 'operator.key'));
   if (opts.hosts !== undefined && opts.hosts.length !== opts.nodes) {
     throw new InitError(
       'INVALID_ARGUMENT',
       `--hosts names ${opts.hosts.length} hosts for ${opts.nodes} nodes`,
     );
   }
+  const genesisPath = join(opts.dir, 'genesis.json');
+  if (await exists(genesisPath)) {
+    throw new InitError('ALREADY_INITIALISED', `${genesisPath} exists: ${opts.dir} already holds a network`);
+  }
+  await mkdir(opts.dir, { recursive: true });
+  const operator = await writeKeyFile(join(opts.dir, 'operator.key'));
   const nodes = [];
   for (let i = 1; i <= opts.nodes; i++) {
     const name = `node-${i}`;

@@ -16,9 +16,20 @@ export function registerInit(program: Command): void {
       'first port; node i uses base+2(i-1) for HTTP and the next for libp2p',
       '7100',
     )
+    .option(
+      '--hosts <names>',
+      'comma-separated host names, one per node (containers, separate machines): nodes then listen on all interfaces and dial each other by these names',
+    )
     .addOption(jsonOption())
     .action(
-      async (opts: { dir: string; nodes: string; chainId: string; basePort: string; json?: boolean }) => {
+      async (opts: {
+        dir: string;
+        nodes: string;
+        chainId: string;
+        basePort: string;
+        hosts?: string;
+        json?: boolean;
+      }) => {
         if (!CHAIN_ID_RE.test(opts.chainId)) {
           throw new CliError(
             'INVALID_ARGUMENT',
@@ -30,6 +41,7 @@ export function registerInit(program: Command): void {
           nodes: intArg(opts.nodes, '--nodes'),
           chainId: opts.chainId,
           basePort: intArg(opts.basePort, '--base-port'),
+          ...(opts.hosts === undefined ? {} : { hosts: hostList(opts.hosts) }),
         });
         const lines = [
           `network ${result.chainId} created in ${opts.dir}`,
@@ -40,4 +52,14 @@ export function registerInit(program: Command): void {
         output(opts.json === true).out(lines.join('\n'), { ok: true, ...result });
       },
     );
+}
+
+/** `--hosts a,b,c`: DNS names or IPv4 addresses, as a /dns4 multiaddr and a URL take them. */
+function hostList(value: string): string[] {
+  const hosts = value.split(',').map((h) => h.trim());
+  for (const h of hosts) {
+    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(h))
+      throw new CliError('INVALID_ARGUMENT', `--hosts: ${JSON.stringify(h)} is not a host name`);
+  }
+  return hosts;
 }
