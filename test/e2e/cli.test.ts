@@ -6,7 +6,9 @@ import { acceptTransaction, buildBlock, type DecodedTx } from '../../src/ledger/
 import { readKeyFile } from '../../src/node/keyfile.js';
 import { LedgerChain } from '../../src/node/ledger-chain.js';
 import { LevelStore } from '../../src/storage/index.js';
-import { runCli } from '../support/cli.js';
+import { spawn } from 'node:child_process';
+import { BIN, runCli } from '../support/cli.js';
+import { nextBasePort } from '../support/devnet.js';
 
 let dir: string;
 
@@ -66,6 +68,27 @@ describe('a network made by init, driven by tx, checked by verify', () => {
     const again = await runCli(['init', '--dir', net()]);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('ALREADY_INITIALISED');
+  });
+
+  it('init --hosts makes configs for nodes that listen on all interfaces and dial each other by name', async () => {
+    const hosted = join(dir, 'hosted');
+    const r = await runCli(['init', '--dir', hosted, '--nodes', '2', '--hosts', 'node-1,node-2', '--json']);
+    expect(r.code).toBe(0);
+    const config = JSON.parse(await readFile(join(hosted, 'node-1', 'config.json'), 'utf8')) as {
+      http: { host: string };
+      p2p: { listen: string };
+      peers: { http: string; p2p: string }[];
+    };
+    expect(config.http.host).toBe('0.0.0.0');
+    expect(config.p2p.listen).toMatch(/^\/ip4\/0\.0\.0\.0\/tcp\/\d+$/);
+    expect(JSON.stringify(config.peers)).toContain('/dns4/node-2/tcp/');
+    const wrongCount = await runCli(['init', '--dir', join(dir, 'h2'), '--nodes', '3', '--hosts', 'a,b']);
+    expect(wrongCount.code).toBe(2);
+    expect(wrongCount.stderr).toContain('INVALID_ARGUMENT');
+    await expect(stat(join(dir, 'h2'))).rejects.toThrow(); // nothing made
+    const badName = await runCli(['init', '--dir', join(dir, 'h3'), '--nodes', '1', '--hosts', 'a/b']);
+    expect(badName.code).toBe(2);
+    expect(badName.stderr).toContain('INVALID_ARGUMENT');
   });
 
   it('tx builds signed transactions of every kind that a node accepts', async () => {
@@ -268,5 +291,56 @@ describe('bad input gets a clear error with a stable code, never a stack trace',
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('verify');
     expect(await readFile(join(dir, 'net', 'genesis.json'), 'utf8')).toContain('"chainId":"e2e-net"');
+  });
+});
+
+describe('bitnexus devnet (what npm start runs)', () => {
+  it('starts the nodes, prints each one’s URL and libp2p address, takes a submit over that address, stops on SIGINT', async () => {
+    const net = join(dir, 'devnet');
+    const devnet = spawn(
+      process.execPath,
+      [BIN, 'devnet', '--dir', net, '--nodes', '1', '--base-port', String(nextBasePort(1)), '--json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    devnet.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((r) => devnet.on('exit', (code) => r(code)));
+    try {
+      const started = Date.now();
+      let up: { ok: boolean; nodes: { name: string; url: string; p2p: string }[] } | undefined;
+      while (!up && Date.now() - started < 60_000) {
+        try {
+          up = JSON.parse(stdout) as typeof up;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      expect(up?.ok).toBe(true);
+      const node = up!.nodes[0]!;
+      expect(node.p2p).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW\w+$/);
+      const key = join(dir, 'devnet-merchant.key');
+      const merchant = (await runCli(['keys', 'generate', '--out', key])).stdout.trim();
+      const tx = await runCli([
+        'tx',
+        'participant.register',
+        '--key',
+        join(net, 'operator.key'),
+        '--genesis',
+        join(net, 'genesis.json'),
+        '--participant',
+        merchant,
+        '--role',
+        'merchant',
+        '--name',
+        'Devnet Shop',
+      ]);
+      expect(tx.code, tx.stderr).toBe(0);
+      const submitted = await runCli(['submit', '--p2p', node.p2p, '-', '--json'], { input: tx.stdout });
+      expect(submitted.code, submitted.stderr).toBe(0);
+      expect(JSON.parse(submitted.stdout)).toMatchObject({ status: 'committed', receipt: { code: 'OK' } });
+    } finally {
+      devnet.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
   });
 });

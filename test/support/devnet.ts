@@ -23,7 +23,7 @@ import { BIN } from './cli.js';
 let portCursor = 10000 + Math.floor(Math.random() * 18000);
 
 /** A block of free-looking ports per devnet, so tests in one run never collide. */
-function nextBasePort(nodes: number): number {
+export function nextBasePort(nodes: number): number {
   const base = portCursor;
   portCursor += 2 * nodes + 10;
   return base;

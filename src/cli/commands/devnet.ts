@@ -4,6 +4,7 @@ import { access, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { peerIdFromNodeId } from '../../network/identity.js';
 import type { NodeConfig } from '../../node/config.js';
 import { initNetwork } from '../../node/init.js';
 import { jsonOption, output } from '../output.js';
@@ -35,6 +36,8 @@ export function registerDevnet(program: Command): void {
       const names = await nodeNames(dir);
       const children: ChildProcess[] = [];
       const urls: string[] = [];
+      /** each node's libp2p address with its peer id, as `bitnexus submit --p2p` takes it */
+      const p2p: string[] = [];
       for (const name of names) {
         const configPath = join(dir, name, 'config.json');
         const cfg = JSON.parse(await readFile(configPath, 'utf8')) as NodeConfig;
@@ -46,15 +49,16 @@ export function registerDevnet(program: Command): void {
         child.stderr?.pipe(log);
         children.push(child);
         urls.push(`http://${cfg.http.host}:${cfg.http.port}`);
+        p2p.push(`${cfg.p2p.listen}/p2p/${peerIdFromNodeId(cfg.nodeId).toString()}`);
       }
       await Promise.all(urls.map((u) => waitHealthy(u, 30_000)));
       o.out(
         [
           `devnet ${dir}: ${names.length} nodes up (logs in ${dir}/node-*/node.log)`,
-          ...names.map((n, i) => `${n}  ${urls[i]}`),
+          ...names.map((n, i) => `${n}  ${urls[i]}  ${p2p[i]}`),
           'Ctrl-C stops them all',
         ].join('\n'),
-        { ok: true, dir, nodes: names.map((n, i) => ({ name: n, url: urls[i] })) },
+        { ok: true, dir, nodes: names.map((n, i) => ({ name: n, url: urls[i], p2p: p2p[i] })) },
       );
       await new Promise<void>((resolveStop) => {
         const stop = () => resolveStop();
