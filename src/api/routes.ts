@@ -255,7 +255,8 @@ export const ROUTES = {
     url: '/readyz',
     operationId: 'ready',
     tag: 'operations',
-    summary: 'Readiness: can serve writes (running, leader known, applied close to commit); the mirror is reported, not required',
+    summary:
+      'Readiness: can serve writes (running, leader known, applied close to commit); the mirror is reported, not required',
     schema: { response: { 200: Readiness, 503: Readiness } },
     errors: [],
     replies: { 200: 'ready', 503: 'not ready; `checks` says which check failed' },
