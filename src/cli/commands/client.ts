@@ -8,14 +8,13 @@ import { readKeyFile } from '../../node/keyfile.js';
 import { submitOverP2P } from '../../network/index.js';
 import { api } from '../http.js';
 import { CliError, jsonOption, output } from '../output.js';
-
-const DEFAULT_NODE = process.env.BITNEXUS_NODE ?? 'http://127.0.0.1:7100';
+import { nodeOption } from './args.js';
 
 export function registerClient(program: Command, setExit: (code: number) => void): void {
   program
     .command('status')
     .description("a node's view: role, term, leader, commit/applied index, height, members")
-    .option('--node <url>', 'node HTTP URL', DEFAULT_NODE)
+    .addOption(nodeOption())
     .addOption(jsonOption())
     .action(async (opts: { node: string; json?: boolean }) => {
       const s = await api<NodeStatus>(opts.node, 'v1/status');
@@ -36,7 +35,7 @@ export function registerClient(program: Command, setExit: (code: number) => void
     .command('submit')
     .description('submit a signed transaction (JSON file, or - for stdin) and wait for its receipt')
     .argument('<file>', 'transaction JSON (as printed by bitnexus tx), or - for stdin')
-    .option('--node <url>', 'node HTTP URL', DEFAULT_NODE)
+    .addOption(nodeOption())
     .option('--p2p <multiaddr>', 'submit over libp2p to this multiaddr instead of HTTP')
     .option('--no-wait', 'return once accepted, without waiting for the receipt')
     .option('--timeout <ms>', 'how long to wait for the receipt', '10000')
@@ -108,7 +107,7 @@ export function registerClient(program: Command, setExit: (code: number) => void
       .description(what)
       .requiredOption('--key <file>', "an operator's key file")
       .requiredOption('--member <nodeId>', "the node's public key (hex)")
-      .option('--node <url>', 'node HTTP URL', DEFAULT_NODE)
+      .addOption(nodeOption())
       .addOption(jsonOption())
       .action(async (opts: { key: string; member: string; node: string; json?: boolean }) => {
         const keys = await readKeyFile(opts.key);
@@ -142,7 +141,7 @@ export function registerClient(program: Command, setExit: (code: number) => void
     .description('ask the leader to hand leadership to another voter (operator-signed)')
     .requiredOption('--key <file>', "an operator's key file")
     .requiredOption('--to <nodeId>', 'the voter to transfer to')
-    .option('--node <url>', 'node HTTP URL', DEFAULT_NODE)
+    .addOption(nodeOption())
     .addOption(jsonOption())
     .action(async (opts: { key: string; to: string; node: string; json?: boolean }) => {
       const keys = await readKeyFile(opts.key);

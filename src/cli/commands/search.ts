@@ -2,9 +2,7 @@ import type { Command } from 'commander';
 import type { CheckReport, SearchResult, SyncServiceStatus } from '../../sync/index.js';
 import { api } from '../http.js';
 import { CliError, jsonOption, output } from '../output.js';
-import { intArg } from './args.js';
-
-const DEFAULT_NODE = process.env.BITNEXUS_NODE ?? 'http://127.0.0.1:7100';
+import { intArg, nodeOption } from './args.js';
 
 interface SearchOpts {
   node: string;
@@ -126,7 +124,7 @@ export function registerSearch(program: Command, setExit: (code: number) => void
     .option('--to <date>', 'recorded before: Unix ms or ISO 8601')
     .option('--min-amount <n>', 'smallest amount in minor units')
     .option('--max-amount <n>', 'largest amount in minor units')
-    .option('--node <url>', 'node HTTP URL', DEFAULT_NODE)
+    .addOption(nodeOption())
     .addOption(jsonOption())
     .action(async (text: string, opts: SearchOpts) => {
       const result = await api<SearchResult>(opts.node, searchPath(text.trim(), opts));
@@ -138,7 +136,7 @@ export function registerSearch(program: Command, setExit: (code: number) => void
   sync
     .command('status')
     .description("the mirror's cursor, lag, state, rows written and embedding index")
-    .option('--node <url>', 'node HTTP URL', DEFAULT_NODE)
+    .addOption(nodeOption())
     .addOption(jsonOption())
     .action(async (opts: { node: string; json?: boolean }) => {
       const status = await api<SyncServiceStatus>(opts.node, 'v1/sync/status');
@@ -148,7 +146,7 @@ export function registerSearch(program: Command, setExit: (code: number) => void
   sync
     .command('check')
     .description("compare the mirror with the node's chain: block hashes, transaction rows, state rows")
-    .option('--node <url>', 'node HTTP URL', DEFAULT_NODE)
+    .addOption(nodeOption())
     .option('--timeout <ms>', 'how long to wait for the report (it reads the whole mirror)', '600000')
     .addOption(jsonOption())
     .action(async (opts: { node: string; timeout: string; json?: boolean }) => {
