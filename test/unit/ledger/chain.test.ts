@@ -22,6 +22,15 @@ function resign(b: DecodedBlock, secretKey: Uint8Array): DecodedBlock {
   return decodeBlock({ ...b.block, signature: signBlockHeader(b.block.header, secretKey) });
 }
 
+/** The operator registers merchant `m`: a valid transaction for the next block. */
+function registerMerchant(tc: TestChain) {
+  return tx('participant.register', tc.fx.operator, {
+    participant: pub(keyFor('m')),
+    role: 'merchant',
+    name: 'm',
+  });
+}
+
 function errorCode(f: () => unknown): string {
   try {
     f();
@@ -63,11 +72,7 @@ describe('block validation against the chain head', () => {
     ['BAD_LEDGER_ROOT', { ledgerSize: 99 }],
   ] as const)('refuses a block with %s', async (code, change) => {
     const tc = await TestChain.create();
-    const t = tx('participant.register', tc.fx.operator, {
-      participant: pub(keyFor('m')),
-      role: 'merchant',
-      name: 'm',
-    });
+    const t = registerMerchant(tc);
     const b = tc.block([t]);
     const bad = resign(
       decodeBlock({ ...b.block, header: { ...b.block.header, ...change } }),
@@ -78,11 +83,7 @@ describe('block validation against the chain head', () => {
 
   it('with trustRoots takes the roots as given, checks the size, and never mixes with checked roots', async () => {
     const tc = await TestChain.create();
-    const t = tx('participant.register', tc.fx.operator, {
-      participant: pub(keyFor('m')),
-      role: 'merchant',
-      name: 'm',
-    });
+    const t = registerMerchant(tc);
     const b = tc.block([t]);
     const trust = { checkSignatures: false, trustRoots: true };
     const wrongRoot = decodeBlock({ ...b.block, header: { ...b.block.header, txRoot: 'cd'.repeat(32) } });
@@ -108,11 +109,7 @@ describe('block validation against the chain head', () => {
 
   it('refuses a block from a non-member and a block or transaction with a bad signature', async () => {
     const tc = await TestChain.create();
-    const t = tx('participant.register', tc.fx.operator, {
-      participant: pub(keyFor('m')),
-      role: 'merchant',
-      name: 'm',
-    });
+    const t = registerMerchant(tc);
     const stranger = keyFor('stranger');
     const byStranger = buildBlock(tc.chain.state, [t], {
       timestamp: tc.time + 1,
