@@ -57,6 +57,8 @@ export interface ProcessedBlock {
   writes: Map<string, StateRecord>;
   /** new perfect-subtree nodes of the whole-ledger tree */
   merkleNodes: MerkleNode[];
+  /** processed with `trustRoots`: no Merkle nodes, a head without frontier; never to be stored */
+  rootsTrusted?: true;
   head: HeadRec;
 }
 
@@ -75,8 +77,9 @@ export interface ProcessOptions {
    * sink passes true: hashing both trees was ~13 % of its work, and its
    * receipts check still catches a stored transaction that does not match
    * its id. The resulting head holds no whole-ledger frontier (no peaks), so a
-   * state built this way can only go on with trustRoots; processing a block
-   * on it with roots checked throws.
+   * state built this way can only go on with trustRoots: processing a block
+   * on it with roots checked throws (once the ledger holds a transaction), and
+   * LedgerChain refuses to store such a result (`rootsTrusted`).
    */
   trustRoots?: boolean;
 }
@@ -204,7 +207,9 @@ export function processBlock(state: StateView, block: DecodedBlock, opts: Proces
     peaks,
   };
   writes.set(keys.head, newHead);
-  return { receipts, writes, merkleNodes, head: newHead };
+  return opts.trustRoots
+    ? { receipts, writes, merkleNodes, head: newHead, rootsTrusted: true }
+    : { receipts, writes, merkleNodes, head: newHead };
 }
 
 /** Build the header fields of the next block over `txs` (what a proposer fills in before signing). */

@@ -82,6 +82,8 @@ export class LedgerChain {
 }
 
 export function toBlockWrite(block: DecodedBlock, processed: ProcessedBlock) {
+  if (processed.rootsTrusted)
+    throw new Error(`block ${block.block.header.height} was processed with trustRoots: it cannot be stored`);
   return {
     height: block.block.header.height,
     hash: block.hash,

@@ -96,6 +96,15 @@ describe('block validation against the chain head', () => {
       peaks: [],
     });
     expect(trusted.merkleNodes).toEqual([]);
+    const wrongLedgerRoot = decodeBlock({
+      ...b.block,
+      header: { ...b.block.header, ledgerRoot: 'ef'.repeat(32) },
+    });
+    expect(processBlock(tc.chain.state, wrongLedgerRoot, trust).receipts).toEqual(checked.receipts);
+    // such a result is never stored
+    await expect(tc.chain.commit(wrongRoot, { checkSignatures: false, processed: trusted })).rejects.toThrow(
+      /trustRoots/,
+    );
     const wrongSize = decodeBlock({ ...b.block, header: { ...b.block.header, ledgerSize: 99 } });
     expect(errorCode(() => processBlock(tc.chain.state, wrongSize, trust))).toBe('BAD_LEDGER_ROOT');
     // a state whose head came from a trusted block has no frontier: checking roots on it must fail loudly
