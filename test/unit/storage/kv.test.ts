@@ -44,7 +44,7 @@ describe('LevelStore.iterate', () => {
 });
 
 describe('LevelStore.batch', () => {
-  it('writes puts and deletes in order, as one batch, and the data survives a reopen', async () => {
+  it('writes puts and deletes in order, later operations on a key winning, and the data survives a reopen', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'bitnexus-kv-'));
     dirs.push(dir);
     const kv = await LevelStore.open(dir);
