@@ -14,6 +14,8 @@ import { CHAIN_DIR, type NodeConfig } from './config.js';
 import { writeKeyFile } from './keyfile.js';
 import { LedgerChain } from './ledger-chain.js';
 
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
 export interface InitOptions {
   dir: string;
   nodes: number;
@@ -24,7 +26,8 @@ export interface InitOptions {
   /**
    * Host names the nodes reach each other by (containers, separate machines),
    * one per node. When given, nodes listen on all interfaces and dial peers at
-   * /dns4/<host>/tcp/<port>; otherwise everything is on 127.0.0.1.
+   * /dns4/<host>/tcp/<port> (/ip4/ for an IPv4 address); otherwise
+   * everything is on 127.0.0.1.
    */
   hosts?: string[];
 }
@@ -87,7 +90,9 @@ export async function initNetwork(opts: InitOptions): Promise<InitResult> {
       p2p: `/ip4/${host === undefined ? '127.0.0.1' : '0.0.0.0'}/tcp/${httpPort + 1}`,
       dialHttp: `http://${host ?? '127.0.0.1'}:${httpPort}`,
       dialP2p:
-        host === undefined ? `/ip4/127.0.0.1/tcp/${httpPort + 1}` : `/dns4/${host}/tcp/${httpPort + 1}`,
+        host === undefined
+          ? `/ip4/127.0.0.1/tcp/${httpPort + 1}`
+          : `/${IPV4.test(host) ? 'ip4' : 'dns4'}/${host}/tcp/${httpPort + 1}`,
     });
   }
   const config: GenesisConfig = {

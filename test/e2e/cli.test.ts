@@ -72,7 +72,7 @@ describe('a network made by init, driven by tx, checked by verify', () => {
 
   it('init --hosts makes configs for nodes that listen on all interfaces and dial each other by name', async () => {
     const hosted = join(dir, 'hosted');
-    const r = await runCli(['init', '--dir', hosted, '--nodes', '2', '--hosts', 'node-1,node-2', '--json']);
+    const r = await runCli(['init', '--dir', hosted, '--nodes', '2', '--hosts', 'node-1,10.0.0.2', '--json']);
     expect(r.code).toBe(0);
     const config = JSON.parse(await readFile(join(hosted, 'node-1', 'config.json'), 'utf8')) as {
       http: { host: string };
@@ -81,7 +81,11 @@ describe('a network made by init, driven by tx, checked by verify', () => {
     };
     expect(config.http.host).toBe('0.0.0.0');
     expect(config.p2p.listen).toMatch(/^\/ip4\/0\.0\.0\.0\/tcp\/\d+$/);
-    expect(JSON.stringify(config.peers)).toContain('/dns4/node-2/tcp/');
+    expect(JSON.stringify(config.peers)).toContain('/ip4/10.0.0.2/tcp/'); // an address stays an address
+    const second = JSON.parse(await readFile(join(hosted, 'node-2', 'config.json'), 'utf8')) as {
+      peers: { p2p: string }[];
+    };
+    expect(second.peers[0]!.p2p).toMatch(/^\/dns4\/node-1\/tcp\/\d+$/);
     const wrongCount = await runCli(['init', '--dir', join(dir, 'h2'), '--nodes', '3', '--hosts', 'a,b']);
     expect(wrongCount.code).toBe(2);
     expect(wrongCount.stderr).toContain('INVALID_ARGUMENT');
@@ -305,10 +309,12 @@ describe('bitnexus devnet (what npm start runs)', () => {
     let stdout = '';
     devnet.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((r) => devnet.on('exit', (code) => r(code)));
+    let gone = false;
+    void exited.then(() => (gone = true));
     try {
       const started = Date.now();
       let up: { ok: boolean; nodes: { name: string; url: string; p2p: string }[] } | undefined;
-      while (!up && Date.now() - started < 60_000) {
+      while (!up && !gone && Date.now() - started < 60_000) {
         try {
           up = JSON.parse(stdout) as typeof up;
         } catch {

@@ -38,6 +38,28 @@ export function registerDevnet(program: Command): void {
       const urls: string[] = [];
       /** each node's libp2p address with its peer id, as `bitnexus submit --p2p` takes it */
       const p2p: string[] = [];
+      // Ctrl-C from here on stops the children too, also while they start
+      let stopRequested = false;
+      let resolveStop: () => void = () => undefined;
+      const stopped = new Promise<void>((r) => (resolveStop = r));
+      const stop = () => {
+        stopRequested = true;
+        resolveStop();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      const stopChildren = () =>
+        Promise.all(
+          children.map(
+            (c) =>
+              new Promise<void>((r) => {
+                if (c.exitCode !== null || c.signalCode !== null) return r();
+                c.once('exit', () => r());
+                c.kill('SIGTERM');
+                setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
+              }),
+          ),
+        );
       for (const name of names) {
         const configPath = join(dir, name, 'config.json');
         const cfg = JSON.parse(await readFile(configPath, 'utf8')) as NodeConfig;
@@ -48,10 +70,23 @@ export function registerDevnet(program: Command): void {
         child.stdout?.pipe(log);
         child.stderr?.pipe(log);
         children.push(child);
-        urls.push(`http://${cfg.http.host}:${cfg.http.port}`);
-        p2p.push(`${cfg.p2p.listen}/p2p/${peerIdFromNodeId(cfg.nodeId).toString()}`);
+        // a node listening on every interface (init --hosts) is reached here on the loopback
+        const local = (host: string) => (host === '0.0.0.0' ? '127.0.0.1' : host);
+        urls.push(`http://${local(cfg.http.host)}:${cfg.http.port}`);
+        p2p.push(
+          `${cfg.p2p.listen.replace('/ip4/0.0.0.0/', '/ip4/127.0.0.1/')}/p2p/${peerIdFromNodeId(cfg.nodeId).toString()}`,
+        );
       }
-      await Promise.all(urls.map((u) => waitHealthy(u, 30_000)));
+      try {
+        await Promise.race([Promise.all(urls.map((u) => waitHealthy(u, 30_000))), stopped]);
+      } catch (err) {
+        await stopChildren(); // a node that never became healthy: leave nothing running
+        throw err;
+      }
+      if (stopRequested) {
+        await stopChildren();
+        return;
+      }
       o.out(
         [
           `devnet ${dir}: ${names.length} nodes up (logs in ${dir}/node-*/node.log)`,
@@ -60,22 +95,8 @@ export function registerDevnet(program: Command): void {
         ].join('\n'),
         { ok: true, dir, nodes: names.map((n, i) => ({ name: n, url: urls[i], p2p: p2p[i] })) },
       );
-      await new Promise<void>((resolveStop) => {
-        const stop = () => resolveStop();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
-      await Promise.all(
-        children.map(
-          (c) =>
-            new Promise<void>((r) => {
-              if (c.exitCode !== null) return r();
-              c.once('exit', () => r());
-              c.kill('SIGTERM');
-              setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
-            }),
-        ),
-      );
+      await stopped;
+      await stopChildren();
     });
 }
 
