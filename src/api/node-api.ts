@@ -44,7 +44,7 @@ export interface LedgerNodeApi {
 
   /** liveness: the process is up */
   health(): { ok: boolean };
-  /** readiness: can serve writes (has a leader, caught up, sinks not failed) — per-check detail */
+  /** readiness: can serve writes (running, has a leader, applied close to commit; the mirror is reported, not required) — per-check detail */
   readiness(): { ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> };
 
   /**
