@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { verifyPacked } from './packed.js';
+import { workerScript } from '../util/worker-script.js';
 
 /**
  * Ed25519 verification spread over worker threads, with the calling thread
@@ -267,14 +268,7 @@ export class SignaturePool {
   }
 }
 
-function workerUrl(): URL {
-  // Compiled layout: dist/src/audit/signature-worker.js next to this file.
-  // Under vitest this module is TypeScript source, so use the build output.
-  const here = import.meta.url;
-  return here.endsWith('.ts')
-    ? new URL('../../dist/src/audit/signature-worker.js', here)
-    : new URL('./signature-worker.js', here);
-}
+const workerUrl = () => workerScript(import.meta.url, 'audit/signature-worker');
 
 /**
  * Workers besides the main thread, which checks signatures too once its own

@@ -10,6 +10,7 @@ import type {
 } from '../sync/index.js';
 import type { LedgerChain } from './ledger-chain.js';
 import type { MirrorInit, ToMain, ToWorker, WireError } from './mirror-protocol.js';
+import { workerScript } from '../util/worker-script.js';
 
 /**
  * What a node needs from its Postgres mirror. Consensus never waits on it:
@@ -45,14 +46,7 @@ const GAUGE_REFRESH_MS = 500;
 /** commit times kept for the lag at most (a mirror this far behind is reported from its own figures) */
 const COMMIT_TIMES_LIMIT = 100_000;
 
-function workerUrl(): URL {
-  // Compiled layout: dist/src/node/mirror-worker.js next to this file; under
-  // vitest this module is TypeScript source, so use the build output.
-  const here = import.meta.url;
-  return here.endsWith('.ts')
-    ? new URL('../../dist/src/node/mirror-worker.js', here)
-    : new URL('./mirror-worker.js', here);
-}
+const workerUrl = () => workerScript(import.meta.url, 'node/mirror-worker');
 
 /**
  * The mirror (sink, embedding indexer, PGlite or a Postgres pool) on a
