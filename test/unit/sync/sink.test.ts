@@ -305,6 +305,31 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
     },
   );
 
+  it.skipIf(skip)(
+    'stops loudly on rows the cursor says are new but exist (MIRROR_CORRUPT), writing nothing',
+    async () => {
+      await withDb(create, async (db) => {
+        const fc = new FollowedChain(await buildSampleChain());
+        const target = await db.open();
+        await syncOnce(fc, target);
+        // the cursor set back one block: that block's rows are there already
+        const { rows } = await target.query<{ hash: string }>(`SELECT hash FROM blocks WHERE height = $1`, [
+          fc.height - 1,
+        ]);
+        await target.query(`UPDATE sync_cursor SET height = $1, hash = $2`, [fc.height - 1, rows[0]!.hash]);
+        const fatal: SyncError[] = [];
+        const sink = new PostgresSink({ source: fc.source, target, ...fast, onFatal: (e) => fatal.push(e) });
+        sink.start();
+        await expect(sink.waitForHeight(fc.height, 10_000)).rejects.toThrow(/MIRROR_CORRUPT/);
+        expect(fatal.map((e) => e.code)).toEqual(['MIRROR_CORRUPT']);
+        expect(sink.status().state).toBe('stopped');
+        expect((await readCursor(target)).height).toBe(fc.height - 1);
+        expect(await count(target, 'blocks')).toBe(fc.height + 1);
+        await sink.stop();
+      });
+    },
+  );
+
   // Block 2 of the source altered two ways; either must stop the sink before it writes block 2.
   // The second matters because the sink trusts the stored Merkle roots (checked when the node
   // committed the block): an altered transaction is caught by its id in the chain's receipt.
