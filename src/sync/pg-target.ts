@@ -1,4 +1,9 @@
+import { Worker } from 'node:worker_threads';
 import pg from 'pg';
+import { workerScript } from '../util/worker-script.js';
+import { SyncError } from './errors.js';
+import type { WriteReply, WriteRequest } from './pg-write-protocol.js';
+import { runPlan, type BatchPlan } from './writer.js';
 import {
   DEFAULT_SCHEMA,
   SEARCH_SESSION_SETTINGS,
@@ -12,7 +17,7 @@ export interface PostgresTargetOptions {
   /** postgres://user:password@host:port/database (the node's `--postgres-url`) */
   url: string;
   schema?: string;
-  /** connections of the pool (default 8): the sink uses one, the indexer one, a search up to three */
+  /** connections of the pool (default 8): the indexer uses one, a search up to three; the sink's batches go through the write thread's own connection */
   maxConnections?: number;
   /** give up connecting after this long (the sink then backs off and retries) */
   connectTimeoutMs?: number;
@@ -20,7 +25,19 @@ export interface PostgresTargetOptions {
   queryTimeoutMs?: number;
   /** called when an idle connection dies (pg_terminate_backend, server restart) */
   onIdleError?: (err: Error) => void;
+  /**
+   * Run `writePlan` on a worker thread with a connection of its own (default
+   * true), so that a batch's COPY data and statements go out while the
+   * calling thread computes; false runs it in this thread's transaction.
+   */
+  writeThread?: boolean;
 }
+
+/** What the write thread is started with: the options that can cross threads. */
+type WriteThreadOptions = Pick<
+  PostgresTargetOptions,
+  'url' | 'schema' | 'connectTimeoutMs' | 'queryTimeoutMs'
+>;
 
 const INT8_OID = 20;
 
@@ -112,11 +129,15 @@ class CopyIn {
 function copyIn(
   client: pg.PoolClient,
   text: string,
-  data: string,
+  data: string | Uint8Array,
   onQueued: (sent: Promise<void>) => void,
 ): Promise<number> {
+  const bytes =
+    typeof data === 'string'
+      ? Buffer.from(data, 'utf8')
+      : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   return new Promise((resolve, reject) => {
-    const q = new CopyIn(text, Buffer.from(data, 'utf8'), onQueued);
+    const q = new CopyIn(text, bytes, onQueued);
     q.callback = (err, rows) => (err ? reject(err) : resolve(rows ?? 0));
     client.query(q);
   });
@@ -138,9 +159,24 @@ export class PostgresTarget implements SqlTarget {
   private readonly pool: pg.Pool;
   /** COPY data still in a socket's buffer (see sent()) */
   private readonly queued = new Set<Promise<void>>();
+  private readonly writeThread: WriteThreadOptions | undefined;
+  private writer: Worker | undefined;
+  private nextWrite = 1;
+  private readonly writes = new Map<
+    number,
+    { resolve: (rows: number) => void; reject: (err: Error) => void }
+  >();
 
   constructor(opts: PostgresTargetOptions) {
     this.schema = opts.schema ?? DEFAULT_SCHEMA;
+    if (opts.writeThread !== false) {
+      this.writeThread = {
+        url: opts.url,
+        schema: this.schema,
+        ...(opts.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: opts.connectTimeoutMs }),
+        ...(opts.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: opts.queryTimeoutMs }),
+      };
+    }
     this.pool = new pg.Pool({
       connectionString: opts.url,
       max: opts.maxConnections ?? 8,
@@ -213,7 +249,68 @@ export class PostgresTarget implements SqlTarget {
     while (this.queued.size > 0) await Promise.all(this.queued);
   }
 
+  /**
+   * A batch's bulk write (writer.ts `runPlan`) in one transaction on the
+   * write thread. Its COPY data is handed over, not copied: the plan's byte
+   * arrays are unusable here afterwards. A SyncError comes back as one (a
+   * cursor that moved, a duplicate row); anything else (a lost connection, a
+   * timeout) as an Error with Postgres' code, as the caller's own transaction
+   * would have thrown.
+   */
+  writePlan(plan: BatchPlan): Promise<number> {
+    if (!this.writeThread) return this.transaction((tx) => runPlan(tx, plan));
+    const worker = (this.writer ??= this.startWriter(this.writeThread));
+    const id = this.nextWrite++;
+    const transfer: ArrayBuffer[] = [];
+    for (const c of plan.copies) {
+      const b = c.data.buffer;
+      // a large Buffer owns its memory; a small one is a slice of a shared pool, copied instead
+      if (b instanceof ArrayBuffer && c.data.byteOffset === 0 && c.data.byteLength === b.byteLength)
+        transfer.push(b);
+    }
+    return new Promise<number>((resolve, reject) => {
+      this.writes.set(id, { resolve, reject });
+      if (this.writes.size === 1) worker.ref();
+      worker.postMessage({ type: 'write', id, plan } satisfies WriteRequest, transfer);
+    });
+  }
+
+  private startWriter(options: WriteThreadOptions): Worker {
+    const worker = new Worker(workerScript(import.meta.url, 'sync/pg-write-worker'), { workerData: options });
+    worker.unref(); // referenced only while a write is in flight
+    const settle = (id: number) => {
+      const w = this.writes.get(id);
+      this.writes.delete(id);
+      if (this.writes.size === 0) worker.unref();
+      return w;
+    };
+    worker.on('message', (reply: WriteReply) => {
+      const w = settle(reply.id);
+      if (!w) return;
+      const e = reply.error;
+      if (!e) w.resolve(reply.rows ?? 0);
+      else if (e.sync) w.reject(new SyncError(e.code, e.message, e.details));
+      else w.reject(Object.assign(new Error(e.message), e.code === undefined ? {} : { code: e.code }));
+    });
+    const fail = (err: Error) => {
+      if (this.writer === worker) this.writer = undefined;
+      for (const id of [...this.writes.keys()]) settle(id)?.reject(err);
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the Postgres write thread exited (code ${code})`)));
+    return worker;
+  }
+
   async close(): Promise<void> {
+    const worker = this.writer;
+    this.writer = undefined;
+    if (worker) {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage({ type: 'close' } satisfies WriteRequest);
+      const timer = setTimeout(() => void worker.terminate(), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
     await this.pool.end();
   }
 }

@@ -80,7 +80,7 @@ export class PgliteTarget implements SqlTarget {
         // PGlite reads COPY … FROM '/dev/blob' from the query's blob
         copyFrom: async (table, columns, data) => {
           const res = await tx.query(`COPY ${table} (${columns.join(', ')}) FROM '/dev/blob'`, [], {
-            blob: new Blob([data]),
+            blob: new Blob([data as string | Uint8Array<ArrayBuffer>]),
           });
           return res.affectedRows ?? 0;
         },

@@ -11,7 +11,7 @@ import { migrate } from './migrations.js';
 import { MirrorBatch } from './rows.js';
 import { decodeStoredBlock, type ChainSource } from './source.js';
 import { yieldToEventLoop, type SqlTarget } from './target.js';
-import { EMPTY_CURSOR, readCursor, writeBatch, type Cursor } from './writer.js';
+import { EMPTY_CURSOR, planBatch, readCursor, writeBatch, type Cursor } from './writer.js';
 
 /**
  * The Postgres sink: follows the committed chain, block by block, into a
@@ -27,7 +27,8 @@ import { EMPTY_CURSOR, readCursor, writeBatch, type Cursor } from './writer.js';
  * become the commission and balance rows. On start the state is rebuilt by
  * replaying blocks 0…cursor from the source (reads only, no SQL).
  *
- * A backfill is pipelined: while batch k is in its Postgres transaction,
+ * A backfill is pipelined: while batch k is in its Postgres transaction (on
+ * the target's write thread when it has one, SqlTarget.writePlan),
  * batch k + 1 is re-executed on top of it in memory; it is written only after
  * k has committed (and dropped if k fails), so batches still commit one at a
  * time, in order, each moving the cursor from where the previous one left it.
@@ -389,7 +390,12 @@ export class PostgresSink {
     };
     const rows = batch.rows();
     const copy = this.opts.copy ?? true;
-    const write = this.target.transaction((tx) => writeBatch(tx, rows, pending.from, { copy }));
+    // A target with a write thread (Postgres) gets the write prepared, COPY data and all, so
+    // that Postgres is fed while this thread re-executes the next batch.
+    const write =
+      copy && this.target.writePlan
+        ? this.target.writePlan(planBatch(rows, pending.from)!)
+        : this.target.transaction((tx) => writeBatch(tx, rows, pending.from, { copy }));
     write.catch(() => undefined); // observed in finishInFlight
     this.inflight = { pending, write };
     return true;

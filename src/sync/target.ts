@@ -1,3 +1,4 @@
+import type { BatchPlan } from './writer.js';
 /**
  * One small SQL surface that both targets implement: a real Postgres through
  * `pg`, and PGlite (Postgres compiled to WebAssembly) in the node's data
@@ -18,11 +19,12 @@ export interface SqlExecutor {
   query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
   /**
    * `COPY table (columns) FROM STDIN` with `data` in COPY's text format
-   * (copyText below); resolves to the number of rows copied. Offered by the
-   * executors inside a transaction of both targets; callers fall back to
-   * INSERT statements when it is missing (a wrapper that only has `query`).
+   * (copyText below), as text or its UTF-8 bytes; resolves to the number of
+   * rows copied. Offered by the executors inside a transaction of both
+   * targets; callers fall back to INSERT statements when it is missing (a
+   * wrapper that only has `query`).
    */
-  copyFrom?(table: string, columns: readonly string[], data: string): Promise<number>;
+  copyFrom?(table: string, columns: readonly string[], data: string | Uint8Array): Promise<number>;
 }
 
 const COPY_SPECIAL = /[\\\t\n\r]/;
@@ -61,6 +63,13 @@ export interface SqlTarget extends SqlExecutor {
    * steps; the sink waits for this before its next CPU-heavy step).
    */
   sent?(): Promise<void>;
+  /**
+   * Optional: run a batch's bulk write (writer.ts `runPlan`) in one
+   * transaction somewhere that does not wait on the calling thread (the
+   * Postgres target: a worker thread with its own connection). Same result
+   * and errors as `transaction((tx) => runPlan(tx, plan))`.
+   */
+  writePlan?(plan: BatchPlan): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -75,7 +75,7 @@ class BatchStatement {
   readonly params: unknown[] = [];
   private readonly ctes: string[] = [];
   /** CTE name → rows it must affect */
-  readonly expected = new Map<string, { table: string; rows: number; update: boolean }>();
+  readonly expected = new Map<string, Expected>();
   /** every write waits for the cursor's compare-and-set, unless the caller has done it already */
   private readonly guard: string;
 
@@ -261,15 +261,102 @@ export async function writeBatch(
 ): Promise<number> {
   const last = rows.blocks[rows.blocks.length - 1];
   if (!last) return 0;
+  if (opts.copy !== false && tx.copyFrom) return runPlan(tx, planBatch(rows, from)!);
   try {
-    return opts.copy !== false && tx.copyFrom
-      ? await writeByCopy(tx, tx.copyFrom.bind(tx), rows, from, last)
-      : await writeByStatement(tx, rows, from, last);
+    return await writeByStatement(tx, rows, from, last);
   } catch (err) {
-    if ((err as { code?: unknown } | null)?.code === '23505') {
-      throw new SyncError('MIRROR_CORRUPT', `a row the cursor says is new exists already: ${String(err)}`);
+    throw duplicateAsCorrupt(err);
+  }
+}
+
+/** A unique violation (23505) in a batch means rows the cursor says are new exist already. */
+function duplicateAsCorrupt(err: unknown): unknown {
+  return (err as { code?: unknown } | null)?.code === '23505'
+    ? new SyncError('MIRROR_CORRUPT', `a row the cursor says is new exists already: ${String(err)}`)
+    : err;
+}
+
+/**
+ * A batch's bulk write with everything but the round trips done: the cursor
+ * move, each table's new rows as COPY data (UTF-8 bytes, so they can be
+ * handed to another thread without copying), and the one statement of
+ * updates with the rows it must touch. runPlan executes it; a PostgresTarget
+ * runs it on a thread of its own (`writePlan`), so that Postgres is fed while
+ * the sink's thread re-executes the next batch.
+ */
+export interface BatchPlan {
+  from: Cursor;
+  to: Cursor & { chainId: string; time: string };
+  copies: { table: string; columns: string[]; data: Uint8Array; rows: number }[];
+  updates?: { sql: string; params: unknown[]; expected: [string, Expected][] };
+}
+
+interface Expected {
+  table: string;
+  rows: number;
+  update: boolean;
+}
+
+/** The plan of a batch's bulk write (COPY path); undefined for a batch without blocks. */
+export function planBatch(rows: BatchRows, from: Cursor): BatchPlan | undefined {
+  const last = rows.blocks[rows.blocks.length - 1];
+  if (!last) return undefined;
+  const copies: BatchPlan['copies'] = [];
+  const add = <R>(table: string, columns: Column<R>[], list: R[]) => {
+    if (list.length === 0) return;
+    copies.push({
+      table,
+      columns: columns.map((c) => c.name),
+      data: Buffer.from(copyRows(columns, list), 'utf8'),
+      rows: list.length,
+    });
+  };
+  add('blocks', blockCols, rows.blocks);
+  add('transactions', txCols, rows.txs);
+  add('participants', participantCols, rows.participants);
+  add('commissions', commissionCols, rows.commissions.insert);
+  add('pair_balances', [...pairKey, ...pairState], rows.pairs.insert);
+  add('account_balances', [...accountKey, ...accountState], rows.accounts.insert);
+  add('currency_totals', [...totalsKey, ...totalsState], rows.totals.insert);
+  const st = new BatchStatement();
+  addUpdates(st, rows);
+  return {
+    from,
+    to: { height: last.height, hash: last.hash, chainId: last.chainId, time: last.time },
+    copies,
+    ...(st.empty ? {} : { updates: { sql: st.sql(), params: st.params, expected: [...st.expected] } }),
+  };
+}
+
+/**
+ * Bulk path: the cursor's compare-and-set is the transaction's first
+ * statement (it also locks the cursor row, so a second writer waits for this
+ * transaction, then finds the cursor moved); only when it moved the cursor do
+ * the new rows follow, one COPY per table, then one statement with every
+ * UPDATE. Same transaction, same checks as the single statement: a COPY
+ * either loads every row or fails (a duplicate key is MIRROR_CORRUPT), and
+ * every UPDATE count must match. Returns the rows written (the cursor's too).
+ */
+export async function runPlan(tx: SqlExecutor, plan: BatchPlan): Promise<number> {
+  const copy = tx.copyFrom?.bind(tx);
+  if (!copy) throw new Error('runPlan needs an executor with copyFrom');
+  try {
+    await advanceCursor(tx, plan.from, plan.to);
+    let n = 1;
+    for (const c of plan.copies) {
+      const got = await copy(c.table, c.columns, c.data);
+      if (got !== c.rows) {
+        throw new SyncError('MIRROR_CORRUPT', `${c.table}: copied ${got} rows for ${c.rows} records`);
+      }
+      n += got;
     }
-    throw err;
+    if (plan.updates) {
+      const { rows } = await tx.query<Record<string, number>>(plan.updates.sql, plan.updates.params);
+      n += checkCounts(new Map(plan.updates.expected), rows[0]!);
+    }
+    return n;
+  } catch (err) {
+    throw duplicateAsCorrupt(err);
   }
 }
 
@@ -288,9 +375,9 @@ async function runStatement(tx: SqlExecutor, st: BatchStatement): Promise<Record
 }
 
 /** Every CTE must have written exactly its rows; returns their sum. */
-function checkCounts(st: BatchStatement, counts: Record<string, number>): number {
+function checkCounts(expected: ReadonlyMap<string, Expected>, counts: Record<string, number>): number {
   let n = 0;
-  for (const [name, want] of st.expected) {
+  for (const [name, want] of expected) {
     const got = Number(counts[name]);
     if (got !== want.rows) {
       throw new SyncError(
@@ -321,50 +408,7 @@ async function writeByStatement(
   addUpdates(st, rows);
   const counts = await runStatement(tx, st);
   if (Number(counts.cur) !== 1) throw mismatch(from, last.height, await readCursor(tx));
-  return 1 + checkCounts(st, counts);
-}
-
-/**
- * Bulk path: the cursor's compare-and-set is the transaction's first
- * statement (it also locks the cursor row, so a second writer waits for this
- * transaction, then finds the cursor moved); only when it moved the cursor do
- * the new rows follow, one COPY per table, then one statement with every
- * UPDATE. Same transaction, same checks as the single statement: a COPY
- * either loads every row or fails (a duplicate key is MIRROR_CORRUPT), and
- * every UPDATE count must match.
- */
-async function writeByCopy(
-  tx: SqlExecutor,
-  copy: NonNullable<SqlExecutor['copyFrom']>,
-  rows: BatchRows,
-  from: Cursor,
-  last: BlockRow,
-): Promise<number> {
-  await advanceCursor(tx, from, last);
-  let n = 1;
-  const load = async <R>(table: string, columns: Column<R>[], list: R[]) => {
-    if (list.length === 0) return;
-    const got = await copy(
-      table,
-      columns.map((c) => c.name),
-      copyRows(columns, list),
-    );
-    if (got !== list.length) {
-      throw new SyncError('MIRROR_CORRUPT', `${table}: copied ${got} rows for ${list.length} records`);
-    }
-    n += got;
-  };
-  await load('blocks', blockCols, rows.blocks);
-  await load('transactions', txCols, rows.txs);
-  await load('participants', participantCols, rows.participants);
-  await load('commissions', commissionCols, rows.commissions.insert);
-  await load('pair_balances', [...pairKey, ...pairState], rows.pairs.insert);
-  await load('account_balances', [...accountKey, ...accountState], rows.accounts.insert);
-  await load('currency_totals', [...totalsKey, ...totalsState], rows.totals.insert);
-  const st = new BatchStatement();
-  addUpdates(st, rows);
-  if (!st.empty) n += checkCounts(st, await runStatement(tx, st));
-  return n;
+  return 1 + checkCounts(st.expected, counts);
 }
 
 /** Rows in COPY's text format: fields by tab, rows by newline. */

@@ -20,7 +20,8 @@ export const PG_ADMIN_URL = process.env.BITNEXUS_TEST_PG_URL ?? 'postgres://post
 /** A database for one test: open targets on it (one at a time for PGlite), drop it at the end. */
 export interface TestDb {
   kind: 'pglite' | 'postgres';
-  open(opts?: { schema?: string }): Promise<SqlTarget>;
+  /** writeThread: PostgresTarget's option (Postgres only) */
+  open(opts?: { schema?: string; writeThread?: boolean }): Promise<SqlTarget>;
   drop(): Promise<void>;
 }
 
