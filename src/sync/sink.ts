@@ -380,22 +380,21 @@ export class PostgresSink {
     this.gathered = false;
     // re-execute the next batch on top of the one in flight (if any) while it is being written
     const batch = await this.buildBatch(this.inflight?.pending.batch ?? this.state, tip, head);
+    // Its rows, and for a target with a write thread (Postgres) its whole write, COPY data and
+    // all, are prepared before waiting for the batch in flight: from where that one moves the
+    // cursor (if it fails, this is dropped and rebuilt). Postgres then gets the next write as soon
+    // as it has committed the last, and is fed while this thread re-executes the one after.
+    const from = tip;
+    const rows = batch.rows();
+    const copy = this.opts.copy ?? true;
+    const plan = copy && this.target.writePlan ? planBatch(rows, from) : undefined;
     if (this.inflight) await this.finishInFlight();
     batch.rebase(this.state);
     const last = batch.last!;
-    const pending: Pending = {
-      batch,
-      from: this.cursor,
-      to: { height: last.block.header.height, hash: last.hash },
-    };
-    const rows = batch.rows();
-    const copy = this.opts.copy ?? true;
-    // A target with a write thread (Postgres) gets the write prepared, COPY data and all, so
-    // that Postgres is fed while this thread re-executes the next batch.
-    const write =
-      copy && this.target.writePlan
-        ? this.target.writePlan(planBatch(rows, pending.from)!)
-        : this.target.transaction((tx) => writeBatch(tx, rows, pending.from, { copy }));
+    const pending: Pending = { batch, from, to: { height: last.block.header.height, hash: last.hash } };
+    const write = plan
+      ? this.target.writePlan!(plan)
+      : this.target.transaction((tx) => writeBatch(tx, rows, from, { copy }));
     write.catch(() => undefined); // observed in finishInFlight
     this.inflight = { pending, write };
     return true;
