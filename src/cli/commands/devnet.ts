@@ -12,6 +12,9 @@ import { intArg } from './args.js';
 
 const BIN = fileURLToPath(new URL('../../../../bin/bitnexus.js', import.meta.url));
 
+/** How this machine reaches a node listening on `host`: one listening on every interface (init --hosts) on the loopback. */
+const reachable = (host: string) => (host === '0.0.0.0' ? '127.0.0.1' : host);
+
 export function registerDevnet(program: Command): void {
   program
     .command('devnet')
@@ -70,12 +73,12 @@ export function registerDevnet(program: Command): void {
         child.stdout?.pipe(log);
         child.stderr?.pipe(log);
         children.push(child);
-        // a node listening on every interface (init --hosts) is reached here on the loopback
-        const local = (host: string) => (host === '0.0.0.0' ? '127.0.0.1' : host);
-        urls.push(`http://${local(cfg.http.host)}:${cfg.http.port}`);
-        p2p.push(
-          `${cfg.p2p.listen.replace('/ip4/0.0.0.0/', '/ip4/127.0.0.1/')}/p2p/${peerIdFromNodeId(cfg.nodeId).toString()}`,
+        urls.push(`http://${reachable(cfg.http.host)}:${cfg.http.port}`);
+        const listen = cfg.p2p.listen.replace(
+          /^\/ip4\/([^/]+)\//,
+          (_, host: string) => `/ip4/${reachable(host)}/`,
         );
+        p2p.push(`${listen}/p2p/${peerIdFromNodeId(cfg.nodeId).toString()}`);
       }
       try {
         await Promise.race([Promise.all(urls.map((u) => waitHealthy(u, 30_000))), stopped]);
