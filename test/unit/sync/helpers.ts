@@ -9,11 +9,13 @@ import type { DecodedTx } from '../../../src/ledger/index.js';
 import {
   ChainStoreSource,
   PgliteTarget,
+  PostgresSink,
   PostgresTarget,
   type SqlExecutor,
   type SqlTarget,
 } from '../../../src/sync/index.js';
 import { TestChain } from '../../support/ledger-fixture.js';
+import { buildSampleChain } from '../../support/sample-chain.js';
 
 export const PG_ADMIN_URL = process.env.BITNEXUS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -268,4 +270,15 @@ export class FaultyTarget implements SqlTarget {
 export async function count(t: SqlExecutor, table: string, where = 'true'): Promise<number> {
   const { rows } = await t.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM ${table} WHERE ${where}`);
   return Number(rows[0]!.n);
+}
+
+/** The sample chain mirrored to its head into a database of `db` (its rows, no search index yet). */
+export async function mirrored(db: TestDb): Promise<{ fc: FollowedChain; target: SqlTarget }> {
+  const fc = new FollowedChain(await buildSampleChain());
+  const target = await db.open();
+  const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
+  sink.start();
+  await sink.waitForHeight(fc.height);
+  await sink.stop();
+  return { fc, target };
 }

@@ -6,13 +6,12 @@ import {
   PostgresSink,
   search,
   SearchIndexer,
-  type SqlTarget,
 } from '../../../src/sync/index.js';
 import { PacedBatch } from '../../../src/sync/indexer.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 import { appendTraffic, register } from './chains.js';
 import { EmbeddingStub } from './embedding-stub.js';
-import { closeSharedPglite, count, DB_KINDS, FollowedChain, type TestDb } from './helpers.js';
+import { closeSharedPglite, count, DB_KINDS, FollowedChain, mirrored } from './helpers.js';
 
 afterAll(closeSharedPglite);
 
@@ -22,17 +21,6 @@ async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 15_
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** The sample chain mirrored to its head into a database of `db` (its rows, no search index yet). */
-async function mirrored(db: TestDb): Promise<{ fc: FollowedChain; target: SqlTarget }> {
-  const fc = new FollowedChain(await buildSampleChain());
-  const target = await db.open();
-  const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
-  sink.start();
-  await sink.waitForHeight(fc.height);
-  await sink.stop();
-  return { fc, target };
 }
 
 describe.each(DB_KINDS)('search indexer on $kind', ({ create, skip }) => {

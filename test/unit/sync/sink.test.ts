@@ -20,6 +20,7 @@ import {
   DB_KINDS,
   FaultyTarget,
   FollowedChain,
+  mirrored,
   pgliteDir,
   type TestDb,
 } from './helpers.js';
@@ -61,14 +62,6 @@ async function syncOnce(
   await sink.waitForHeight(fc.height);
   await sink.stop();
   return sink;
-}
-
-/** The sample chain, mirrored to its head into a new target on `db`. */
-async function syncedMirror(db: TestDb) {
-  const fc = new FollowedChain(await buildSampleChain());
-  const target = await db.open();
-  await syncOnce(fc, target);
-  return { fc, target };
 }
 
 describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
@@ -249,7 +242,7 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
 
   it.skipIf(skip)('the cursor compare-and-set refuses a wrong previous hash and writes nothing', async () => {
     await withDb(create, async (db) => {
-      const { target } = await syncedMirror(db);
+      const { target } = await mirrored(db);
       const at = await readCursor(target);
       const err = await target
         .transaction((tx) =>
@@ -289,7 +282,7 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
     'refuses to resume on a mirror of another chain; waits when it is ahead of the chain',
     async () => {
       await withDb(create, async (db) => {
-        const { fc, target } = await syncedMirror(db);
+        const { fc, target } = await mirrored(db);
         await target.query(`UPDATE sync_cursor SET hash = $1`, ['ee'.repeat(32)]);
         const a = new PostgresSink({ source: fc.source, target, ...fast });
         a.start();
@@ -313,7 +306,7 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
     'stops loudly on rows the cursor says are new but exist (MIRROR_CORRUPT), writing nothing',
     async () => {
       await withDb(create, async (db) => {
-        const { fc, target } = await syncedMirror(db);
+        const { fc, target } = await mirrored(db);
         // the cursor set back one block: that block's rows are there already
         const { rows } = await target.query<{ hash: string }>(`SELECT hash FROM blocks WHERE height = $1`, [
           fc.height - 1,
