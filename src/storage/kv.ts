@@ -17,6 +17,13 @@ export interface KeyValueStore {
 export type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
 const ITERATE_BATCH = 1000;
+/**
+ * Bytes one nextv call may read before it stops short of ITERATE_BATCH
+ * entries. classic-level's default, 16 KiB, cut a walk over the chain's small
+ * entries (50–300 bytes) into calls of ~100: 8,615 native calls for 826,000
+ * entries instead of 827, ~0.3 µs more CPU per entry.
+ */
+const ITERATE_BYTES = 1 << 20;
 
 export class LevelStore implements KeyValueStore {
   private constructor(private readonly db: Level<string, Uint8Array>) {}
@@ -60,7 +67,7 @@ export class LevelStore implements KeyValueStore {
     const lt = opts.lt ?? prefixEnd(prefix);
     // nextv: one native call (and one promise) per thousand entries, not per entry; an auditor
     // reads every entry of a chain (~9 µs per transaction saved in bitnexus verify).
-    const it = this.db.iterator({ gte, lt });
+    const it = this.db.iterator({ gte, lt, highWaterMarkBytes: ITERATE_BYTES });
     try {
       for (;;) {
         const batch = await it.nextv(ITERATE_BATCH);
