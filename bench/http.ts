@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toHex } from '../src/codec/index.js';
@@ -21,6 +21,7 @@ import { generateKeyPair, type KeyPair } from '../src/crypto/index.js';
 import type { UnsignedTx } from '../src/ledger/index.js';
 import { initNetwork } from '../src/node/init.js';
 import { readKeyFile } from '../src/node/keyfile.js';
+import { machineLine } from './machine.js';
 import { signedJson } from './workload.js';
 
 const BIN = fileURLToPath(new URL('../../bin/bitnexus.js', import.meta.url));
@@ -111,9 +112,7 @@ function percentile(sorted: number[], p: number): number {
 const dir = await mkdtemp(join(tmpdir(), 'bitnexus-bench-'));
 const children: ChildProcess[] = [];
 try {
-  console.log(
-    `bench (HTTP) — ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, node ${process.version}; ${nodeCount} nodes, fsync on, target ${target}`,
-  );
+  console.log(machineLine('bench (HTTP)', `; ${nodeCount} nodes, fsync on, target ${target}`));
   const net = await initNetwork({ dir, nodes: nodeCount, chainId: 'bitnexus-bench', basePort: 27100 });
   for (const n of net.nodes) {
     const args = [

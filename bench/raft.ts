@@ -9,9 +9,9 @@
  * --size BYTES (default 32), --compact N (default 10,000), --inflight N (maxInflight, default 4).
  * Prints; asserts nothing (benchmarks never gate CI on wall-clock).
  */
-import { availableParallelism, cpus } from 'node:os';
 import { MemoryStorage, RaftNode, type Message, type RaftConfig } from '../src/consensus/index.js';
 import { Prng } from '../src/simulator/prng.js';
+import { machineLine } from './machine.js';
 
 function arg(name: string): number | undefined {
   const i = process.argv.indexOf(name);
@@ -139,9 +139,7 @@ const batches = arg('--batch') !== undefined ? [arg('--batch') ?? 256] : [64, 25
 // append; with a deep one every propose() goes out as its own one-entry message.
 const maxInflight = arg('--inflight') ?? 4;
 
-console.log(
-  `bench:raft — ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, node ${process.version}`,
-);
+console.log(machineLine('bench:raft'));
 console.log(
   `3 voters in one process, in-memory storage, no network delay; ${fmt(entries)} entries of ${size} bytes; ` +
     `maxMsgEntries 4096, maxInflight ${maxInflight}; compaction every ${fmt(compact)} entries\n`,

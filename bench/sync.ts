@@ -33,7 +33,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -64,6 +64,7 @@ import {
 import { vectorLiteral } from '../src/sync/indexer.js';
 import { MirrorBatch, type BatchRows } from '../src/sync/rows.js';
 import { writeBatch } from '../src/sync/writer.js';
+import { machineLine } from './machine.js';
 import { ThrowawayCluster } from './pg-cluster.js';
 import { benchNetwork, cutBenchBlocks, signedJson, txMaker } from './workload.js';
 
@@ -598,9 +599,7 @@ async function timeSearches(
   return { times, kinds, short };
 }
 
-console.log(
-  `bench:sync — ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, node ${process.version}`,
-);
+console.log(machineLine('bench:sync'));
 const chains = new Map<number, BenchChain>();
 const chainOf = async (n: number) => {
   let c = chains.get(n);
