@@ -377,6 +377,40 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
     });
   }
 
+  it.skipIf(skip)(
+    'a block that cannot be read for a moment, mid-batch, is read again: no duplicate, no gap',
+    async () => {
+      await withDb(create, async (db) => {
+        const fc = new FollowedChain(await buildSampleChain());
+        const parties = await register(fc, ['shop-c'], ['aff-1']);
+        await appendTraffic(fc, parties, 2);
+        // the blocks before it are re-executed into the batch (and the state) before this fails
+        const flaky = fc.height - 1;
+        let failures = 0;
+        const source: ChainSource = {
+          height: () => fc.source.height(),
+          getBlockBytes: (h) => {
+            if (h === flaky && failures === 0) {
+              failures++;
+              return Promise.reject(new Error('injected: the chain store is busy'));
+            }
+            return fc.source.getBlockBytes(h);
+          },
+          getReceipts: (h) => fc.source.getReceipts(h),
+          onCommitted: (l) => fc.source.onCommitted(l),
+        };
+        const target = await db.open();
+        const sink = new PostgresSink({ source, target, ...fast });
+        sink.start();
+        await sink.waitForHeight(fc.height);
+        await sink.stop();
+        expect(failures).toBe(1);
+        expect(sink.status().errors).toBe(1);
+        await expectCheckOk(target, fc);
+      });
+    },
+  );
+
   it.skipIf(skip)('applies migrations once, however often and concurrently it starts', async () => {
     await withDb(create, async (db) => {
       const target = await db.open();
