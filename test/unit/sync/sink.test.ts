@@ -51,6 +51,17 @@ async function expectCheckOk(target: SqlTarget, fc: FollowedChain) {
   return report;
 }
 
+/** `source` with some of its methods replaced. */
+function withOverrides(source: ChainSource, overrides: Partial<ChainSource>): ChainSource {
+  return {
+    height: () => source.height(),
+    getBlockBytes: (h) => source.getBlockBytes(h),
+    getReceipts: (h) => source.getReceipts(h),
+    onCommitted: (l) => source.onCommitted(l),
+    ...overrides,
+  };
+}
+
 /** Run a sink to the chain's head and stop it. */
 async function syncOnce(
   fc: FollowedChain,
@@ -359,13 +370,7 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
     it.skipIf(skip)(name, async () => {
       await withDb(create, async (db) => {
         const fc = new FollowedChain(await buildSampleChain());
-        const source: ChainSource = {
-          height: () => fc.source.height(),
-          getBlockBytes: (h) => fc.source.getBlockBytes(h),
-          getReceipts: (h) => fc.source.getReceipts(h),
-          onCommitted: (l) => fc.source.onCommitted(l),
-          ...alter(fc.source),
-        };
+        const source = withOverrides(fc.source, alter(fc.source));
         const target = await db.open();
         const sink = new PostgresSink({ source, target, ...fast, maxBatchBlocks: 1 });
         sink.start();
@@ -384,11 +389,10 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
         const fc = new FollowedChain(await buildSampleChain());
         const parties = await register(fc, ['shop-c'], ['aff-1']);
         await appendTraffic(fc, parties, 2);
-        // the blocks before it are re-executed into the batch (and the state) before this fails
+        // the blocks before it are re-executed into the batch before this fails
         const flaky = fc.height - 1;
         let failures = 0;
-        const source: ChainSource = {
-          height: () => fc.source.height(),
+        const source = withOverrides(fc.source, {
           getBlockBytes: (h) => {
             if (h === flaky && failures === 0) {
               failures++;
@@ -396,9 +400,7 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
             }
             return fc.source.getBlockBytes(h);
           },
-          getReceipts: (h) => fc.source.getReceipts(h),
-          onCommitted: (l) => fc.source.onCommitted(l),
-        };
+        });
         const target = await db.open();
         const sink = new PostgresSink({ source, target, ...fast });
         sink.start();
