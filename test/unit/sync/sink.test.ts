@@ -402,10 +402,7 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
           },
         });
         const target = await db.open();
-        const sink = new PostgresSink({ source, target, ...fast });
-        sink.start();
-        await sink.waitForHeight(fc.height);
-        await sink.stop();
+        const sink = await syncOnce(fc, target, { source });
         expect(failures).toBe(1);
         expect(sink.status().errors).toBe(1);
         await expectCheckOk(target, fc);
