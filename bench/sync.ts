@@ -57,6 +57,7 @@ import {
   PostgresSink,
   PostgresTarget,
   search,
+  searchIndexType,
   type SearchRequest,
   type SqlExecutor,
   type SqlTarget,
@@ -357,6 +358,7 @@ async function benchTarget(name: string, target: SqlTarget, bc: BenchChain): Pro
   const timed: SqlTarget = {
     kind: target.kind,
     schema: target.schema,
+    vectorIndexType: target.vectorIndexType,
     query: (sql, params) => target.query(sql, params),
     transaction: async (fn) => {
       const t0 = performance.now();
@@ -486,17 +488,22 @@ async function benchSearch(
   // 3. recall@10: HNSW vs exact
   const d = embedder.dimension;
   const lit = `'${embedder.id}'`;
-  const knn = `SELECT commission_id, embedding::vector(${d}) <=> $1::vector(${d}) AS distance
+  // the truth in full precision; the index walked through its own expression (halfvec on Postgres)
+  const type = await searchIndexType(target, embedder);
+  const knnOf = (t: string) => `SELECT commission_id, embedding::vector(${d}) <=> $1::vector(${d}) AS distance
                FROM commission_embeddings WHERE embedder = ${lit}
-               ORDER BY embedding::vector(${d}) <=> $1::vector(${d}) LIMIT 10`;
+               ORDER BY embedding::${t}(${d}) <=> $1::${t}(${d}) LIMIT 10`;
+  const exactKnn = knnOf('vector');
+  const knn = knnOf(type);
   const queries = Array.from({ length: QUERIES }, () => (rnd() < 0.5 ? description() : typo(description())));
   const vectors = await embedder.embed(queries);
   const plan = await target.query<Record<string, string>>(
     `EXPLAIN ${knn.replaceAll('$1', `'${vectorLiteral(vectors[0]!)}'`)}`,
   );
   const planText = plan.rows.map((x) => Object.values(x)[0]).join(' / ');
-  if (!planText.includes(embedderIndexName(embedder.id)))
+  if (!planText.includes(embedderIndexName(embedder.id, type)))
     console.log(`  warning: k-NN plan does not use the HNSW index: ${planText}`);
+  console.log(`HNSW index: ${type} (${embedderIndexName(embedder.id, type)})`);
   type Hit = { commission_id: string; distance: number };
   const exact: Hit[][] = [];
   const exactTimes: number[] = [];
@@ -505,7 +512,7 @@ async function benchSearch(
     exact.push(
       await target.transaction(async (tx) => {
         await tx.query(`SET LOCAL enable_indexscan = off`);
-        return (await tx.query<Hit>(knn, [vectorLiteral(v)])).rows;
+        return (await tx.query<Hit>(exactKnn, [vectorLiteral(v)])).rows;
       }),
     );
     exactTimes.push(performance.now() - te);

@@ -30,6 +30,7 @@ export {
   COMMISSION_STATUSES,
   search,
   searchDetailed,
+  searchIndexType,
   type SearchFilters,
   type SearchHit,
   type SearchOptions,

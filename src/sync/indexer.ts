@@ -5,7 +5,7 @@ import { errorMessage, SyncError } from './errors.js';
 import { migrate } from './migrations.js';
 import { searchableText } from './rows.js';
 import { SILENT_LOGGER, type SyncLogger } from './sink.js';
-import { yieldToEventLoop, type SqlExecutor, type SqlTarget } from './target.js';
+import { yieldToEventLoop, type SqlExecutor, type SqlTarget, type VectorIndexType } from './target.js';
 
 /**
  * The search indexer: keeps the derived search data of the mirror, in the
@@ -29,8 +29,14 @@ import { yieldToEventLoop, type SqlExecutor, type SqlTarget } from './target.js'
  * search uses the current embedder's index only.
  *
  * Each embedder has its own partial HNSW index over
- * `(embedding::vector(d)) vector_cosine_ops WHERE embedder = '<id>'`, which
- * lets vectors of different dimensions share one column.
+ * `(embedding::vector(d)) vector_cosine_ops WHERE embedder = '<id>'` (or
+ * `halfvec(d)` / `halfvec_cosine_ops`: the target's `vectorIndexType`),
+ * which lets vectors of different dimensions share one column. The index in
+ * use is the one `embedders.index_name` names. When the target asks for the
+ * other type than the embedder's index has (a Postgres mirror made before
+ * halfvec indexes), the new index is built in the background like a deferred
+ * one, and only then does `index_name` move to it and the old one go: search
+ * never loses its index.
  */
 
 export interface IndexerOptions {
@@ -94,9 +100,33 @@ export const SEARCH_TSV_SQL = `setweight(to_tsvector('english'::regconfig, c.mer
   setweight(to_tsvector('english'::regconfig, c.metadata_text), 'C') ||
   setweight(to_tsvector('simple'::regconfig, c.order_id), 'D')`;
 
-/** Name of an embedder's HNSW index: derived from its id, fits Postgres' 63-byte limit. */
-export function embedderIndexName(id: string): string {
-  return `commission_embeddings_hnsw_${createHash('sha256').update(id).digest('hex').slice(0, 16)}`;
+/** Name of an embedder's HNSW index of a type: derived from its id, fits Postgres' 63-byte limit. */
+export function embedderIndexName(id: string, type: VectorIndexType = 'vector'): string {
+  const h = createHash('sha256').update(id).digest('hex').slice(0, 16);
+  // the vector index keeps the name it had before halfvec indexes existed
+  return type === 'vector' ? `commission_embeddings_hnsw_${h}` : `commission_embeddings_hnswh_${h}`;
+}
+
+/** The type of an embedder's index from its name (embedderIndexName), or undefined for another name. */
+export function embedderIndexType(id: string, indexName: string): VectorIndexType | undefined {
+  if (indexName === embedderIndexName(id, 'vector')) return 'vector';
+  if (indexName === embedderIndexName(id, 'halfvec')) return 'halfvec';
+  return undefined;
+}
+
+/**
+ * The expression an embedder's index of `type` is built over; a query must
+ * order by exactly this (with the query vector cast alike) to use it.
+ */
+export function embeddingExpression(type: VectorIndexType, dimension: number): string {
+  return `embedding::${type}(${dimension})`;
+}
+
+async function indexExists(tx: SqlExecutor, schema: string, index: string): Promise<boolean> {
+  const { rows } = await tx.query<{ r: string | null }>(`SELECT to_regclass($1)::text AS r`, [
+    `${schema}.${index}`,
+  ]);
+  return Boolean(rows[0]?.r);
 }
 
 /** The SQL literal of an embedder id (ids are restricted by EMBEDDER_ID_RE; quotes doubled anyway). */
@@ -147,6 +177,8 @@ export class SearchIndexer {
   private active = false;
   /** the embedder's HNSW index is to be built when the backlog is embedded */
   private indexDeferred = false;
+  /** the index the deferred one replaces once built (an index of the other type), if any */
+  private replaces: string | undefined;
   private through = { height: -1, index: -1 };
   private textThrough = { height: -1, index: -1 };
   private embedded = 0;
@@ -259,7 +291,7 @@ export class SearchIndexer {
   async activate(): Promise<void> {
     await this.migrated();
     const e = this.embedder;
-    const index = embedderIndexName(e.id);
+    const index = embedderIndexName(e.id, this.target.vectorIndexType);
     await this.target.transaction(async (tx) => {
       await tx.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
         `bitnexus-sync-embedders:${this.target.schema}`,
@@ -267,27 +299,42 @@ export class SearchIndexer {
       const { rows } = await tx.query<{ id: string; dimension: number; index_name: string }>(
         `SELECT id, dimension, index_name FROM embedders`,
       );
+      let inUse: string | undefined;
       for (const r of rows) {
-        if (r.id === e.id && r.dimension === e.dimension) continue;
+        if (r.id === e.id && r.dimension === e.dimension) {
+          inUse = r.index_name;
+          continue;
+        }
         await tx.query(`DELETE FROM embedders WHERE id = $1`, [r.id]);
         if (r.index_name !== index) await tx.query(`DROP INDEX IF EXISTS ${r.index_name}`);
         this.log.info({ from: r.id, to: e.id }, 'embedder changed: re-embedding every commission');
       }
-      await tx.query(
-        `INSERT INTO embedders (id, dimension, index_name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
-        [e.id, e.dimension, index],
-      );
+      if (inUse === undefined) {
+        await tx.query(
+          `INSERT INTO embedders (id, dimension, index_name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
+          [e.id, e.dimension, index],
+        );
+      }
       await this.readWatermark(tx);
-      const { rows: exists } = await tx.query<{ r: string | null }>(`SELECT to_regclass($1)::text AS r`, [
-        `${this.target.schema}.${index}`,
-      ]);
+      this.replaces = inUse !== undefined && inUse !== index ? inUse : undefined;
       this.indexDeferred = false;
-      if (exists[0]?.r) return;
+      if (await indexExists(tx, this.target.schema, index)) {
+        // built, but the switch did not happen (a crash in between): now
+        if (this.replaces !== undefined) await this.switchIndex(tx);
+        return;
+      }
       const { rows: backlog } = await tx.query<{ n: number }>(
         `SELECT count(*)::int8 AS n FROM commissions WHERE (recorded_height, recorded_index) > ($1, $2)`,
         [this.through.height, this.through.index],
       );
-      if (Number(backlog[0]?.n ?? 0) >= (this.opts.bulkBuildThreshold ?? 10_000)) {
+      if (this.replaces !== undefined) {
+        // the old index serves search until the new one is built in the background
+        this.indexDeferred = true;
+        this.log.info(
+          { embedder: e.id, from: this.replaces, to: index },
+          `building a ${this.target.vectorIndexType} HNSW index to replace the embedder's current one`,
+        );
+      } else if (Number(backlog[0]?.n ?? 0) >= (this.opts.bulkBuildThreshold ?? 10_000)) {
         this.indexDeferred = true;
         this.log.info(
           { embedder: e.id, backlog: backlog[0]?.n },
@@ -303,11 +350,23 @@ export class SearchIndexer {
 
   private createIndexSql(): string {
     const e = this.embedder;
+    const type = this.target.vectorIndexType;
     const m = this.opts.hnsw?.m ?? 24;
     const efc = this.opts.hnsw?.efConstruction ?? 100;
-    return `CREATE INDEX IF NOT EXISTS ${embedderIndexName(e.id)} ON commission_embeddings
-      USING hnsw ((embedding::vector(${e.dimension})) vector_cosine_ops) WITH (m = ${m}, ef_construction = ${efc})
+    return `CREATE INDEX IF NOT EXISTS ${embedderIndexName(e.id, type)} ON commission_embeddings
+      USING hnsw ((${embeddingExpression(type, e.dimension)}) ${type}_cosine_ops) WITH (m = ${m}, ef_construction = ${efc})
       WHERE embedder = ${embedderLiteral(e.id)}`;
+  }
+
+  /** Point the embedder at its new index and drop the one it replaces (in the caller's transaction). */
+  private async switchIndex(tx: SqlExecutor): Promise<void> {
+    const old = this.replaces;
+    if (old === undefined) return;
+    const index = embedderIndexName(this.embedder.id, this.target.vectorIndexType);
+    await tx.query(`UPDATE embedders SET index_name = $2 WHERE id = $1`, [this.embedder.id, index]);
+    await tx.query(`DROP INDEX IF EXISTS ${old}`);
+    this.replaces = undefined;
+    this.log.info({ embedder: this.embedder.id, from: old, to: index }, 'HNSW index replaced');
   }
 
   /** Build the deferred HNSW index over everything embedded so far. */
@@ -320,6 +379,7 @@ export class SearchIndexer {
       await this.target.transaction(async (tx) => {
         await tx.query(`SET LOCAL maintenance_work_mem = '${mem}'`);
         await tx.query(this.createIndexSql());
+        await this.switchIndex(tx);
       });
     } catch (err) {
       // e.g. a PGlite heap that cannot grow that far: build with the server's default memory instead
@@ -327,7 +387,10 @@ export class SearchIndexer {
         { err: errorMessage(err), buildMemory: mem },
         'HNSW build failed, retrying with default memory',
       );
-      await this.target.query(this.createIndexSql());
+      await this.target.transaction(async (tx) => {
+        await tx.query(this.createIndexSql());
+        await this.switchIndex(tx);
+      });
     }
     this.indexDeferred = false;
     this.log.info({ embedder: this.embedder.id, ms: Date.now() - t0 }, 'HNSW index built');

@@ -116,7 +116,7 @@ export const MIGRATIONS: readonly Migration[] = [
          commission_id text PRIMARY KEY,
          embedder text NOT NULL,
          -- no fixed size: embedders of any dimension share the column (each has its own partial
-         -- index). Full precision: PGlite's pgvector builds and searches halfvec several times slower.
+         -- index). Full precision; Postgres indexes it as halfvec, PGlite as vector (target.ts VectorIndexType).
          embedding vector NOT NULL,
          embedded_at timestamptz NOT NULL DEFAULT now()
        )`,

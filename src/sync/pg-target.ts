@@ -11,6 +11,7 @@ import {
   type QueryResult,
   type SqlExecutor,
   type SqlTarget,
+  type VectorIndexType,
 } from './target.js';
 
 export interface PostgresTargetOptions {
@@ -31,6 +32,8 @@ export interface PostgresTargetOptions {
    * calling thread computes; false runs it in this thread's transaction.
    */
   writeThread?: boolean;
+  /** the element type of HNSW indexes built from now on (default halfvec; target.ts VectorIndexType) */
+  vectorIndexType?: VectorIndexType;
 }
 
 /** What the write thread is started with: the options that can cross threads. */
@@ -156,6 +159,7 @@ const types = {
 export class PostgresTarget implements SqlTarget {
   readonly kind = 'postgres' as const;
   readonly schema: string;
+  readonly vectorIndexType: VectorIndexType;
   private readonly pool: pg.Pool;
   /** COPY data still in a socket's buffer (see sent()) */
   private readonly queued = new Set<Promise<void>>();
@@ -169,6 +173,7 @@ export class PostgresTarget implements SqlTarget {
 
   constructor(opts: PostgresTargetOptions) {
     this.schema = opts.schema ?? DEFAULT_SCHEMA;
+    this.vectorIndexType = opts.vectorIndexType ?? 'halfvec';
     if (opts.writeThread !== false) {
       this.writeThread = {
         url: opts.url,

@@ -8,6 +8,7 @@ import {
   type QueryResult,
   type SqlExecutor,
   type SqlTarget,
+  type VectorIndexType,
 } from './target.js';
 
 export interface PgliteTargetOptions {
@@ -36,6 +37,8 @@ export const PGLITE_SHARED_BUFFERS = '384MB';
  */
 export class PgliteTarget implements SqlTarget {
   readonly kind = 'pglite' as const;
+  /** halfvec is several times slower in PGlite's WebAssembly pgvector (target.ts VectorIndexType) */
+  readonly vectorIndexType: VectorIndexType = 'vector';
 
   private constructor(
     readonly db: PGlite,

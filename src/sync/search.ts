@@ -1,8 +1,8 @@
 import type { CommissionStatus } from '../ledger/index.js';
 import type { Embedder } from './embedder.js';
 import { errorMessage, SyncError } from './errors.js';
-import { embedderLiteral, vectorLiteral } from './indexer.js';
-import { SEARCH_SESSION_SETTINGS, type SqlTarget } from './target.js';
+import { embedderIndexType, embedderLiteral, embeddingExpression, vectorLiteral } from './indexer.js';
+import { SEARCH_SESSION_SETTINGS, type SqlTarget, type VectorIndexType } from './target.js';
 
 /**
  * Hybrid search over the mirrored commissions (docs/SYNC.md §Search).
@@ -251,7 +251,7 @@ function toHit(r: HitRow, score: number, matchedBy: SearchHit['matchedBy']): Sea
 function hybridStatement(
   q: string,
   f: SearchFilters,
-  vector: { literal: string; embedder: Embedder } | undefined,
+  vector: { literal: string; embedder: Embedder; indexType: VectorIndexType } | undefined,
   k: number,
   n: number,
   opts: SearchOptions,
@@ -320,10 +320,13 @@ function hybridStatement(
     `SELECT id, NULL, rank, NULL, NULL FROM text`,
   ];
   if (vector) {
-    const { embedder } = vector;
+    const { embedder, indexType } = vector;
     const d = embedder.dimension;
     const vP = p(vector.literal);
-    const distance = `e.embedding::vector(${d}) <=> ${vP}::vector(${d})`;
+    // distances are reported (and lists re-ranked) in full precision; the index walk orders by the
+    // index's own expression, which may be half precision
+    const distance = `e.${embeddingExpression('vector', d)} <=> ${vP}::vector(${d})`;
+    const indexOrder = `e.${embeddingExpression(indexType, d)} <=> ${vP}::${indexType}(${d})`;
     const mine = `e.embedder = ${embedderLiteral(embedder.id)}`;
     if (few) {
       ctes.push(
@@ -344,7 +347,7 @@ function hybridStatement(
          SELECT e.commission_id AS id, ${distance} AS distance
          FROM commission_embeddings e ${joinC('e.commission_id')}
          WHERE ${[mine, ...filters, ...(few ? ['NOT (SELECT yes FROM few)'] : [])].join(' AND ')}
-         ORDER BY ${distance} LIMIT ${nP}
+         ORDER BY ${indexOrder} LIMIT ${nP}
        )`,
       // relaxed order may return the nearest slightly out of order: ranked again here
       `vector AS (
@@ -373,6 +376,35 @@ function hybridStatement(
     FROM top JOIN commissions c ON c.id = top.id
     ORDER BY top.score DESC, top.id COLLATE "C"`;
   return { sql, params };
+}
+
+/** How long search trusts what it read of an embedder's index (a switch is seen this late: slower, never wrong). */
+const INDEX_TYPE_TTL_MS = 2_000;
+const indexTypes = new WeakMap<SqlTarget, Map<string, { type: VectorIndexType; until: number }>>();
+
+/**
+ * The type of the HNSW index search can use for `embedder`: the one
+ * `embedders.index_name` names, when it is built; `vector` otherwise (no
+ * index: an exact scan, in full precision). Read at most every
+ * INDEX_TYPE_TTL_MS per target and embedder; a stale answer only means the
+ * query's expression does not match the index for a moment (an exact scan),
+ * never another result set.
+ */
+export async function searchIndexType(target: SqlTarget, embedder: Embedder): Promise<VectorIndexType> {
+  let known = indexTypes.get(target);
+  if (!known) indexTypes.set(target, (known = new Map<string, { type: VectorIndexType; until: number }>()));
+  const now = performance.now();
+  const hit = known.get(embedder.id);
+  if (hit && hit.until > now) return hit.type;
+  const { rows } = await target.query<{ index_name: string; built: boolean }>(
+    `SELECT index_name, to_regclass(index_name) IS NOT NULL AS built FROM embedders
+     WHERE id = $1 AND dimension = $2`,
+    [embedder.id, embedder.dimension],
+  );
+  const r = rows[0];
+  const type = (r?.built ? embedderIndexType(embedder.id, r.index_name) : undefined) ?? 'vector';
+  known.set(embedder.id, { type, until: now + INDEX_TYPE_TTL_MS });
+  return type;
 }
 
 /** Search with fusion details (whether the vector list answered). */
@@ -404,17 +436,18 @@ export async function searchDetailed(
 
   filterConditions(f, []); // reject bad filters before any I/O
   // only the embedder may fail softly (a model server that is down); SQL errors are errors
-  let vector: { literal: string; embedder: Embedder } | undefined;
+  let vector: { literal: string; embedder: Embedder; indexType: VectorIndexType } | undefined;
   let vectorError: string | undefined;
   try {
     const [v] = await embedder.embed([q]);
     if (!v || v.length !== embedder.dimension) {
       throw new SyncError('BAD_EMBEDDING', 'query embedding has the wrong size');
     }
-    vector = { literal: vectorLiteral(v), embedder };
+    vector = { literal: vectorLiteral(v), embedder, indexType: 'vector' };
   } catch (err) {
     vectorError = errorMessage(err);
   }
+  if (vector) vector.indexType = await searchIndexType(target, embedder);
   const { sql, params } = hybridStatement(q, f, vector, k, n, opts);
 
   let rows: FusedRow[];

@@ -47,10 +47,22 @@ export function copyText(v: string | number | bigint | null | undefined): string
   return COPY_SPECIAL.test(v) ? v.replace(COPY_SPECIAL_ALL, (c) => COPY_ESCAPES[c]!) : v;
 }
 
+/**
+ * The element type an embedder's HNSW index stores (docs/SYNC.md §Vector
+ * index). Embeddings are always kept in full precision (`vector`); the index
+ * is over `embedding::vector(d)` or `embedding::halfvec(d)`. On Postgres
+ * half precision halves the index (195 → 116 MB at 100,000 × 384) and its
+ * walks, at the same recall; PGlite's pgvector (WebAssembly, no F16C) builds
+ * and searches halfvec several times slower, so it keeps `vector`.
+ */
+export type VectorIndexType = 'vector' | 'halfvec';
+
 export interface SqlTarget extends SqlExecutor {
   readonly kind: 'postgres' | 'pglite';
   /** The schema holding every table of the mirror (tables are looked up through search_path). */
   readonly schema: string;
+  /** the type of the HNSW index the indexer builds for a newly activated embedder */
+  readonly vectorIndexType: VectorIndexType;
   /**
    * Run `fn` inside one transaction: committed when it resolves, rolled back
    * when it throws. A connection lost mid-way rejects, and nothing of the

@@ -13,6 +13,7 @@ import {
   PostgresTarget,
   type SqlExecutor,
   type SqlTarget,
+  type VectorIndexType,
 } from '../../../src/sync/index.js';
 import { TestChain } from '../../support/ledger-fixture.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
@@ -22,8 +23,12 @@ export const PG_ADMIN_URL = process.env.BITNEXUS_TEST_PG_URL ?? 'postgres://post
 /** A database for one test: open targets on it (one at a time for PGlite), drop it at the end. */
 export interface TestDb {
   kind: 'pglite' | 'postgres';
-  /** writeThread: PostgresTarget's option (Postgres only) */
-  open(opts?: { schema?: string; writeThread?: boolean }): Promise<SqlTarget>;
+  /** writeThread, vectorIndexType: PostgresTarget's options (Postgres only) */
+  open(opts?: {
+    schema?: string;
+    writeThread?: boolean;
+    vectorIndexType?: VectorIndexType;
+  }): Promise<SqlTarget>;
   drop(): Promise<void>;
 }
 
@@ -210,6 +215,10 @@ export class FaultyTarget implements SqlTarget {
 
   get schema() {
     return this.inner.schema;
+  }
+
+  get vectorIndexType() {
+    return this.inner.vectorIndexType;
   }
 
   query<R>(sql: string, params?: readonly unknown[]) {

@@ -10,13 +10,14 @@ import {
   HttpEmbedder,
   search,
   searchDetailed,
+  searchIndexType,
   SyncService,
   type Embedder,
   type SqlTarget,
 } from '../../../src/sync/index.js';
 import { record, register } from './chains.js';
 import { EmbeddingStub } from './embedding-stub.js';
-import { closeSharedPglite, count, DB_KINDS, FollowedChain, type TestDb } from './helpers.js';
+import { closeSharedPglite, count, DB_KINDS, FollowedChain, pgliteDb, type TestDb } from './helpers.js';
 import { PostgresSink } from '../../../src/sync/index.js';
 
 afterAll(closeSharedPglite);
@@ -334,7 +335,7 @@ describe.each(DB_KINDS)('search on $kind', ({ create, skip }) => {
           );
         while (
           Object.values(await service.indexer.pending()).some((n) => n > 0) ||
-          !(await hnsw()).rows.some((r) => r.indexname === embedderIndexName(http.id))
+          !(await hnsw()).rows.some((r) => r.indexname === embedderIndexName(http.id, target.vectorIndexType))
         )
           await new Promise((r) => setTimeout(r, 50));
         const st = service.status();
@@ -345,7 +346,9 @@ describe.each(DB_KINDS)('search on $kind', ({ create, skip }) => {
         expect(await count(target, 'commission_embeddings')).toBe(await count(target, 'commissions'));
         expect(await count(target, 'embedders')).toBe(1);
         const indexes = await hnsw();
-        expect(indexes.rows.map((r) => r.indexname)).toEqual([embedderIndexName(http.id)]);
+        expect(indexes.rows.map((r) => r.indexname)).toEqual([
+          embedderIndexName(http.id, target.vectorIndexType),
+        ]);
         expect(stub.requests.length).toBeGreaterThan(1);
         const hits = await search(target, http, { q: 'espreso machne', k: 3 });
         expect(hits[0]!.id).toBe(s.ids.espresso);
@@ -361,5 +364,84 @@ describe.each(DB_KINDS)('search on $kind', ({ create, skip }) => {
         await stub.close();
       }
     },
+  );
+});
+
+const postgres = DB_KINDS.find((k) => k.kind === 'postgres')!;
+
+describe('the HNSW index type', () => {
+  it('is halfvec on Postgres and vector on PGlite, named apart', async () => {
+    const pglite = await pgliteDb();
+    try {
+      expect((await pglite.open()).vectorIndexType).toBe('vector');
+    } finally {
+      await pglite.drop();
+    }
+    const e = new HashingEmbedder();
+    expect(embedderIndexName(e.id, 'vector')).toMatch(/^commission_embeddings_hnsw_[0-9a-f]{16}$/);
+    expect(embedderIndexName(e.id, 'halfvec')).toMatch(/^commission_embeddings_hnswh_[0-9a-f]{16}$/);
+  });
+
+  it.skipIf(postgres.skip)(
+    'moves a Postgres mirror from a full-precision index to halfvec without search losing its index',
+    async () => {
+      const s = await seeded;
+      const db = await postgres.create();
+      try {
+        const embedder = new HashingEmbedder();
+        const vectorName = embedderIndexName(embedder.id, 'vector');
+        const halfName = embedderIndexName(embedder.id, 'halfvec');
+        // a mirror made before halfvec indexes: a full-precision index
+        const before = await db.open({ vectorIndexType: 'vector' });
+        const sink = new PostgresSink({ source: s.fc.source, target: before, pollMs: 50 });
+        sink.start();
+        await sink.waitForHeight(s.fc.height);
+        await sink.stop();
+        await new SearchIndexer({ target: before, embedder }).drain();
+        const indexes = async () =>
+          (
+            await before.query<{ indexname: string }>(
+              `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND indexname LIKE 'commission\\_embeddings\\_hnsw%' ORDER BY 1`,
+              [before.schema],
+            )
+          ).rows.map((r) => r.indexname);
+        expect(await indexes()).toEqual([vectorName]);
+        expect(await searchIndexType(before, embedder)).toBe('vector');
+
+        // this version: the indexer builds the halfvec index in the background; until it is
+        // built, the embedder keeps its index and search keeps using it
+        const after = await db.open();
+        const indexer = new SearchIndexer({ target: after, embedder });
+        await indexer.activate();
+        expect(await indexes()).toEqual([vectorName]);
+        expect(await searchIndexType(after, embedder)).toBe('vector');
+        const during = await searchDetailed(after, embedder, { q: 'espreso machne', k: 3 });
+        expect(during.hits[0]).toMatchObject({ id: s.ids.espresso, matchedBy: ['vector'] });
+
+        await indexer.drain(); // nothing to embed: the deferred index is built and takes over
+        expect(await indexes()).toEqual([halfName]);
+        const { rows } = await after.query<{ index_name: string }>(`SELECT index_name FROM embedders`);
+        expect(rows).toEqual([{ index_name: halfName }]);
+        const fresh = await db.open(); // (a target that has not looked before)
+        expect(await searchIndexType(fresh, embedder)).toBe('halfvec');
+        const hits = await searchDetailed(fresh, embedder, { q: 'espreso machne', k: 3 });
+        expect(hits.hits[0]).toMatchObject({ id: s.ids.espresso, matchedBy: ['vector'] });
+        // distances are full precision whichever index found them
+        expect(hits.hits[0]!.distance).toBeCloseTo(during.hits[0]!.distance!, 12);
+        // and the plan of the index list walks the halfvec index
+        const plan = await fresh.query<Record<string, string>>(
+          `EXPLAIN SELECT commission_id FROM commission_embeddings WHERE embedder = $1
+           ORDER BY embedding::halfvec(384) <=> (SELECT embedding FROM commission_embeddings LIMIT 1)::halfvec(384) LIMIT 10`,
+          [embedder.id],
+        );
+        expect(plan.rows.map((r) => Object.values(r)[0]).join('\n')).toContain(halfName);
+        // a restart finds everything in place and changes nothing
+        await new SearchIndexer({ target: fresh, embedder }).drain();
+        expect(await indexes()).toEqual([halfName]);
+      } finally {
+        await db.drop();
+      }
+    },
+    60_000,
   );
 });
