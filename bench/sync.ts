@@ -9,7 +9,9 @@
  *  3. recall@10 of the HNSW index against an exact scan (enable_indexscan =
  *     off) over N embedded commissions — target ≥ 0.95;
  *  4. hybrid search latency p50/p95 (full-text + vector + fusion, a third of
- *     the queries with typos, a third with filters) — target p95 ≤ 20 ms;
+ *     the queries with typos, a third with filters) — target p95 ≤ 20 ms —
+ *     over --queries queries, after a first pass of as many others that warms
+ *     the buffer pool (reported too: PGlite opens with an empty one);
  *  5. the same for one common word, alone and under the filters (the tail of
  *     real queries; reported beside the target's mix, not in it).
  * Options: --n N commissions (default 100000), --pglite-n N (default: --n),
@@ -553,16 +555,24 @@ async function benchSearch(
       ? { merchant: pick(bc.merchantNames), status: 'approved' as const }
       : { currency: 'USD', minAmount: '10000', maxAmount: '30000' },
   });
-  const reqs: SearchRequest[] = Array.from({ length: QUERIES }, (_, i) => {
-    const q = i % 3 === 1 ? typo(description()) : description();
-    return i % 3 !== 2 ? { q, k: 10 } : filtered(q, i % 2 === 0);
-  });
-  for (const r of reqs.slice(0, 10)) await search(target, embedder, r); // warm up
+  const mixOf = (): SearchRequest[] =>
+    Array.from({ length: QUERIES }, (_, i) => {
+      const q = i % 3 === 1 ? typo(description()) : description();
+      return i % 3 !== 2 ? { q, k: 10 } : filtered(q, i % 2 === 0);
+    });
   const kindOf = (i: number) =>
     ['plain', 'typo', i % 2 === 0 ? 'merchant+status' : 'currency+amount'][i % 3]!;
+  // A running node's buffer pool holds the pages search keeps reading; a process that has just
+  // opened PGlite starts with an empty one (the Postgres server keeps its own between runs). So
+  // a first pass of other queries of the same mix warms it, and is reported as what it is.
+  const cold = await timeSearches(target, embedder, mixOf(), kindOf);
+  console.log(
+    `hybrid search, first ${fmt(cold.times.length)} queries after opening (warming the buffer pool; not the target's measure): p50 ${quantile(cold.times, 0.5).toFixed(1)} ms, p95 ${quantile(cold.times, 0.95).toFixed(1)} ms, max ${Math.max(...cold.times).toFixed(1)} ms`,
+  );
+  const reqs = mixOf();
   const mix = await timeSearches(target, embedder, reqs, kindOf);
   console.log(
-    `hybrid search over ${fmt(bc.commissions)} commissions: p50 ${quantile(mix.times, 0.5).toFixed(1)} ms, p95 ${quantile(mix.times, 0.95).toFixed(1)} ms, max ${Math.max(...mix.times).toFixed(1)} ms (target p95 ≤ 20 ms; ${mix.short} of ${reqs.length} returned < 10 hits)\n  p50/p95 by kind: ${mix.kinds}`,
+    `hybrid search over ${fmt(bc.commissions)} commissions, the next ${fmt(reqs.length)} (other) queries: p50 ${quantile(mix.times, 0.5).toFixed(1)} ms, p95 ${quantile(mix.times, 0.95).toFixed(1)} ms, max ${Math.max(...mix.times).toFixed(1)} ms (target p95 ≤ 20 ms; ${mix.short} of ${reqs.length} returned < 10 hits)\n  p50/p95 by kind: ${mix.kinds}`,
   );
 
   // 5. the tail the descriptions above do not reach: one common word ("boots": ~4 % of all
