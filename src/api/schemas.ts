@@ -374,6 +374,7 @@ export const EmbeddingIndexStatus: JsonSchema = {
     'textThroughHeight',
     'textThroughIndex',
     'embedded',
+    'vectorIndex',
     'errors',
   ],
   properties: {
@@ -385,6 +386,18 @@ export const EmbeddingIndexStatus: JsonSchema = {
     textThroughHeight: { ...position, description: 'last commission in the full-text index: height …' },
     textThroughIndex: { ...position, description: '… and transaction index' },
     embedded: { ...count, description: 'embeddings written since start' },
+    vectorIndex: {
+      type: 'string',
+      enum: ['vector', 'halfvec', 'none'],
+      description:
+        "element type of the HNSW index search uses (halfvec on Postgres, vector on PGlite); 'none' until one is built, meanwhile search scans exactly",
+    },
+    vectorIndexBuilding: {
+      type: 'string',
+      enum: ['vector', 'halfvec'],
+      description:
+        'the HNSW index being built in the background, if one is (after a backlog, or to replace the one in use)',
+    },
     errors: { ...count, description: 'failed attempts since start' },
     lastError: { type: 'string' },
   },

@@ -90,6 +90,10 @@ export interface IndexerStatus {
   textThroughIndex: number;
   /** embeddings written since start */
   embedded: number;
+  /** the HNSW index search uses: its element type, or 'none' while there is none (search scans exactly) */
+  vectorIndex: VectorIndexType | 'none';
+  /** the index being built in the background (after a backlog is embedded, or to replace the one in use) */
+  vectorIndexBuilding?: VectorIndexType;
   errors: number;
   lastError?: string;
 }
@@ -179,6 +183,8 @@ export class SearchIndexer {
   private indexDeferred = false;
   /** the index the deferred one replaces once built (an index of the other type), if any */
   private replaces: string | undefined;
+  /** the type of the HNSW index search uses now ('none': not built yet, search scans exactly) */
+  private indexInUse: VectorIndexType | 'none' = 'none';
   private through = { height: -1, index: -1 };
   private textThrough = { height: -1, index: -1 };
   private embedded = 0;
@@ -233,7 +239,9 @@ export class SearchIndexer {
       textThroughIndex: this.textThrough.index,
       embedded: this.embedded,
       errors: this.errors,
+      vectorIndex: this.indexInUse,
     };
+    if (this.indexDeferred) s.vectorIndexBuilding = this.target.vectorIndexType;
     if (this.lastError !== undefined) s.lastError = this.lastError;
     return s;
   }
@@ -321,8 +329,13 @@ export class SearchIndexer {
       if (await indexExists(tx, this.target.schema, index)) {
         // built, but the switch did not happen (a crash in between): now
         if (this.replaces !== undefined) await this.switchIndex(tx);
+        this.indexInUse = this.target.vectorIndexType;
         return;
       }
+      this.indexInUse =
+        this.replaces !== undefined && (await indexExists(tx, this.target.schema, this.replaces))
+          ? (embedderIndexType(e.id, this.replaces) ?? 'none')
+          : 'none';
       const { rows: backlog } = await tx.query<{ n: number }>(
         `SELECT count(*)::int8 AS n FROM commissions WHERE (recorded_height, recorded_index) > ($1, $2)`,
         [this.through.height, this.through.index],
@@ -343,8 +356,10 @@ export class SearchIndexer {
       } else {
         // nearly empty: instant, then filled row by row
         await tx.query(this.createIndexSql());
+        this.indexInUse = this.target.vectorIndexType;
       }
     });
+    if (!this.indexDeferred) this.replaces = undefined; // switched (committed), or nothing to replace
     this.active = true;
   }
 
@@ -358,14 +373,17 @@ export class SearchIndexer {
       WHERE embedder = ${embedderLiteral(e.id)}`;
   }
 
-  /** Point the embedder at its new index and drop the one it replaces (in the caller's transaction). */
+  /**
+   * Point the embedder at its new index and drop the one it replaces, in the
+   * caller's transaction (`replaces` stays set until a later activate() or
+   * build: a transaction that did not commit is redone then).
+   */
   private async switchIndex(tx: SqlExecutor): Promise<void> {
     const old = this.replaces;
     if (old === undefined) return;
     const index = embedderIndexName(this.embedder.id, this.target.vectorIndexType);
     await tx.query(`UPDATE embedders SET index_name = $2 WHERE id = $1`, [this.embedder.id, index]);
     await tx.query(`DROP INDEX IF EXISTS ${old}`);
-    this.replaces = undefined;
     this.log.info({ embedder: this.embedder.id, from: old, to: index }, 'HNSW index replaced');
   }
 
@@ -393,6 +411,8 @@ export class SearchIndexer {
       });
     }
     this.indexDeferred = false;
+    this.replaces = undefined;
+    this.indexInUse = this.target.vectorIndexType;
     this.log.info({ embedder: this.embedder.id, ms: Date.now() - t0 }, 'HNSW index built');
   }
 

@@ -72,6 +72,8 @@ export function formatStatus(s: SyncServiceStatus): string {
     `index ${ix.state}: ${ix.embedder} (dimension ${ix.dimension})`,
     `  embedded through ${ix.throughHeight}/${ix.throughIndex}, text through ${ix.textThroughHeight}/${ix.textThroughIndex}`,
     `  ${ix.embedded} embedded, errors ${ix.errors}`,
+    `  HNSW index: ${ix.vectorIndex === 'none' ? 'none yet (search scans exactly)' : ix.vectorIndex}` +
+      (ix.vectorIndexBuilding === undefined ? '' : `, building ${ix.vectorIndexBuilding} in the background`),
   );
   if (ix.lastError !== undefined) lines.push(`  last error: ${ix.lastError}`);
   const m = s.maintenance;

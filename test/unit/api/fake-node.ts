@@ -83,6 +83,7 @@ export class FakeNode implements LedgerNodeApi {
       textThroughHeight: this.height,
       textThroughIndex: 0,
       embedded: 1,
+      vectorIndex: 'halfvec',
       errors: 0,
     },
   });

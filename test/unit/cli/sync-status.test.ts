@@ -19,6 +19,8 @@ const status: SyncServiceStatus = {
     textThroughHeight: 12,
     textThroughIndex: 0,
     embedded: 40,
+    vectorIndex: 'vector',
+    vectorIndexBuilding: 'halfvec',
     errors: 0,
   },
 };
@@ -37,5 +39,16 @@ describe('bitnexus sync status (readable output)', () => {
     const text = formatStatus(status);
     expect(text).toContain('mirror ok at height 12');
     expect(text).not.toContain('maintenance');
+  });
+
+  it('names the HNSW index in use, and the one being built', () => {
+    expect(formatStatus(status)).toContain('  HNSW index: vector, building halfvec in the background');
+    const { vectorIndexBuilding: _, ...built } = status.index;
+    expect(formatStatus({ ...status, index: { ...built, vectorIndex: 'halfvec' } })).toMatch(
+      /^ {2}HNSW index: halfvec$/m,
+    );
+    expect(formatStatus({ ...status, index: { ...built, vectorIndex: 'none' } })).toContain(
+      'HNSW index: none yet (search scans exactly)',
+    );
   });
 });

@@ -47,6 +47,7 @@ const status = (over: Partial<SyncServiceStatus> = {}): SyncServiceStatus => ({
     textThroughHeight: 118,
     textThroughIndex: 0,
     embedded: 90,
+    vectorIndex: 'halfvec',
     errors: 0,
   },
   ...over,

@@ -397,7 +397,9 @@ describe('the HNSW index type', () => {
         sink.start();
         await sink.waitForHeight(s.fc.height);
         await sink.stop();
-        await new SearchIndexer({ target: before, embedder }).drain();
+        const first = new SearchIndexer({ target: before, embedder });
+        await first.drain();
+        expect(first.status()).toMatchObject({ vectorIndex: 'vector' });
         const indexes = async () =>
           (
             await before.query<{ indexname: string }>(
@@ -414,12 +416,15 @@ describe('the HNSW index type', () => {
         const indexer = new SearchIndexer({ target: after, embedder });
         await indexer.activate();
         expect(await indexes()).toEqual([vectorName]);
+        expect(indexer.status()).toMatchObject({ vectorIndex: 'vector', vectorIndexBuilding: 'halfvec' });
         expect(await searchIndexType(after, embedder)).toBe('vector');
         const during = await searchDetailed(after, embedder, { q: 'espreso machne', k: 3 });
         expect(during.hits[0]).toMatchObject({ id: s.ids.espresso, matchedBy: ['vector'] });
 
         await indexer.drain(); // nothing to embed: the deferred index is built and takes over
         expect(await indexes()).toEqual([halfName]);
+        expect(indexer.status().vectorIndex).toBe('halfvec');
+        expect(indexer.status().vectorIndexBuilding).toBeUndefined();
         const { rows } = await after.query<{ index_name: string }>(`SELECT index_name FROM embedders`);
         expect(rows).toEqual([{ index_name: halfName }]);
         const fresh = await db.open(); // (a target that has not looked before)
