@@ -207,23 +207,36 @@ describe('an in-process 3-node network', () => {
     cluster = new TestCluster(3);
     const [a, b, c] = cluster.ids as [string, string, string];
     // a leads first; b (the node the client talks to) never campaigns in time, so c takes over
-    // and must propose what it only heard of by gossip.
+    // and must propose what it only heard of by gossip. b grants no vote while its leader lease
+    // lasts (check-quorum: 1000 of its ticks since it last heard from a, ~10 s), and campaigns
+    // itself at a random point of the following 1000 ticks; c asks again every 3-6 ticks, so it
+    // is first but for a chance of ~0.6 % (with 30 ticks, as before, ~5 %). c starts once a
+    // leads, so that the first election is a's, and a is cut off only once c holds a's whole
+    // log (else b, whose log would be longer, refuses c its vote for good).
     await cluster.start(a, undefined, { electionTick: 5 });
     await cluster.start(b, undefined, { electionTick: 1000 });
-    await cluster.start(c, undefined, { electionTick: 30 });
     const leader = await cluster.waitForLeader();
     expect(leader.status().nodeId).toBe(a);
+    await cluster.start(c, undefined, { electionTick: 3 });
     const nodeB = cluster.nodes.get(b)!;
-    await cluster.waitFor('b to know the leader', () => nodeB.status().leader === a);
+    const nodeC = cluster.nodes.get(c)!;
+    await cluster.waitFor(
+      'b and c to follow a, with its whole log',
+      () =>
+        nodeB.status().leader === a &&
+        nodeC.status().leader === a &&
+        nodeC.raftStatus.lastIndex === leader.raftStatus.lastIndex &&
+        nodeB.raftStatus.lastIndex === leader.raftStatus.lastIndex,
+    );
     cluster.hub.isolate(a);
     const t = registration(cluster, 'survivor', 'merchant');
     const accepted = await nodeB.submit(t.tx, { wait: false, timeoutMs: 1000 });
     expect(accepted.status).toBe('accepted');
-    const nodeC = cluster.nodes.get(c)!;
-    await cluster.waitFor('c to lead', () => nodeC.raftStatus.role === 'leader', 15_000);
+    // b's lease is counted in ticks: on a loaded machine its ~10 s can stretch well past 15 s
+    await cluster.waitFor('c to lead', () => nodeC.raftStatus.role === 'leader', 60_000);
     const r = await nodeB.submit(t.tx, { wait: true, timeoutMs: 10_000 });
     expect(r.receipt?.code).toBe('OK');
     expect(r.receipt?.tx).toBe(t.id);
     expect(cluster.fatal).toEqual([]);
-  });
+  }, 90_000);
 });
