@@ -11,11 +11,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultSignatureThreads, verifyChain } from '../src/audit/index.js';
-import { generateKeyPair, sign, verifyReference } from '../src/crypto/index.js';
+import { verifyReference } from '../src/crypto/index.js';
 import { LedgerState, processBlock } from '../src/ledger/index.js';
 import { LedgerChain } from '../src/node/ledger-chain.js';
 import { LevelStore } from '../src/storage/index.js';
-import { machineLine, oneCoreVerifyRate } from './machine.js';
+import { machineLine, oneCoreVerifyRate, signedSample } from './machine.js';
 import { makeWorkload } from './workload.js';
 
 function arg(name: string, def: number): number {
@@ -54,10 +54,8 @@ console.log(
 let oneCore = 0;
 {
   oneCore = oneCoreVerifyRate(20_000);
-  const k = generateKeyPair();
   const m = 2000;
-  const msgs = Array.from({ length: m }, (_, i) => Buffer.from(`message ${i} `.repeat(20)));
-  const sigs = msgs.map((msg) => sign(msg, k.secretKey));
+  const { k, msgs, sigs } = signedSample(m);
   t = performance.now();
   for (let i = 0; i < m; i++) verifyReference(sigs[i]!, msgs[i]!, k.publicKey);
   const ref = m / ((performance.now() - t) / 1000);

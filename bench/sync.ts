@@ -63,8 +63,9 @@ import {
   type SearchRequest,
   type SqlExecutor,
   type SqlTarget,
+  type VectorIndexType,
 } from '../src/sync/index.js';
-import { vectorLiteral } from '../src/sync/indexer.js';
+import { embeddingExpression, vectorLiteral } from '../src/sync/indexer.js';
 import { MirrorBatch, type BatchRows } from '../src/sync/rows.js';
 import { writeBatch } from '../src/sync/writer.js';
 import { machineLine } from './machine.js';
@@ -492,9 +493,11 @@ async function benchSearch(
   const lit = `'${embedder.id}'`;
   // the truth in full precision; the index walked through its own expression (halfvec on Postgres)
   const type = await searchIndexType(target, embedder);
-  const knnOf = (t: string) => `SELECT commission_id, embedding::vector(${d}) <=> $1::vector(${d}) AS distance
+  const knnOf = (
+    t: VectorIndexType,
+  ) => `SELECT commission_id, ${embeddingExpression('vector', d)} <=> $1::vector(${d}) AS distance
                FROM commission_embeddings WHERE embedder = ${lit}
-               ORDER BY embedding::${t}(${d}) <=> $1::${t}(${d}) LIMIT 10`;
+               ORDER BY ${embeddingExpression(t, d)} <=> $1::${t}(${d}) LIMIT 10`;
   const exactKnn = knnOf('vector');
   const knn = knnOf(type);
   const queries = Array.from({ length: QUERIES }, () => (rnd() < 0.5 ? description() : typo(description())));

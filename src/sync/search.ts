@@ -436,18 +436,21 @@ export async function searchDetailed(
 
   filterConditions(f, []); // reject bad filters before any I/O
   // only the embedder may fail softly (a model server that is down); SQL errors are errors
-  let vector: { literal: string; embedder: Embedder; indexType: VectorIndexType } | undefined;
+  let literal: string | undefined;
   let vectorError: string | undefined;
   try {
     const [v] = await embedder.embed([q]);
     if (!v || v.length !== embedder.dimension) {
       throw new SyncError('BAD_EMBEDDING', 'query embedding has the wrong size');
     }
-    vector = { literal: vectorLiteral(v), embedder, indexType: 'vector' };
+    literal = vectorLiteral(v);
   } catch (err) {
     vectorError = errorMessage(err);
   }
-  if (vector) vector.indexType = await searchIndexType(target, embedder);
+  const vector =
+    literal === undefined
+      ? undefined
+      : { literal, embedder, indexType: await searchIndexType(target, embedder) };
   const { sql, params } = hybridStatement(q, f, vector, k, n, opts);
 
   let rows: FusedRow[];

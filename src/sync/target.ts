@@ -48,11 +48,11 @@ export function copyText(v: string | number | bigint | null | undefined): string
 }
 
 /**
- * The element type an embedder's HNSW index stores (docs/SYNC.md §Vector
- * index). Embeddings are always kept in full precision (`vector`); the index
- * is over `embedding::vector(d)` or `embedding::halfvec(d)`. On Postgres
- * half precision halves the index (195 → 116 MB at 100,000 × 384) and its
- * walks, at the same recall; PGlite's pgvector (WebAssembly, no F16C) builds
+ * The element type an embedder's HNSW index stores (docs/SYNC.md §Index
+ * precision). Embeddings are always kept in full precision (`vector`); the
+ * index is over `embedding::vector(d)` or `embedding::halfvec(d)`. On
+ * Postgres half precision shrinks the index (195 → 116 MB at 100,000 × 384)
+ * and speeds its walks, at the same recall; PGlite's pgvector (WebAssembly, no F16C) builds
  * and searches halfvec several times slower, so it keeps `vector`.
  */
 export type VectorIndexType = 'vector' | 'halfvec';
