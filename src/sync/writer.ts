@@ -307,7 +307,7 @@ export function planBatch(rows: BatchRows, from: Cursor): BatchPlan | undefined 
     copies.push({
       table,
       columns: columns.map((c) => c.name),
-      data: Buffer.from(copyRows(columns, list), 'utf8'),
+      data: copyData(columns, list),
       rows: list.length,
     });
   };
@@ -411,15 +411,50 @@ async function writeByStatement(
   return 1 + checkCounts(st.expected, counts);
 }
 
-/** Rows in COPY's text format: fields by tab, rows by newline. */
-function copyRows<R>(columns: Column<R>[], rows: R[]): string {
+/**
+ * Rows in COPY's text format (fields by tab, rows by newline), as UTF-8.
+ *
+ * Encoded a chunk of rows at a time into one scratch buffer that lives as long
+ * as the process, then copied out at its exact size. A batch's COPY data is
+ * megabytes: built as one string, it had to be flattened into a fresh
+ * large-object allocation of the JavaScript heap and then encoded into a
+ * fresh buffer, and on a virtual machine every first touch of a fresh page is
+ * a page fault (~13 µs on the project's machine, docs/PERFORMANCE.md). The
+ * chunks are small strings of the young generation, whose pages are reused,
+ * and the scratch buffer's pages are touched once for the life of the process.
+ */
+function copyData<R>(columns: Column<R>[], rows: R[]): Buffer {
   let out = '';
+  let at = 0;
   const last = columns.length - 1;
   for (const row of rows) {
     for (let i = 0; i <= last; i++) {
       out += copyText(columns[i]!.get(row) as string | number | null);
       out += i === last ? '\n' : '\t';
     }
+    if (out.length >= COPY_CHUNK) {
+      at = scratchWrite(out, at);
+      out = '';
+    }
   }
-  return out;
+  at = scratchWrite(out, at);
+  const data = Buffer.allocUnsafeSlow(at);
+  scratch.copy(data, 0, 0, at);
+  return data;
+}
+
+/** characters of COPY text encoded at a time */
+const COPY_CHUNK = 32 * 1024;
+/** grows to the largest table of the largest batch, never shrinks */
+let scratch = Buffer.allocUnsafeSlow(1 << 20);
+
+/** Append `text` as UTF-8 at `at` of the scratch buffer, growing it first if it might not fit. */
+function scratchWrite(text: string, at: number): number {
+  const most = text.length * 3; // UTF-8 bytes per UTF-16 code unit, at most
+  if (at + most > scratch.length) {
+    const bigger = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, at + most));
+    scratch.copy(bigger, 0, 0, at);
+    scratch = bigger;
+  }
+  return at + scratch.write(text, at, 'utf8');
 }

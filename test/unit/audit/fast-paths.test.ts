@@ -79,6 +79,8 @@ describe('stored-block fast path', () => {
       ['an exponent', text.replace(/"term":(\d+)/, '"term":$1e0')],
       ['a byte-order mark', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes])],
       ['a duplicate key', text.replace('{"header":{', '{"header":{"v":1,')],
+      ['white space after the block', `${text} `],
+      ['white space between transactions', text.replace('},{"chainId"', '}, {"chainId"')],
       [
         'invalid UTF-8',
         Buffer.from(text.replace('partial return', 'partial r\u00e9turn')).map((b) =>
@@ -89,6 +91,7 @@ describe('stored-block fast path', () => {
     for (const [what, v] of variants) {
       const pool = new SignaturePool({ threads: 0 });
       const b = typeof v === 'string' ? Buffer.from(v) : v;
+      expect(Buffer.from(b).equals(bytes), `${what}: a variant`).toBe(false);
       expect(decodeStoredFast(h, b, pool, tagOf), what).toBeUndefined();
       expect(await pool.drain(), `${what}: nothing queued`).toEqual([]);
       await pool.close();
