@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { generateKeyPair, sign, verify, type KeyPair } from '../src/crypto/index.js';
 
 /** n signatures of one key on 260-byte messages. */
@@ -66,20 +68,68 @@ export function pageFaultMicros(): number {
   return ((performance.now() - t) * 1000) / (size / 4096);
 }
 
+export interface CoreSpeed {
+  /** the CPU the measuring process was pinned to; undefined: not pinned */
+  cpu?: number;
+  /** Ed25519 verifications per second (oneCoreVerifyRate) */
+  verify: number;
+  /** µs per record of jsProbeMicros */
+  js: number;
+  /** µs per page fault (pageFaultMicros) */
+  fault: number;
+}
+
+function measureHere(): CoreSpeed {
+  return { verify: oneCoreVerifyRate(3_000), js: jsProbeMicros(), fault: pageFaultMicros() };
+}
+
 /**
- * The first line of every benchmark: what ran it, and how fast one core is
+ * Each core's speed, from a child process pinned to it with `taskset`.
+ * Round 8's machine had one virtual core ~35 % faster than the other, all
+ * the time, so a measurement on the benchmark's own thread said how fast
+ * whichever core it ran on was. Falls back to one unpinned measurement on
+ * this thread where `taskset` is missing or refuses.
+ */
+export function coreSpeeds(): CoreSpeed[] {
+  const script = fileURLToPath(import.meta.url);
+  const out: CoreSpeed[] = [];
+  for (let cpu = 0; cpu < cpus().length; cpu++) {
+    const r = spawnSync('taskset', ['-c', String(cpu), process.execPath, script, PROBE_FLAG], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    if (r.status !== 0) return [measureHere()];
+    out.push({ cpu, ...(JSON.parse(r.stdout) as CoreSpeed) });
+  }
+  return out.length > 0 ? out : [measureHere()];
+}
+
+const PROBE_FLAG = '--core-speed-probe';
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === PROBE_FLAG) {
+  console.log(JSON.stringify(measureHere()));
+}
+
+/** The speeds machineLine printed last (undefined before the first call). */
+export let lastCoreSpeeds: CoreSpeed[] | undefined;
+
+/**
+ * The first line of every benchmark: what ran it, and how fast each core is
  * right now. The machines these run on (virtual, 2 cores) drift by up to 2×
- * within an hour with nothing else running (docs/PERFORMANCE.md, round 6), so
- * a figure means little without the speed it was taken at; and machines
- * differ in more than one way (round 8), so it gives three measures.
+ * within an hour with nothing else running (docs/PERFORMANCE.md, round 6),
+ * their cores may differ from each other, and signatures and JavaScript need
+ * not be fast together (round 8): a figure means little without these.
  */
 export function machineLine(name: string, extra = ''): string {
-  const rate = oneCoreVerifyRate(3_000);
-  const js = jsProbeMicros();
-  const fault = pageFaultMicros();
+  const speeds = (lastCoreSpeeds = coreSpeeds());
+  const each = speeds
+    .map(
+      (s) =>
+        `${s.cpu === undefined ? 'this thread' : `cpu${s.cpu}`} verifies ${Math.round(s.verify).toLocaleString('en-US')} Ed25519 signatures/s, ` +
+        `JSON+Map probe ${s.js.toFixed(2)} µs per record, page fault ${s.fault.toFixed(1)} µs`,
+    )
+    .join('; ');
   return (
-    `${name} — ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, node ${process.version}${extra}; ` +
-    `machine speed now: one core verifies ${Math.round(rate).toLocaleString('en-US')} Ed25519 signatures/s, ` +
-    `JSON+Map probe ${js.toFixed(2)} µs per record, page fault ${fault.toFixed(1)} µs`
+    `${name} — ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, node ${process.version}${extra}\n` +
+    `machine speed now: ${each}`
   );
 }
