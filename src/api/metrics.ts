@@ -174,15 +174,15 @@ function mirrorMetrics(p: string, registry: Registry): (status: SyncServiceStatu
       indexErrors: counter('mirror_index_errors_total', 'Failed steps of the search indexer'),
       analyzed: counter(
         'mirror_tables_analyzed_total',
-        "Tables of the PGlite mirror analyzed by the node's own maintenance (no autovacuum in PGlite)",
+        "Tables of the mirror analyzed by the node's own maintenance (PGlite, or a Postgres with autovacuum off)",
       ),
       vacuumed: counter(
         'mirror_tables_vacuumed_total',
-        "Tables of the PGlite mirror vacuumed by the node's own maintenance (no autovacuum in PGlite)",
+        "Tables of the mirror vacuumed by the node's own maintenance (PGlite, or a Postgres with autovacuum off)",
       ),
       maintenanceErrors: counter(
         'mirror_maintenance_errors_total',
-        'Failed maintenance rounds of the PGlite mirror',
+        'Failed maintenance rounds of the mirror',
       ),
       last: {
         rows: 0,
@@ -221,10 +221,8 @@ function mirrorMetrics(p: string, registry: Registry): (status: SyncServiceStatu
     m.indexThrough.set({ index: 'vectors' }, s.index.throughHeight);
     follow(m.embedded, 'embedded', s.index.embedded);
     follow(m.indexErrors, 'indexErrors', s.index.errors);
-    if (s.maintenance) {
-      follow(m.analyzed, 'analyzed', s.maintenance.analyzed);
-      follow(m.vacuumed, 'vacuumed', s.maintenance.vacuumed);
-      follow(m.maintenanceErrors, 'maintenanceErrors', s.maintenance.failed);
-    }
+    follow(m.analyzed, 'analyzed', s.maintenance.analyzed);
+    follow(m.vacuumed, 'vacuumed', s.maintenance.vacuumed);
+    follow(m.maintenanceErrors, 'maintenanceErrors', s.maintenance.failed);
   };
 }

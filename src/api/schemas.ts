@@ -406,7 +406,7 @@ export const EmbeddingIndexStatus: JsonSchema = {
 export const MirrorMaintenanceStatus: JsonSchema = {
   type: 'object',
   description:
-    "VACUUM and ANALYZE of the mirror's tables, which a node runs itself on PGlite (no autovacuum there); absent with a real Postgres.",
+    "VACUUM and ANALYZE of the mirror's tables, which a node runs itself on PGlite (no autovacuum there) and on a real Postgres whose autovacuum is off.",
   required: ['rounds', 'analyzed', 'vacuumed', 'failed'],
   properties: {
     rounds: { ...count, description: 'checks of the tables, since start (every 10 s)' },
@@ -414,13 +414,28 @@ export const MirrorMaintenanceStatus: JsonSchema = {
     vacuumed: { ...count, description: 'tables vacuumed since start' },
     failed: { ...count, description: 'rounds that failed since start' },
     lastError: { type: 'string', description: 'why the last round failed, until one succeeds' },
+    serverAutovacuum: {
+      type: 'boolean',
+      description:
+        "a real Postgres only: whether the server's autovacuum looked after the mirror at the last round (then the node did nothing)",
+    },
   },
 };
 
 export const SyncStatus: JsonSchema = {
   type: 'object',
   description: "The mirror's sink (Postgres rows) and its embedding index.",
-  required: ['state', 'height', 'hash', 'lagBlocks', 'lagSeconds', 'rowsWritten', 'errors', 'index'],
+  required: [
+    'state',
+    'height',
+    'hash',
+    'lagBlocks',
+    'lagSeconds',
+    'rowsWritten',
+    'errors',
+    'index',
+    'maintenance',
+  ],
   properties: {
     state: {
       ...state,

@@ -8,26 +8,25 @@ import type { SqlTarget } from './target.js';
 
 /**
  * What a node runs: the sink, the embedding indexer it wakes after each
- * batch, and on PGlite (no autovacuum) the mirror's VACUUM and ANALYZE.
+ * batch, and the mirror's VACUUM and ANALYZE where no autovacuum does them
+ * (always on PGlite; on a real Postgres while its autovacuum is off).
  */
 export interface SyncServiceOptions extends SinkOptions {
   embedder: Embedder;
   indexer?: Omit<IndexerOptions, 'target' | 'embedder'>;
-  /** PGlite only (a real Postgres runs autovacuum itself) */
-  maintenance?: Omit<MaintenanceOptions, 'target' | 'logger'>;
+  maintenance?: Omit<MaintenanceOptions, 'target' | 'logger' | 'unlessAutovacuum'>;
 }
 
 export interface SyncServiceStatus extends SyncStatus {
   index: IndexerStatus;
-  /** VACUUM and ANALYZE of the mirror's tables: on PGlite only (a real Postgres runs autovacuum) */
-  maintenance?: MaintenanceStatus;
+  /** VACUUM and ANALYZE of the mirror's tables (MirrorMaintenance) */
+  maintenance: MaintenanceStatus;
 }
 
 export class SyncService {
   readonly sink: PostgresSink;
   readonly indexer: SearchIndexer;
-  /** on PGlite only */
-  readonly maintenance: MirrorMaintenance | undefined;
+  readonly maintenance: MirrorMaintenance;
 
   constructor(opts: SyncServiceOptions) {
     this.indexer = new SearchIndexer({
@@ -39,16 +38,14 @@ export class SyncService {
       between: () => this.sinkCaughtUp(),
       ...opts.indexer,
     });
-    this.maintenance =
-      opts.target.kind === 'pglite'
-        ? new MirrorMaintenance({
-            target: opts.target,
-            ...(opts.logger ? { logger: opts.logger } : {}),
-            // the mirror first, as for the indexer: each action right after a batch
-            between: () => this.sinkCaughtUp(),
-            ...opts.maintenance,
-          })
-        : undefined;
+    this.maintenance = new MirrorMaintenance({
+      target: opts.target,
+      ...(opts.logger ? { logger: opts.logger } : {}),
+      // the mirror first, as for the indexer: each action right after a batch
+      between: () => this.sinkCaughtUp(),
+      ...opts.maintenance,
+      unlessAutovacuum: opts.target.kind === 'postgres',
+    });
     this.sink = new PostgresSink({
       ...opts,
       onAdvance: (cursor) => {
@@ -69,19 +66,21 @@ export class SyncService {
   start(): void {
     this.sink.start();
     this.indexer.start();
-    this.maintenance?.start();
+    this.maintenance.start();
   }
 
   async stop(): Promise<void> {
-    await this.maintenance?.stop();
+    await this.maintenance.stop();
     await this.sink.stop();
     await this.indexer.stop();
   }
 
   status(): SyncServiceStatus {
-    const s: SyncServiceStatus = { ...this.sink.status(), index: this.indexer.status() };
-    if (this.maintenance) s.maintenance = this.maintenance.status();
-    return s;
+    return {
+      ...this.sink.status(),
+      index: this.indexer.status(),
+      maintenance: this.maintenance.status(),
+    };
   }
 }
 

@@ -77,12 +77,14 @@ export function formatStatus(s: SyncServiceStatus): string {
   );
   if (ix.lastError !== undefined) lines.push(`  last error: ${ix.lastError}`);
   const m = s.maintenance;
-  if (m !== undefined) {
+  if (m.serverAutovacuum === true) lines.push("maintenance: the server's autovacuum");
+  else {
+    const why = m.serverAutovacuum === false ? ' (autovacuum is off on the server)' : '';
     lines.push(
-      `maintenance (PGlite): ${m.analyzed} tables analyzed, ${m.vacuumed} vacuumed in ${m.rounds} rounds, ${m.failed} failed`,
+      `maintenance${why}: ${m.analyzed} tables analyzed, ${m.vacuumed} vacuumed in ${m.rounds} rounds, ${m.failed} failed`,
     );
-    if (m.lastError !== undefined) lines.push(`  last error: ${m.lastError}`);
   }
+  if (m.lastError !== undefined) lines.push(`  last error: ${m.lastError}`);
   return lines.join('\n');
 }
 

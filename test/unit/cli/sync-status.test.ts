@@ -23,22 +23,31 @@ const status: SyncServiceStatus = {
     vectorIndexBuilding: 'halfvec',
     errors: 0,
   },
+  maintenance: { rounds: 30, analyzed: 7, vacuumed: 2, failed: 1, lastError: 'PGlite is closed' },
 };
 
 describe('bitnexus sync status (readable output)', () => {
-  it('shows a PGlite mirror’s maintenance, and its last error', () => {
-    const text = formatStatus({
-      ...status,
-      maintenance: { rounds: 30, analyzed: 7, vacuumed: 2, failed: 1, lastError: 'PGlite is closed' },
-    });
-    expect(text).toContain('maintenance (PGlite): 7 tables analyzed, 2 vacuumed in 30 rounds, 1 failed');
+  it('shows the mirror’s own maintenance, and its last error', () => {
+    const text = formatStatus(status);
+    expect(text).toContain('maintenance: 7 tables analyzed, 2 vacuumed in 30 rounds, 1 failed');
     expect(text).toContain('  last error: PGlite is closed');
   });
 
-  it('has no maintenance line for a real Postgres (autovacuum runs there)', () => {
-    const text = formatStatus(status);
-    expect(text).toContain('mirror ok at height 12');
-    expect(text).not.toContain('maintenance');
+  it('says whether a real Postgres’ autovacuum looks after the mirror', () => {
+    const off = formatStatus({
+      ...status,
+      maintenance: { rounds: 5, analyzed: 3, vacuumed: 1, failed: 0, serverAutovacuum: false },
+    });
+    expect(off).toContain(
+      'maintenance (autovacuum is off on the server): 3 tables analyzed, 1 vacuumed in 5 rounds, 0 failed',
+    );
+    const on = formatStatus({
+      ...status,
+      maintenance: { rounds: 5, analyzed: 0, vacuumed: 0, failed: 0, serverAutovacuum: true },
+    });
+    expect(on).toContain('mirror ok at height 12');
+    expect(on).toMatch(/^maintenance: the server's autovacuum$/m);
+    expect(on).not.toContain('tables analyzed');
   });
 
   it('names the HNSW index in use, and the one being built', () => {

@@ -135,26 +135,79 @@ describe('mirror maintenance on PGlite', () => {
         [target.schema],
       );
       expect(rows.map((r) => r.attname)).toEqual([...ANALYZE_COLUMNS.commissions!].sort());
-      expect(service.maintenance!.status().analyzed).toBeGreaterThan(0);
-      expect(service.maintenance!.status().lastError).toBeUndefined();
+      expect(service.maintenance.status().analyzed).toBeGreaterThan(0);
+      expect(service.maintenance.status().lastError).toBeUndefined();
     } finally {
       await db.drop();
     }
   });
 
   const noPostgres = DB_KINDS.find((k) => k.kind === 'postgres')!.skip;
-  it.skipIf(noPostgres)('is not started on Postgres, which runs autovacuum itself', async () => {
-    const db = await postgresDb();
-    try {
-      const fc = new FollowedChain(await buildSampleChain());
-      const service = new SyncService({
-        source: fc.source,
-        target: await db.open(),
-        embedder: new HashingEmbedder(),
-      });
-      expect(service.maintenance).toBeUndefined();
-    } finally {
-      await db.drop();
-    }
+  it.skipIf(noPostgres)(
+    'runs on Postgres too, acting only while the server’s autovacuum is off',
+    async () => {
+      const db = await postgresDb();
+      try {
+        const fc = new FollowedChain(await buildSampleChain());
+        const target = await db.open();
+        const service = new SyncService({
+          source: fc.source,
+          target,
+          embedder: new HashingEmbedder(),
+          pollMs: 50,
+          maintenance: { intervalMs: 600_000 }, // rounds run by hand below
+        });
+        service.start();
+        await service.sink.waitForHeight(fc.height);
+        // the server's own setting (the project's machine runs with autovacuum off): both ways are checked
+        const { rows } = await target.query<{ on: boolean }>(
+          `SELECT current_setting('autovacuum') = 'on' AND current_setting('track_counts') = 'on' AS on`,
+        );
+        const serverAutovacuum = rows[0]!.on;
+        const round = await service.maintenance.run();
+        expect(service.maintenance.status()).toMatchObject({ rounds: 1, serverAutovacuum });
+        if (serverAutovacuum) {
+          expect(round).toEqual({ analyzed: [], vacuumed: [] });
+        } else {
+          expect(round.analyzed).toContain('commissions');
+          expect(await analyzed(target, 'commissions')).toBe(true);
+        }
+        expect(service.status().maintenance.serverAutovacuum).toBe(serverAutovacuum);
+        await service.stop();
+      } finally {
+        await db.drop();
+      }
+    },
+  );
+});
+
+describe('mirror maintenance on a Postgres whose autovacuum runs', () => {
+  /** A target that answers the autovacuum question and fails on anything else. */
+  function serverWith(autovacuum: boolean): { target: SqlTarget; queries: string[] } {
+    const queries: string[] = [];
+    const target = {
+      kind: 'postgres',
+      schema: 'bitnexus',
+      query: (sql: string) => {
+        queries.push(sql);
+        if (sql.includes("current_setting('autovacuum')"))
+          return Promise.resolve({ rows: [{ on: autovacuum }] });
+        return Promise.reject(new Error('the round went on to the tables'));
+      },
+    } as unknown as SqlTarget;
+    return { target, queries };
+  }
+
+  it('does nothing while it runs, and starts on the tables once it is off', async () => {
+    const on = serverWith(true);
+    const m = new MirrorMaintenance({ target: on.target, unlessAutovacuum: true });
+    expect(await m.run()).toEqual({ analyzed: [], vacuumed: [] });
+    expect(on.queries).toHaveLength(1);
+    expect(m.status()).toEqual({ rounds: 1, analyzed: 0, vacuumed: 0, failed: 0, serverAutovacuum: true });
+
+    const off = serverWith(false);
+    const n = new MirrorMaintenance({ target: off.target, unlessAutovacuum: true });
+    await expect(n.run()).rejects.toThrow('the round went on to the tables');
+    expect(n.status().serverAutovacuum).toBe(false);
   });
 });

@@ -50,6 +50,7 @@ const status = (over: Partial<SyncServiceStatus> = {}): SyncServiceStatus => ({
     vectorIndex: 'halfvec',
     errors: 0,
   },
+  maintenance: { rounds: 0, analyzed: 0, vacuumed: 0, failed: 0 },
   ...over,
 });
 
@@ -85,7 +86,7 @@ describe('mirror metrics on /metrics', () => {
     expect(value(text, 'bitnexus_mirror_rows_written_total')).toBe(700);
     expect(value(text, 'bitnexus_mirror_errors_total')).toBe(4);
 
-    // a PGlite mirror's own VACUUM and ANALYZE (no autovacuum there)
+    // the mirror's own VACUUM and ANALYZE (PGlite, or a Postgres with autovacuum off)
     expect(value(text, 'bitnexus_mirror_tables_analyzed_total')).toBe(0);
     metrics.setMirror(status({ maintenance: { rounds: 6, analyzed: 5, vacuumed: 2, failed: 1 } }));
     text = await scrape(metrics);
