@@ -182,16 +182,22 @@ export class MirrorMaintenance {
   /** One round now: VACUUM and ANALYZE what is due. Errors are thrown (the background rounds log them). */
   async run(): Promise<MaintenanceRound> {
     if (this.opts.unlessAutovacuum) {
-      const { rows: av } = await this.target.query<{ on: boolean }>(
-        `SELECT current_setting('autovacuum') = 'on' AND current_setting('track_counts') = 'on' AS on`,
+      const { rows: av } = await this.target.query<{ autovacuum: boolean; counts: boolean }>(
+        `SELECT current_setting('autovacuum') = 'on' AS autovacuum, current_setting('track_counts') = 'on' AS counts`,
       );
-      const on = av[0]?.on === true;
+      const counts = av[0]?.counts === true;
+      const on = av[0]?.autovacuum === true && counts;
       if (on !== this.counts.serverAutovacuum) {
         if (on) this.log.info({}, "mirror maintenance: the server's autovacuum looks after the mirror");
-        else
+        else if (counts)
           this.log.warn(
             {},
             'mirror maintenance: autovacuum is off on this Postgres; the mirror vacuums and analyzes its own tables',
+          );
+        else
+          this.log.warn(
+            {},
+            'mirror maintenance: track_counts is off on this Postgres, so neither autovacuum nor the mirror sees what needs VACUUM or ANALYZE (only tables never analyzed are); turn it on',
           );
       }
       this.counts.serverAutovacuum = on;

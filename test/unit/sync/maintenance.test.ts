@@ -183,7 +183,7 @@ describe('mirror maintenance on PGlite', () => {
 
 describe('mirror maintenance on a Postgres whose autovacuum runs', () => {
   /** A target that answers the autovacuum question and fails on anything else. */
-  function serverWith(autovacuum: boolean): { target: SqlTarget; queries: string[] } {
+  function serverWith(autovacuum: boolean, counts = true): { target: SqlTarget; queries: string[] } {
     const queries: string[] = [];
     const target = {
       kind: 'postgres',
@@ -191,7 +191,7 @@ describe('mirror maintenance on a Postgres whose autovacuum runs', () => {
       query: (sql: string) => {
         queries.push(sql);
         if (sql.includes("current_setting('autovacuum')"))
-          return Promise.resolve({ rows: [{ on: autovacuum }] });
+          return Promise.resolve({ rows: [{ autovacuum, counts }] });
         return Promise.reject(new Error('the round went on to the tables'));
       },
     } as unknown as SqlTarget;
@@ -209,5 +209,11 @@ describe('mirror maintenance on a Postgres whose autovacuum runs', () => {
     const n = new MirrorMaintenance({ target: off.target, unlessAutovacuum: true });
     await expect(n.run()).rejects.toThrow('the round went on to the tables');
     expect(n.status().serverAutovacuum).toBe(false);
+
+    // autovacuum on but track_counts off: autovacuum cannot run
+    const blind = serverWith(true, false);
+    const b = new MirrorMaintenance({ target: blind.target, unlessAutovacuum: true });
+    await expect(b.run()).rejects.toThrow('the round went on to the tables');
+    expect(b.status().serverAutovacuum).toBe(false);
   });
 });
