@@ -72,6 +72,22 @@ async function histogram(target: SqlTarget, table: string, column: string): Prom
   return rows[0]?.h ?? undefined;
 }
 
+/** A SyncService over the sample chain, started, its sink caught up; maintenance rounds every intervalMs. */
+async function caughtUp(target: SqlTarget, intervalMs: number): Promise<SyncService> {
+  const fc = new FollowedChain(await buildSampleChain());
+  const service = new SyncService({
+    source: fc.source,
+    target,
+    embedder: new HashingEmbedder(),
+    pollMs: 50,
+    indexer: { pollMs: 50 },
+    maintenance: { intervalMs },
+  });
+  service.start();
+  await service.sink.waitForHeight(fc.height);
+  return service;
+}
+
 describe('mirror maintenance on PGlite', () => {
   it('analyzes new tables with a small sample, vacuums after updates, and then finds nothing due', async () => {
     const db = await pgliteDb();
@@ -110,19 +126,8 @@ describe('mirror maintenance on PGlite', () => {
   it('runs in the background of a SyncService on PGlite', async () => {
     const db = await pgliteDb();
     try {
-      const fc = new FollowedChain(await buildSampleChain());
       const target = await db.open();
-      const service = new SyncService({
-        source: fc.source,
-        target,
-        embedder: new HashingEmbedder(),
-        pollMs: 50,
-        indexer: { pollMs: 50 },
-        maintenance: { intervalMs: 50 },
-      });
-      expect(service.maintenance).toBeDefined();
-      service.start();
-      await service.sink.waitForHeight(fc.height);
+      const service = await caughtUp(target, 50);
       const end = Date.now() + 15_000;
       while (!(await analyzed(target, 'commissions'))) {
         if (Date.now() > end) throw new Error('commissions were never analyzed');
@@ -148,17 +153,8 @@ describe('mirror maintenance on PGlite', () => {
     async () => {
       const db = await postgresDb();
       try {
-        const fc = new FollowedChain(await buildSampleChain());
         const target = await db.open();
-        const service = new SyncService({
-          source: fc.source,
-          target,
-          embedder: new HashingEmbedder(),
-          pollMs: 50,
-          maintenance: { intervalMs: 600_000 }, // rounds run by hand below
-        });
-        service.start();
-        await service.sink.waitForHeight(fc.height);
+        const service = await caughtUp(target, 600_000); // rounds run by hand below
         // the server's own setting (the project's machine runs with autovacuum off): both ways are checked
         const { rows } = await target.query<{ on: boolean }>(
           `SELECT current_setting('autovacuum') = 'on' AND current_setting('track_counts') = 'on' AS on`,
