@@ -26,8 +26,9 @@ export function oneCoreVerifyRate(n: number): number {
  * Work like the ledger's and the sink's, without signatures: per record, one
  * object stringified and parsed as JSON, kept in a Map (of 4,096 entries)
  * under a freshly built string key and looked up again; the median of three
- * runs of 20,000 records, after one to warm up. Returns µs per record. Round 8 ran on a machine whose signatures were fast
- * and whose JavaScript was slow, so the signature rate alone misled.
+ * runs of 20,000 records, after one to warm up. Returns µs per record.
+ * Round 8 ran on a machine whose signatures were fast and whose JavaScript
+ * was slow, so the signature rate alone misled.
  */
 export function jsProbeMicros(): number {
   const run = (n: number) => {
@@ -85,8 +86,8 @@ function measureHere(): CoreSpeed {
 
 /**
  * Each core's speed, from a child process pinned to it with `taskset`.
- * Round 8's machine had one virtual core ~35 % faster than the other, all
- * the time, so a measurement on the benchmark's own thread said how fast
+ * Round 8's machine had, for stretches, one virtual core ~35 % faster than
+ * the other, so a measurement on the benchmark's own thread said how fast
  * whichever core it ran on was. Falls back to one unpinned measurement on
  * this thread where `taskset` is missing or refuses.
  */

@@ -472,7 +472,7 @@ async function benchTarget(name: string, target: SqlTarget, bc: BenchChain): Pro
  */
 async function analyze(target: SqlTarget): Promise<void> {
   const t0 = performance.now();
-  const m = new MirrorMaintenance({ target, unlessAutovacuum: target.kind === 'postgres' });
+  const m = new MirrorMaintenance({ target });
   const done = await m.run();
   if (m.status().serverAutovacuum === true) {
     await target.query('VACUUM (ANALYZE)');

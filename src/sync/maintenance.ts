@@ -25,9 +25,10 @@ import type { SqlTarget } from './target.js';
  * start again at zero when the node restarts; a table that has rows but was
  * never analyzed is analyzed then.
  *
- * On a real Postgres (`unlessAutovacuum`) each round first asks the server
- * whether its autovacuum runs (`autovacuum` and `track_counts` on), and does
- * nothing while it does.
+ * On a real Postgres (target kind 'postgres') each round first asks the
+ * server whether its autovacuum runs (`autovacuum` and `track_counts` on),
+ * and does nothing while it does. PGlite is not asked: it reports
+ * `autovacuum = on` like any Postgres, but has no launcher to act on it.
  */
 
 /**
@@ -68,11 +69,6 @@ export interface MaintenanceOptions {
   intervalMs?: number;
   /** default_statistics_target of its ANALYZE (default 30; Postgres' own default is 100) */
   statisticsTarget?: number;
-  /**
-   * A real Postgres: each round acts only while the server's autovacuum is
-   * off (default false: always, as on PGlite, which has none)
-   */
-  unlessAutovacuum?: boolean;
 }
 
 export interface MaintenanceStatus {
@@ -181,30 +177,9 @@ export class MirrorMaintenance {
 
   /** One round now: VACUUM and ANALYZE what is due. Errors are thrown (the background rounds log them). */
   async run(): Promise<MaintenanceRound> {
-    if (this.opts.unlessAutovacuum) {
-      const { rows: av } = await this.target.query<{ autovacuum: boolean; counts: boolean }>(
-        `SELECT current_setting('autovacuum') = 'on' AS autovacuum, current_setting('track_counts') = 'on' AS counts`,
-      );
-      const counts = av[0]?.counts === true;
-      const on = av[0]?.autovacuum === true && counts;
-      if (on !== this.counts.serverAutovacuum) {
-        if (on) this.log.info({}, "mirror maintenance: the server's autovacuum looks after the mirror");
-        else if (counts)
-          this.log.warn(
-            {},
-            'mirror maintenance: autovacuum is off on this Postgres; the mirror vacuums and analyzes its own tables',
-          );
-        else
-          this.log.warn(
-            {},
-            'mirror maintenance: track_counts is off on this Postgres, so neither autovacuum nor the mirror sees what needs VACUUM or ANALYZE (only tables never analyzed are); turn it on',
-          );
-      }
-      this.counts.serverAutovacuum = on;
-      if (on) {
-        this.counts.rounds++;
-        return { analyzed: [], vacuumed: [] };
-      }
+    if (this.target.kind === 'postgres' && (await this.serverAutovacuum())) {
+      this.counts.rounds++;
+      return { analyzed: [], vacuumed: [] };
     }
     // a backend publishes its counters at most once a second, when idle: now, before they are read
     await this.target.query(`SELECT pg_stat_force_next_flush()`);
@@ -244,6 +219,30 @@ export class MirrorMaintenance {
       }
     }
     return done;
+  }
+
+  /** Does the server's autovacuum look after the mirror? Recorded in the status; a change is logged. */
+  private async serverAutovacuum(): Promise<boolean> {
+    const { rows } = await this.target.query<{ autovacuum: boolean; counts: boolean }>(
+      `SELECT current_setting('autovacuum') = 'on' AS autovacuum, current_setting('track_counts') = 'on' AS counts`,
+    );
+    const counts = rows[0]?.counts === true;
+    const on = rows[0]?.autovacuum === true && counts;
+    if (on !== this.counts.serverAutovacuum) {
+      if (on) this.log.info({}, "mirror maintenance: the server's autovacuum looks after the mirror");
+      else if (counts)
+        this.log.warn(
+          {},
+          'mirror maintenance: autovacuum is off on this Postgres; the mirror vacuums and analyzes its own tables',
+        );
+      else
+        this.log.warn(
+          {},
+          'mirror maintenance: track_counts is off on this Postgres, so neither autovacuum nor the mirror sees what needs VACUUM or ANALYZE (only tables never analyzed are); turn it on',
+        );
+    }
+    this.counts.serverAutovacuum = on;
+    return on;
   }
 
   /** Run one action on one table; count it, and log it with what made it due and how long it took. */

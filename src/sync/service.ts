@@ -14,7 +14,7 @@ import type { SqlTarget } from './target.js';
 export interface SyncServiceOptions extends SinkOptions {
   embedder: Embedder;
   indexer?: Omit<IndexerOptions, 'target' | 'embedder'>;
-  maintenance?: Omit<MaintenanceOptions, 'target' | 'logger' | 'unlessAutovacuum'>;
+  maintenance?: Omit<MaintenanceOptions, 'target' | 'logger'>;
 }
 
 export interface SyncServiceStatus extends SyncStatus {
@@ -44,7 +44,6 @@ export class SyncService {
       // the mirror first, as for the indexer: each action right after a batch
       between: () => this.sinkCaughtUp(),
       ...opts.maintenance,
-      unlessAutovacuum: opts.target.kind === 'postgres',
     });
     this.sink = new PostgresSink({
       ...opts,

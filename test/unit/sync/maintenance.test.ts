@@ -196,19 +196,19 @@ describe('mirror maintenance on a Postgres whose autovacuum runs', () => {
 
   it('does nothing while it runs, and starts on the tables once it is off', async () => {
     const on = serverWith(true);
-    const m = new MirrorMaintenance({ target: on.target, unlessAutovacuum: true });
+    const m = new MirrorMaintenance({ target: on.target });
     expect(await m.run()).toEqual({ analyzed: [], vacuumed: [] });
     expect(on.queries).toHaveLength(1);
     expect(m.status()).toEqual({ rounds: 1, analyzed: 0, vacuumed: 0, failed: 0, serverAutovacuum: true });
 
     const off = serverWith(false);
-    const n = new MirrorMaintenance({ target: off.target, unlessAutovacuum: true });
+    const n = new MirrorMaintenance({ target: off.target });
     await expect(n.run()).rejects.toThrow('the round went on to the tables');
     expect(n.status().serverAutovacuum).toBe(false);
 
     // autovacuum on but track_counts off: autovacuum cannot run
     const blind = serverWith(true, false);
-    const b = new MirrorMaintenance({ target: blind.target, unlessAutovacuum: true });
+    const b = new MirrorMaintenance({ target: blind.target });
     await expect(b.run()).rejects.toThrow('the round went on to the tables');
     expect(b.status().serverAutovacuum).toBe(false);
   });
