@@ -121,6 +121,13 @@ interface BlockListener {
 
 const BLOCK_BYTES_BUDGET = 4 * 1024 * 1024;
 const SWEEP_EVERY_TICKS = 50;
+/**
+ * A follower forwards again what it has held this long without seeing it
+ * commit (a forward frame dropped by a full queue, or refused by a leader
+ * whose mempool was full), every FORWARD_RETRY_TICKS.
+ */
+const FORWARD_RETRY_MS = 2_000;
+const FORWARD_RETRY_TICKS = 20;
 /** transactions per forward frame at most; a longer queue is sent at once */
 const FORWARD_BATCH_TXS = 512;
 /** room over the ledger's transaction limit when splitting a forward frame (the ledger checks exactly) */
@@ -297,6 +304,7 @@ export class LedgerNode implements LedgerNodeApi {
     this.raft.tick();
     this.ticks++;
     if (this.ticks % SWEEP_EVERY_TICKS === 0) this.sweepMempool();
+    if (this.ticks % FORWARD_RETRY_TICKS === 0) this.forwardPending(this.now() - FORWARD_RETRY_MS);
     if (this.isLeader && this.ticks % 10 === 0) this.reconcileMembership();
     // Walking libp2p's connections costs more than a whole Ready of a small block: once a tick.
     this.opts.metrics?.setPeers(this.opts.network.connectedMembers().length);
@@ -440,6 +448,7 @@ export class LedgerNode implements LedgerNodeApi {
 
   private onSoftState(leader: boolean, leaderId: string | null): void {
     const was = this.isLeader;
+    const before = this.leader;
     this.leader = leaderId;
     this.isLeader = leader;
     this.opts.metrics?.setIsLeader(leader);
@@ -458,6 +467,33 @@ export class LedgerNode implements LedgerNodeApi {
       this.mempool.releaseInflight();
       this.leaderReady = false;
     }
+    if (!leader && leaderId !== null && leaderId !== before && leaderId !== this.nodeId)
+      this.forwardPending(Infinity);
+  }
+
+  /**
+   * A follower that learns of a new leader sends it everything its mempool
+   * holds decoded (`before` = Infinity): what its own clients submitted
+   * (forwarded to a leader that may have died before proposing it, or to
+   * none while there was none), and what it accepted while it led. Every
+   * FORWARD_RETRY_TICKS it sends again what it has held since before
+   * `before` without seeing it commit. The leader drops what it already
+   * holds. Gossiped copies (held raw) reached every member by gossip already.
+   */
+  private forwardPending(before: number): void {
+    if (this.isLeader || this.leader === null) return;
+    let n = 0;
+    for (const dtx of this.mempool.pendingBefore(before)) {
+      this.forwardToLeader(signedTxBytes(dtx));
+      n++;
+    }
+    if (n > 0)
+      this.log.info(
+        { leader: this.leader, txs: n },
+        before === Infinity
+          ? 'forwarded the mempool to the new leader'
+          : 'forwarded again what has not committed',
+      );
   }
 
   /**
@@ -846,8 +882,9 @@ export class LedgerNode implements LedgerNodeApi {
    * A follower sends what it accepted straight to the leader it knows, over
    * the Raft stream, batched per event-loop turn: gossip takes several
    * asynchronous hops through gossipsub on both sides (~20 ms under load).
-   * Gossip still carries every transaction to every mempool, so none is lost
-   * when the leader dies; the leader drops the gossiped copy unread.
+   * This node keeps it until it commits and forwards it again to each new
+   * leader (forwardPending), so none is lost when the leader dies; one
+   * answered with 202 is gossiped too, and the leader drops that copy unread.
    */
   private forwardToLeader(bytes: Uint8Array): void {
     if (this.isLeader || this.leader === null || this.leader === this.nodeId) return;
@@ -956,7 +993,11 @@ export class LedgerNode implements LedgerNodeApi {
       }
       const bytes = signedTxBytes(dtx);
       this.forwardToLeader(bytes);
-      this.opts.network.publishTx(bytes);
+      // A client that waits for its receipt is answered by this node, which holds the transaction
+      // and forwards it again to every new leader (onSoftState) until it commits or expires: no
+      // other copy is needed for it to survive the leader. One answered "accepted" (202) is
+      // gossiped to every mempool as well, so that it outlives this node too.
+      if (!opts.wait) this.opts.network.publishTx(bytes);
       this.kick();
     }
     if (!waiting) return { id: dtx.id, status: 'accepted' };

@@ -106,6 +106,11 @@ export class Mempool {
     for (const [id, e] of this.txs) if (!this.inflight.has(id)) yield e.tx;
   }
 
+  /** candidates that arrived before `cutoff` (ms), oldest first */
+  *pendingBefore(cutoff: number): Generator<DecodedTx> {
+    for (const [id, e] of this.txs) if (e.addedAt < cutoff && !this.inflight.has(id)) yield e.tx;
+  }
+
   pendingCount(): number {
     return this.txs.size - this.inflight.size;
   }

@@ -10,6 +10,8 @@ export class MemoryHub {
   private blocked = new Set<string>();
   /** false: transaction gossip is dropped (Raft frames still flow) */
   gossip = true;
+  /** true: this Raft-stream frame is lost on its way, as a full send queue drops it */
+  dropRaft: ((from: string, to: string, frame: Uint8Array) => boolean) | undefined;
 
   connect(nodeId: string): MemoryNetwork {
     const n = new MemoryNetwork(nodeId, this);
@@ -64,6 +66,7 @@ export class MemoryNetwork implements NodeNetwork {
   }
   sendRaft(to: string, frame: Uint8Array): void {
     if (!this.up || !this.hub.reachable(this.nodeId, to)) return;
+    if (this.hub.dropRaft?.(this.nodeId, to, frame)) return;
     const copy = Uint8Array.from(frame);
     setImmediate(() => {
       const peer = this.hub.nodes.get(to);
@@ -74,7 +77,10 @@ export class MemoryNetwork implements NodeNetwork {
   onRaftFrame(handler: (from: string, frame: Uint8Array) => void): void {
     this.raft = handler;
   }
+  /** how many times this node published a transaction batch to gossip */
+  published = 0;
   publishTx(bytes: Uint8Array): void {
+    this.published++;
     if (!this.hub.gossip) return;
     for (const peer of this.hub.nodes.values()) {
       if (peer === this || !this.hub.reachable(this.nodeId, peer.nodeId)) continue;

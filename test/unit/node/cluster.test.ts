@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { canonicalBytes } from '../../../src/codec/index.js';
 import { keyFor, pub, tx } from '../../support/ledger-fixture.js';
 import { TestCluster } from '../../support/cluster.js';
+import { isTxForward } from '../../../src/node/raft-wire.js';
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -203,24 +204,25 @@ describe('an in-process 3-node network', () => {
     expect(cluster.fatal).toEqual([]);
   });
 
-  it('a transaction accepted while the leader is cut off is proposed by the next leader, from gossip', async () => {
-    cluster = new TestCluster(3);
-    const [a, b, c] = cluster.ids as [string, string, string];
-    // a leads first; b (the node the client talks to) never campaigns in time, so c takes over
-    // and must propose what it only heard of by gossip. b grants no vote while its leader lease
-    // lasts (check-quorum: 1000 of its ticks since it last heard from a, ~10 s), and campaigns
-    // itself at a random point of the following 1000 ticks; c asks again every 3-6 ticks, so it
-    // is first but for a chance of ~0.6 % (with 30 ticks, as before, ~5 %). c starts once a
-    // leads, so that the first election is a's, and a is cut off only once c holds a's whole
-    // log (else b, whose log would be longer, refuses c its vote for good).
-    await cluster.start(a, undefined, { electionTick: 5 });
-    await cluster.start(b, undefined, { electionTick: 1000 });
-    const leader = await cluster.waitForLeader();
+  /**
+   * a leads first; b (the node the client talks to) never campaigns in time, so c takes over
+   * once a is cut off. b grants no vote while its leader lease lasts (check-quorum: 1000 of its
+   * ticks since it last heard from a, ~10 s), and campaigns itself at a random point of the
+   * following 1000 ticks; c asks again every 3-6 ticks, so it is first but for a chance of
+   * ~0.6 % (with 30 ticks, as before, ~5 %). c starts once a leads, so that the first election
+   * is a's, and a is cut off only once c holds a's whole log (else b, whose log would be longer,
+   * refuses c its vote for good).
+   */
+  async function cutOffTheFirstLeader(c3: TestCluster) {
+    const [a, b, c] = c3.ids as [string, string, string];
+    await c3.start(a, undefined, { electionTick: 5 });
+    await c3.start(b, undefined, { electionTick: 1000 });
+    const leader = await c3.waitForLeader();
     expect(leader.status().nodeId).toBe(a);
-    await cluster.start(c, undefined, { electionTick: 3 });
-    const nodeB = cluster.nodes.get(b)!;
-    const nodeC = cluster.nodes.get(c)!;
-    await cluster.waitFor(
+    await c3.start(c, undefined, { electionTick: 3 });
+    const nodeB = c3.nodes.get(b)!;
+    const nodeC = c3.nodes.get(c)!;
+    await c3.waitFor(
       'b and c to follow a, with its whole log',
       () =>
         nodeB.status().leader === a &&
@@ -228,15 +230,65 @@ describe('an in-process 3-node network', () => {
         nodeC.raftStatus.lastIndex === leader.raftStatus.lastIndex &&
         nodeB.raftStatus.lastIndex === leader.raftStatus.lastIndex,
     );
-    cluster.hub.isolate(a);
+    c3.hub.isolate(a);
+    return { nodeB, nodeC, netB: c3.hub.nodes.get(b)! };
+  }
+
+  it('a follower forwards again what has not committed after a while (its forward was lost)', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    await cluster.waitFor('every node to know the leader', () =>
+      [...cluster!.nodes.values()].every((n) => n.status().leader === leader.status().nodeId),
+    );
+    cluster.hub.gossip = false;
+    const follower = [...cluster.nodes.values()].find((n) => n !== leader)!;
+    const fid = follower.status().nodeId;
+    let forwards = 0;
+    cluster.hub.dropRaft = (from, _to, frame) => from === fid && isTxForward(frame) && ++forwards === 1;
+    const started = Date.now();
+    const r = await follower.submit(registration(cluster, 'retried', 'merchant').tx, {
+      wait: true,
+      timeoutMs: 10_000,
+    });
+    expect(r.receipt?.code).toBe('OK');
+    expect(forwards).toBe(2); // the first was lost; the second, ~2 s later, went through
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
+    expect(cluster.fatal).toEqual([]);
+  });
+
+  it('a transaction accepted while the leader is cut off is proposed by the next leader, from gossip', async () => {
+    cluster = new TestCluster(3);
+    const { nodeB, nodeC, netB } = await cutOffTheFirstLeader(cluster);
     const t = registration(cluster, 'survivor', 'merchant');
     const accepted = await nodeB.submit(t.tx, { wait: false, timeoutMs: 1000 });
     expect(accepted.status).toBe('accepted');
+    expect(netB.published).toBe(1); // answered "accepted": gossiped, so it outlives b too
     // b's lease is counted in ticks: on a loaded machine its ~10 s can stretch well past 15 s
     await cluster.waitFor('c to lead', () => nodeC.raftStatus.role === 'leader', 60_000);
     const r = await nodeB.submit(t.tx, { wait: true, timeoutMs: 10_000 });
     expect(r.receipt?.code).toBe('OK');
     expect(r.receipt?.tx).toBe(t.id);
+    expect(cluster.fatal).toEqual([]);
+  }, 90_000);
+
+  it('a transaction whose client waits, forwarded to a leader that is cut off, is forwarded again to the next leader', async () => {
+    cluster = new TestCluster(3);
+    const { nodeB, nodeC, netB } = await cutOffTheFirstLeader(cluster);
+    cluster.hub.gossip = false; // no other copy anywhere: b's own forward must carry it
+    const t = registration(cluster, 'waited', 'merchant');
+    const receipt = nodeB.submit(t.tx, { wait: true, timeoutMs: 80_000 });
+    // c leads but for the ~0.6 % chance that b campaigns first (then b proposes it itself)
+    await cluster.waitFor(
+      'b or c to lead',
+      () => nodeC.raftStatus.role === 'leader' || nodeB.raftStatus.role === 'leader',
+      60_000,
+    );
+    const r = await receipt;
+    expect(r.receipt?.code).toBe('OK');
+    expect(r.receipt?.tx).toBe(t.id);
+    expect(netB.published).toBe(0); // a waiting client's transaction is not gossiped
+    expect(nodeC.mempoolSize).toBe(0);
     expect(cluster.fatal).toEqual([]);
   }, 90_000);
 });
