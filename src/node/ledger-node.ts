@@ -487,13 +487,11 @@ export class LedgerNode implements LedgerNodeApi {
       this.forwardToLeader(signedTxBytes(dtx));
       n++;
     }
-    if (n > 0)
-      this.log.info(
-        { leader: this.leader, txs: n },
-        before === Infinity
-          ? 'forwarded the mempool to the new leader'
-          : 'forwarded again what has not committed',
-      );
+    if (n === 0) return;
+    // the retry runs every 2 s for as long as a leader does not commit them: not worth a line each time
+    if (before === Infinity)
+      this.log.info({ leader: this.leader, txs: n }, 'forwarded the mempool to the new leader');
+    else this.log.debug({ leader: this.leader, txs: n }, 'forwarded again what has not committed');
   }
 
   /**
