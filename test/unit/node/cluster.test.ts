@@ -186,15 +186,20 @@ describe('an in-process 3-node network', () => {
     expect(cluster.fatal).toEqual([]);
   });
 
+  /** three nodes that all know the leader, with transaction gossip off; and one follower */
+  async function withoutGossip(c3: TestCluster) {
+    await c3.startAll();
+    const leader = await c3.waitForLeader();
+    await c3.waitFor('every node to know the leader', () =>
+      [...c3.nodes.values()].every((n) => n.status().leader === leader.status().nodeId),
+    );
+    c3.hub.gossip = false;
+    return { leader, follower: [...c3.nodes.values()].find((n) => n !== leader)! };
+  }
+
   it('a follower forwards what it accepts straight to the leader, so it commits without gossip', async () => {
     cluster = new TestCluster(3);
-    await cluster.startAll();
-    const leader = await cluster.waitForLeader();
-    await cluster.waitFor('every node to know the leader', () =>
-      [...cluster!.nodes.values()].every((n) => n.status().leader === leader.status().nodeId),
-    );
-    cluster.hub.gossip = false;
-    const follower = [...cluster.nodes.values()].find((n) => n !== leader)!;
+    const { leader, follower } = await withoutGossip(cluster);
     const r = await follower.submit(registration(cluster, 'forwarded', 'merchant').tx, {
       wait: true,
       timeoutMs: 5000,
@@ -236,13 +241,7 @@ describe('an in-process 3-node network', () => {
 
   it('a follower forwards again what has not committed after a while (its forward was lost)', async () => {
     cluster = new TestCluster(3);
-    await cluster.startAll();
-    const leader = await cluster.waitForLeader();
-    await cluster.waitFor('every node to know the leader', () =>
-      [...cluster!.nodes.values()].every((n) => n.status().leader === leader.status().nodeId),
-    );
-    cluster.hub.gossip = false;
-    const follower = [...cluster.nodes.values()].find((n) => n !== leader)!;
+    const { follower } = await withoutGossip(cluster);
     const fid = follower.status().nodeId;
     let forwards = 0;
     cluster.hub.dropRaft = (from, _to, frame) => from === fid && isTxForward(frame) && ++forwards === 1;
