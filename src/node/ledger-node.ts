@@ -121,11 +121,7 @@ interface BlockListener {
 
 const BLOCK_BYTES_BUDGET = 4 * 1024 * 1024;
 const SWEEP_EVERY_TICKS = 50;
-/**
- * A follower forwards again what it has held this long without seeing it
- * commit (a forward frame dropped by a full queue, or refused by a leader
- * whose mempool was full), every FORWARD_RETRY_TICKS.
- */
+/** A follower sends again what it has held this long without seeing it commit (retryPending). */
 const FORWARD_RETRY_MS = 2_000;
 const FORWARD_RETRY_TICKS = 20;
 /** transactions per forward frame at most; a longer queue is sent at once */
@@ -304,7 +300,7 @@ export class LedgerNode implements LedgerNodeApi {
     this.raft.tick();
     this.ticks++;
     if (this.ticks % SWEEP_EVERY_TICKS === 0) this.sweepMempool();
-    if (this.ticks % FORWARD_RETRY_TICKS === 0) this.forwardPending(this.now() - FORWARD_RETRY_MS);
+    if (this.ticks % FORWARD_RETRY_TICKS === 0) this.retryPending(this.now() - FORWARD_RETRY_MS);
     if (this.isLeader && this.ticks % 10 === 0) this.reconcileMembership();
     // Walking libp2p's connections costs more than a whole Ready of a small block: once a tick.
     this.opts.metrics?.setPeers(this.opts.network.connectedMembers().length);
@@ -468,30 +464,45 @@ export class LedgerNode implements LedgerNodeApi {
       this.leaderReady = false;
     }
     if (!leader && leaderId !== null && leaderId !== before && leaderId !== this.nodeId)
-      this.forwardPending(Infinity);
+      this.forwardPending();
   }
 
   /**
    * A follower that learns of a new leader sends it everything its mempool
-   * holds decoded (`before` = Infinity): what its own clients submitted
-   * (forwarded to a leader that may have died before proposing it, or to
-   * none while there was none), and what it accepted while it led. Every
-   * FORWARD_RETRY_TICKS it sends again what it has held since before
-   * `before` without seeing it commit. The leader drops what it already
-   * holds. Gossiped copies (held raw) reached every member by gossip already.
+   * holds decoded: what its own clients submitted (forwarded to a leader that
+   * may have died before proposing it, or to none while there was none), and
+   * what it accepted while it led. The leader drops what it already holds.
+   * Gossiped copies (held raw) reached every member by gossip already.
    */
-  private forwardPending(before: number): void {
-    if (this.isLeader || this.leader === null) return;
+  private forwardPending(): void {
     let n = 0;
-    for (const dtx of this.mempool.pendingBefore(before)) {
+    for (const dtx of this.mempool.pending()) {
       this.forwardToLeader(signedTxBytes(dtx));
       n++;
     }
-    if (n === 0) return;
-    // the retry runs every 2 s for as long as a leader does not commit them: not worth a line each time
-    if (before === Infinity)
-      this.log.info({ leader: this.leader, txs: n }, 'forwarded the mempool to the new leader');
-    else this.log.debug({ leader: this.leader, txs: n }, 'forwarded again what has not committed');
+    if (n > 0) this.log.info({ leader: this.leader, txs: n }, 'forwarded the mempool to the new leader');
+  }
+
+  /**
+   * Every FORWARD_RETRY_TICKS a follower sends again what it has held since
+   * before `cutoff` without seeing it commit: to the leader it knows (a
+   * forward frame can be dropped by a full queue, or refused by a leader
+   * whose mempool was full), and to gossip, which reaches the leader through
+   * the other members when this node cannot reach it itself (a partial
+   * partition) or knows of none. Normally every transaction commits well
+   * within FORWARD_RETRY_MS and this sends nothing.
+   */
+  private retryPending(cutoff: number): void {
+    if (this.isLeader) return;
+    let n = 0;
+    for (const dtx of this.mempool.pendingBefore(cutoff)) {
+      const bytes = signedTxBytes(dtx);
+      this.forwardToLeader(bytes);
+      this.opts.network.publishTx(bytes);
+      n++;
+    }
+    // it repeats every 2 s for as long as no leader commits them: not worth a line each time
+    if (n > 0) this.log.debug({ leader: this.leader, txs: n }, 'sent again what has not committed');
   }
 
   /**
@@ -880,9 +891,10 @@ export class LedgerNode implements LedgerNodeApi {
    * A follower sends what it accepted straight to the leader it knows, over
    * the Raft stream, batched per event-loop turn: gossip takes several
    * asynchronous hops through gossipsub on both sides (~20 ms under load).
-   * This node keeps it until it commits and forwards it again to each new
-   * leader (forwardPending), so none is lost when the leader dies; one
-   * answered with 202 is gossiped too, and the leader drops that copy unread.
+   * This node keeps it until it commits and sends it again to each new
+   * leader (forwardPending) and while it does not commit (retryPending), so
+   * none is lost when the leader dies; one answered with 202 is gossiped
+   * too, and the leader drops that copy unread.
    */
   private forwardToLeader(bytes: Uint8Array): void {
     if (this.isLeader || this.leader === null || this.leader === this.nodeId) return;
@@ -992,9 +1004,10 @@ export class LedgerNode implements LedgerNodeApi {
       const bytes = signedTxBytes(dtx);
       this.forwardToLeader(bytes);
       // A client that waits for its receipt is answered by this node, which holds the transaction
-      // and forwards it again to every new leader (onSoftState) until it commits or expires: no
-      // other copy is needed for it to survive the leader. One answered "accepted" (202) is
-      // gossiped to every mempool as well, so that it outlives this node too.
+      // and sends it again to every new leader (forwardPending), and to the leader and gossip
+      // every 2 s while it has not committed (retryPending): no other copy is needed for it to
+      // survive the leader. One answered "accepted" (202) is gossiped to every mempool at once,
+      // so that it outlives this node too.
       if (!opts.wait) this.opts.network.publishTx(bytes);
       this.kick();
     }

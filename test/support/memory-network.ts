@@ -10,6 +10,8 @@ export class MemoryHub {
   private blocked = new Set<string>();
   /** false: transaction gossip is dropped (Raft frames still flow) */
   gossip = true;
+  /** true: a node passes gossip on to the peers it reaches that have not had it (as gossipsub's mesh does) */
+  relay = false;
   /** true: this Raft-stream frame is lost on its way, as a full send queue drops it */
   dropRaft: ((from: string, to: string, frame: Uint8Array) => boolean) | undefined;
 
@@ -81,10 +83,17 @@ export class MemoryNetwork implements NodeNetwork {
   published = 0;
   publishTx(bytes: Uint8Array): void {
     this.published++;
-    if (!this.hub.gossip) return;
+    if (this.hub.gossip) this.spread(this.nodeId, bytes, new Set([this.nodeId]));
+  }
+  private spread(origin: string, bytes: Uint8Array, reached: Set<string>): void {
     for (const peer of this.hub.nodes.values()) {
-      if (peer === this || !this.hub.reachable(this.nodeId, peer.nodeId)) continue;
-      setImmediate(() => peer.tx?.(this.nodeId, bytes));
+      if (reached.has(peer.nodeId) || !this.hub.reachable(this.nodeId, peer.nodeId)) continue;
+      reached.add(peer.nodeId);
+      setImmediate(() => {
+        if (!peer.up) return;
+        peer.tx?.(origin, bytes);
+        if (this.hub.relay) peer.spread(origin, bytes, reached);
+      });
     }
   }
   onTx(handler: (from: string, bytes: Uint8Array) => void): void {
