@@ -103,12 +103,11 @@ export const ROUTES = {
       'UNSUPPORTED_MEDIA_TYPE',
       'REJECTED',
       'NOT_READY',
-      'NO_LEADER',
       'TIMEOUT',
     ],
     docs: { requestBody: SignedTransaction },
     replies: {
-      200: 'committed: the receipt (its code may still be a failing one such as DUPLICATE_TX)',
+      200: 'committed: the receipt (its code may still be a failing one such as COMMISSION_EXISTS)',
       202: 'accepted into the mempool (wait=none)',
     },
   },

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 /**
- * One node's config file (docs/OPERATIONS.md §Config), written by
+ * One node's config file (docs/OPERATIONS.md §A new network), written by
  * `bitnexus init`. Paths are relative to the config file's folder.
  */
 export interface NodeConfig {
@@ -17,7 +17,7 @@ export interface NodeConfig {
   peers: PeerConfig[];
   /** optional: mirror into this Postgres instead of the embedded PGlite (overridden by --postgres-url) */
   postgresUrl?: string;
-  /** optional: the embedded PGlite's buffer pool, e.g. "1GB" (default 384MB; docs/OPERATIONS.md §Mirror) */
+  /** optional: the embedded PGlite's buffer pool, e.g. "1GB" (default 384MB; docs/OPERATIONS.md §A new network, docs/SYNC.md §Targets) */
   pgliteSharedBuffers?: string;
 }
 
