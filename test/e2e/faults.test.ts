@@ -100,9 +100,11 @@ describe('faults on a real 3-node network', () => {
       expect(r.body.receipt?.code).toBe('OK');
     }
     net.signal(old, 'SIGCONT');
+    // It steps down on the first message of a higher term, which may be a follower's answer to its
+    // heartbeat: then it knows of no leader until the new one's next heartbeat reaches it.
     const resumed = await net.waitFor('the old leader to follow', async () => {
       const s = await net.status(old);
-      return s && s.role !== 'leader' && s.term > oldStatus.term ? s : undefined;
+      return s && s.role !== 'leader' && s.term > oldStatus.term && s.leader !== null ? s : undefined;
     });
     expect(resumed.leader).toBe(net.nodes[fresh]!.nodeId);
     await settle(net);
