@@ -85,6 +85,12 @@ export interface LedgerNodeOptions {
   now?: () => number;
   /** real milliseconds per Raft tick; election timeout is 10–20 ticks */
   tickMs?: number;
+  /**
+   * A follower sends again what it has held this long without seeing it
+   * commit, then after twice the gap each time, up to a minute (default
+   * 2000; retryPending)
+   */
+  forwardRetryMs?: number;
   electionTick?: number;
   random?: () => number;
   /** blocks proposed but not yet applied, at most (pipelining) */
@@ -121,9 +127,10 @@ interface BlockListener {
 
 const BLOCK_BYTES_BUDGET = 4 * 1024 * 1024;
 const SWEEP_EVERY_TICKS = 50;
-/** A follower sends again what it has held this long without seeing it commit (retryPending). */
+/** Resends of what has not committed (retryPending): the first gap, the longest, and how often to look. */
 const FORWARD_RETRY_MS = 2_000;
-const FORWARD_RETRY_TICKS = 20;
+const FORWARD_RETRY_MAX_MS = 60_000;
+const FORWARD_RETRY_TICKS = 5;
 /** transactions per forward frame at most; a longer queue is sent at once */
 const FORWARD_BATCH_TXS = 512;
 /** room over the ledger's transaction limit when splitting a forward frame (the ledger checks exactly) */
@@ -175,6 +182,8 @@ export class LedgerNode implements LedgerNodeApi {
   private isLeader = false;
   private leader: string | null = null;
   private term = 0;
+  /** the term in which this follower last forwarded its mempool to a leader (forwardToNewLeader) */
+  private forwardedTerm = -1;
   private appliedIndex = 0;
   private persistedHard: { term: number; vote: string | null } = { term: 0, vote: null };
   private appliedSinceCompact = 0;
@@ -186,6 +195,7 @@ export class LedgerNode implements LedgerNodeApi {
   private readonly maxBlockTxs: number;
   private readonly compactEvery: number;
   private readonly compactKeep: number;
+  private readonly forwardRetryMs: number;
 
   private constructor(
     private readonly opts: LedgerNodeOptions,
@@ -203,6 +213,7 @@ export class LedgerNode implements LedgerNodeApi {
     this.maxBlockTxs = Math.min(opts.maxBlockTxs ?? 2048, config.params.maxBlockTxs);
     this.compactEvery = opts.compactEvery ?? 5000;
     this.compactKeep = opts.compactKeep ?? 1000;
+    this.forwardRetryMs = opts.forwardRetryMs ?? FORWARD_RETRY_MS;
     this.storage = MemoryStorage.fromPersisted(persisted);
     this.appliedIndex = persisted.snapshot?.meta.index ?? 0;
     this.persistedHard = { term: persisted.hardState.term, vote: persisted.hardState.vote };
@@ -300,7 +311,7 @@ export class LedgerNode implements LedgerNodeApi {
     this.raft.tick();
     this.ticks++;
     if (this.ticks % SWEEP_EVERY_TICKS === 0) this.sweepMempool();
-    if (this.ticks % FORWARD_RETRY_TICKS === 0) this.retryPending(this.now() - FORWARD_RETRY_MS);
+    if (this.ticks % FORWARD_RETRY_TICKS === 0) this.retryPending(this.now());
     if (this.isLeader && this.ticks % 10 === 0) this.reconcileMembership();
     // Walking libp2p's connections costs more than a whole Ready of a small block: once a tick.
     this.opts.metrics?.setPeers(this.opts.network.connectedMembers().length);
@@ -397,6 +408,7 @@ export class LedgerNode implements LedgerNodeApi {
     if (rd.snapshot && rd.snapshot.data.length > 0) await this.restoreSnapshot(rd.snapshot);
     for (const e of applyAfter) await this.applyEntry(e);
     this.raft.advance();
+    this.forwardToNewLeader();
     const st = this.raft.status();
     const m = this.opts.metrics;
     if (m) {
@@ -444,7 +456,6 @@ export class LedgerNode implements LedgerNodeApi {
 
   private onSoftState(leader: boolean, leaderId: string | null): void {
     const was = this.isLeader;
-    const before = this.leader;
     this.leader = leaderId;
     this.isLeader = leader;
     this.opts.metrics?.setIsLeader(leader);
@@ -463,18 +474,21 @@ export class LedgerNode implements LedgerNodeApi {
       this.mempool.releaseInflight();
       this.leaderReady = false;
     }
-    if (!leader && leaderId !== null && leaderId !== before && leaderId !== this.nodeId)
-      this.forwardPending();
   }
 
   /**
-   * A follower that learns of a new leader sends it everything its mempool
-   * holds decoded: what its own clients submitted (forwarded to a leader that
-   * may have died before proposing it, or to none while there was none), and
-   * what it accepted while it led. The leader drops what it already holds.
-   * Gossiped copies (held raw) reached every member by gossip already.
+   * A follower that learns of the leader of a new term (a new leader, or the
+   * same one elected again after a restart that emptied its mempool) sends
+   * it every transaction its mempool holds decoded: what its own clients
+   * submitted (forwarded to a leader that may have died before proposing it,
+   * or to none while there was none), and what it accepted while it led. The
+   * leader drops what it already holds. The copies held raw came by gossip,
+   * which reached every member. Called after each Ready.
    */
-  private forwardPending(): void {
+  private forwardToNewLeader(): void {
+    if (this.isLeader || this.leader === null || this.leader === this.nodeId) return;
+    if (this.forwardedTerm === this.term) return;
+    this.forwardedTerm = this.term;
     let n = 0;
     for (const dtx of this.mempool.pending()) {
       this.forwardToLeader(signedTxBytes(dtx));
@@ -484,24 +498,27 @@ export class LedgerNode implements LedgerNodeApi {
   }
 
   /**
-   * Every FORWARD_RETRY_TICKS a follower sends again what it has held since
-   * before `cutoff` without seeing it commit: to the leader it knows (a
-   * forward frame can be dropped by a full queue, or refused by a leader
-   * whose mempool was full), and to gossip, which reaches the leader through
-   * the other members when this node cannot reach it itself (a partial
-   * partition) or knows of none. Normally every transaction commits well
-   * within FORWARD_RETRY_MS and this sends nothing.
+   * A follower sends again what it holds and has not seen commit: first
+   * `forwardRetryMs` after it arrived, then after twice the previous gap, up
+   * to FORWARD_RETRY_MAX_MS (Mempool.dueForResend), to the leader it knows.
+   * A forward frame can be dropped by a full queue, or refused by a leader
+   * whose mempool was full; raw copies matter when the node that accepted
+   * the transaction is gone. Its own clients' transactions also go to
+   * gossip, once: gossip reaches the leader through the other members when
+   * this node cannot reach it itself (a partial partition) or knows of none,
+   * and gossipsub refuses the same bytes again for minutes. Normally every
+   * transaction commits well within the first gap and this sends nothing.
    */
-  private retryPending(cutoff: number): void {
+  private retryPending(now: number): void {
     if (this.isLeader) return;
     let n = 0;
-    for (const dtx of this.mempool.pendingBefore(cutoff)) {
-      const bytes = signedTxBytes(dtx);
+    for (const e of this.mempool.dueForResend(now, this.forwardRetryMs, FORWARD_RETRY_MAX_MS)) {
+      const bytes = 'tx' in e ? signedTxBytes(e.tx) : e.bytes;
       this.forwardToLeader(bytes);
-      this.opts.network.publishTx(bytes);
+      if ('tx' in e && this.mempool.markGossiped(e.tx.id)) this.opts.network.publishTx(bytes);
       n++;
     }
-    // it repeats every 2 s for as long as no leader commits them: not worth a line each time
+    // it repeats, backing off, for as long as no leader commits them: not worth a line each time
     if (n > 0) this.log.debug({ leader: this.leader, txs: n }, 'sent again what has not committed');
   }
 
@@ -891,8 +908,8 @@ export class LedgerNode implements LedgerNodeApi {
    * A follower sends what it accepted straight to the leader it knows, over
    * the Raft stream, batched per event-loop turn: gossip takes several
    * asynchronous hops through gossipsub on both sides (~20 ms under load).
-   * This node keeps it until it commits and sends it again to each new
-   * leader (forwardPending) and while it does not commit (retryPending), so
+   * This node keeps it until it commits and sends it again to the leader of
+   * each new term (forwardToNewLeader) and while it does not commit (retryPending), so
    * none is lost when the leader dies; one answered with 202 is gossiped
    * too, and the leader drops that copy unread.
    */
@@ -1001,16 +1018,15 @@ export class LedgerNode implements LedgerNodeApi {
         this.cancelWait(dtx.id);
         throw err;
       }
-      const bytes = signedTxBytes(dtx);
-      this.forwardToLeader(bytes);
-      // A client that waits for its receipt is answered by this node, which holds the transaction
-      // and sends it again to every new leader (forwardPending), and to the leader and gossip
-      // every 2 s while it has not committed (retryPending): no other copy is needed for it to
-      // survive the leader. One answered "accepted" (202) is gossiped to every mempool at once,
-      // so that it outlives this node too.
-      if (!opts.wait) this.opts.network.publishTx(bytes);
+      this.forwardToLeader(signedTxBytes(dtx));
       this.kick();
     }
+    // A client that waits for its receipt is answered by this node, which holds the transaction
+    // and sends it again to the leader of each new term (forwardToNewLeader), and while it has
+    // not committed (retryPending): no other copy is needed for it to survive the leader. One
+    // answered "accepted" (202) is gossiped to every mempool at once, even if it was held
+    // already for a waiting client, so that it outlives this node too.
+    if (!opts.wait && this.mempool.markGossiped(dtx.id)) this.opts.network.publishTx(signedTxBytes(dtx));
     if (!waiting) return { id: dtx.id, status: 'accepted' };
     return waiting;
   }

@@ -2,8 +2,10 @@ import type { DecodedTx } from '../ledger/index.js';
 
 /**
  * Transactions accepted by this node (signature checked) and not yet seen in
- * an applied block. Every member keeps one: a transaction gossiped to all
- * mempools survives the leader's death and is proposed by the next leader.
+ * an applied block. Every member keeps one: the node that accepted a
+ * transaction holds it and sends it to the leader until it commits, so it
+ * survives the leader's death; one answered 202 is also gossiped to every
+ * mempool, so it survives the accepting node too (LedgerNode.submit).
  * Insertion order is proposal order. Entries the leader put in a proposed
  * block are marked in flight until that block is applied (then removed) or
  * the leader loses its term (then released).
@@ -12,14 +14,29 @@ import type { DecodedTx } from '../ledger/index.js';
  * it needs them only on the day it leads, and most are committed long
  * before. They are decoded when it becomes leader (`takeRaw`), dropped when
  * a block holding them is applied, and aged out by the sweep.
+ *
+ * Whatever a follower holds that does not commit is sent to the leader
+ * again on a schedule that backs off (`dueForResend`).
  */
+/** When an entry is next sent again, and the gap after that. */
+interface Resend {
+  at: number;
+  gap: number;
+}
+
+/** An entry due to be sent again: decoded (`tx`) or raw (`bytes`); `first` on its first resend. */
+export type DueEntry = { tx: DecodedTx; first: boolean } | { bytes: Uint8Array; first: boolean };
+
 export class Mempool {
-  private readonly txs = new Map<string, { tx: DecodedTx; addedAt: number; bytes: number }>();
+  private readonly txs = new Map<
+    string,
+    { tx: DecodedTx; addedAt: number; bytes: number; resend?: Resend; gossiped?: boolean }
+  >();
   private readonly inflight = new Set<string>();
   /** signatures of the transactions held: a gossiped copy is recognised before it is decoded */
   private readonly signatures = new Set<string>();
   /** undecoded gossiped transactions, by signature */
-  private readonly raw = new Map<string, { bytes: Uint8Array; addedAt: number }>();
+  private readonly raw = new Map<string, { bytes: Uint8Array; addedAt: number; resend?: Resend }>();
   private totalBytes = 0;
 
   constructor(
@@ -106,9 +123,39 @@ export class Mempool {
     for (const [id, e] of this.txs) if (!this.inflight.has(id)) yield e.tx;
   }
 
-  /** candidates that arrived before `cutoff` (ms), oldest first */
-  *pendingBefore(cutoff: number): Generator<DecodedTx> {
-    for (const [id, e] of this.txs) if (e.addedAt < cutoff && !this.inflight.has(id)) yield e.tx;
+  /**
+   * Entries (decoded ones not in flight, and raw ones) due to be sent again
+   * at `now`: first `firstGapMs` after they arrived, then after twice the
+   * previous gap, at most `maxGapMs`. Each is rescheduled as it is yielded.
+   */
+  *dueForResend(now: number, firstGapMs: number, maxGapMs: number): Generator<DueEntry> {
+    const due = (e: { addedAt: number; resend?: Resend }): boolean | undefined => {
+      const r = e.resend ?? { at: e.addedAt + firstGapMs, gap: firstGapMs };
+      if (now < r.at) {
+        e.resend = r;
+        return undefined;
+      }
+      const gap = Math.min(maxGapMs, r.gap * 2);
+      e.resend = { at: now + gap, gap };
+      return r.gap === firstGapMs;
+    };
+    for (const [id, e] of this.txs) {
+      if (this.inflight.has(id)) continue;
+      const first = due(e);
+      if (first !== undefined) yield { tx: e.tx, first };
+    }
+    for (const e of this.raw.values()) {
+      const first = due(e);
+      if (first !== undefined) yield { bytes: e.bytes, first };
+    }
+  }
+
+  /** Mark a held transaction gossiped; false if it was already (or is not held). */
+  markGossiped(id: string): boolean {
+    const e = this.txs.get(id);
+    if (!e || e.gossiped) return false;
+    e.gossiped = true;
+    return true;
   }
 
   pendingCount(): number {

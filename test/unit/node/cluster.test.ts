@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { canonicalBytes } from '../../../src/codec/index.js';
 import { keyFor, pub, tx } from '../../support/ledger-fixture.js';
 import { TestCluster } from '../../support/cluster.js';
+import type { LedgerNode } from '../../../src/node/ledger-node.js';
 import { isTxForward } from '../../../src/node/raft-wire.js';
 
 let cluster: TestCluster | undefined;
@@ -186,6 +187,16 @@ describe('an in-process 3-node network', () => {
     expect(cluster.fatal).toEqual([]);
   });
 
+  /** the transaction as `node` serves it once committed there (polled for up to 10 s), or undefined */
+  async function committedOn(node: LedgerNode, id: string) {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const v = await node.getTransaction(id);
+      if (v || Date.now() > deadline) return v;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** three nodes that all know the leader, with or without transaction gossip; and one follower */
   async function threeNodes(c3: TestCluster, gossip: boolean) {
     await c3.startAll();
@@ -210,6 +221,24 @@ describe('an in-process 3-node network', () => {
     expect(cluster.fatal).toEqual([]);
   });
 
+  it('a transaction held for a waiting client is gossiped when it is resubmitted with wait=none', async () => {
+    cluster = new TestCluster(3);
+    const { leader, follower, fid } = await threeNodes(cluster, true);
+    cluster.hub.dropRaft = (from, _to, frame) => from === fid && isTxForward(frame); // no forwards
+    const t = registration(cluster, 'resubmitted', 'merchant');
+    await expect(follower.submit(t.tx, { wait: true, timeoutMs: 50 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+    });
+    const net = cluster.hub.nodes.get(fid)!;
+    expect(net.published).toBe(0);
+    expect(await follower.submit(t.tx, { wait: false, timeoutMs: 1000 })).toMatchObject({
+      status: 'accepted',
+    });
+    expect(net.published).toBe(1); // a 202 promises it outlives this node: gossiped now
+    expect((await committedOn(leader, t.id))?.receipt.code).toBe('OK'); // by gossip: no forward got through
+    expect(cluster.fatal).toEqual([]);
+  });
+
   it('a follower that cannot reach the leader gets what its client waits on committed through gossip', async () => {
     cluster = new TestCluster(3);
     const { leader, follower, fid } = await threeNodes(cluster, true);
@@ -222,13 +251,7 @@ describe('an in-process 3-node network', () => {
       code: 'TIMEOUT',
     });
     expect(cluster.hub.nodes.get(fid)!.published).toBeGreaterThanOrEqual(1);
-    let committed: Awaited<ReturnType<typeof leader.getTransaction>>;
-    const deadline = Date.now() + 10_000;
-    while (!committed && Date.now() < deadline) {
-      committed = await leader.getTransaction(t.id);
-      if (!committed) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(committed?.receipt.code).toBe('OK');
+    expect((await committedOn(leader, t.id))?.receipt.code).toBe('OK');
     expect(cluster.fatal).toEqual([]);
   });
 
@@ -241,10 +264,10 @@ describe('an in-process 3-node network', () => {
    * is a's, and a is cut off only once c holds a's whole log (else b, whose log would be longer,
    * refuses c its vote for good).
    */
-  async function cutOffTheFirstLeader(c3: TestCluster) {
+  async function cutOffTheFirstLeader(c3: TestCluster, optsB: { forwardRetryMs?: number } = {}) {
     const [a, b, c] = c3.ids as [string, string, string];
     await c3.start(a, undefined, { electionTick: 5 });
-    await c3.start(b, undefined, { electionTick: 1000 });
+    await c3.start(b, undefined, { electionTick: 1000, ...optsB });
     const leader = await c3.waitForLeader();
     expect(leader.status().nodeId).toBe(a);
     await c3.start(c, undefined, { electionTick: 3 });
@@ -282,6 +305,8 @@ describe('an in-process 3-node network', () => {
   it('a transaction accepted while the leader is cut off is proposed by the next leader, from gossip', async () => {
     cluster = new TestCluster(3);
     const { nodeB, nodeC, netB } = await cutOffTheFirstLeader(cluster);
+    // b's own forwards are lost: only gossip can bring it to c
+    cluster.hub.dropRaft = (from, _to, frame) => from === netB.nodeId && isTxForward(frame);
     const t = registration(cluster, 'survivor', 'merchant');
     const accepted = await nodeB.submit(t.tx, { wait: false, timeoutMs: 1000 });
     expect(accepted.status).toBe('accepted');
@@ -296,7 +321,8 @@ describe('an in-process 3-node network', () => {
 
   it('a transaction whose client waits, forwarded to a leader that is cut off, is forwarded again to the next leader', async () => {
     cluster = new TestCluster(3);
-    const { nodeB, nodeC, netB } = await cutOffTheFirstLeader(cluster);
+    // no resends within the test: only b's forward to the leader of the new term can carry it
+    const { nodeB, nodeC, netB } = await cutOffTheFirstLeader(cluster, { forwardRetryMs: 600_000 });
     cluster.hub.gossip = false; // no other copy anywhere: b's own forward must carry it
     const t = registration(cluster, 'waited', 'merchant');
     const receipt = nodeB.submit(t.tx, { wait: true, timeoutMs: 80_000 });
@@ -311,6 +337,7 @@ describe('an in-process 3-node network', () => {
     expect(r.receipt?.code).toBe('OK');
     expect(r.receipt?.tx).toBe(t.id);
     expect(nodeC.mempoolSize).toBe(0);
+    expect(netB.published).toBe(0);
     expect(cluster.fatal).toEqual([]);
   }, 90_000);
 });

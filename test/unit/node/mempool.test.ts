@@ -46,4 +46,41 @@ describe('the mempool', () => {
     expect(m.size).toBe(1);
     expect(m.addRaw(c.tx.signature, canonicalBytes(c.tx), 30)).toBe(true);
   });
+
+  it('sends again what has not committed on a schedule that backs off, skipping what is in flight', () => {
+    const m = new Mempool();
+    const a = reg('a');
+    const b = reg('b');
+    const c = reg('c');
+    m.add(a, 1_000);
+    m.add(b, 1_000);
+    m.addRaw(c.tx.signature, canonicalBytes(c.tx), 1_500);
+    m.markInflight([b.id]); // in a proposed block: not sent again
+    const due = (now: number) =>
+      [...m.dueForResend(now, 2_000, 10_000)].map(
+        (e) => ('tx' in e ? `${e.tx.id}` : 'raw') + (e.first ? '!' : ''),
+      );
+    expect(due(2_999)).toEqual([]);
+    expect(due(3_000)).toEqual([`${a.id}!`]); // first gap: 2 s after it arrived
+    expect(due(3_500)).toEqual(['raw!']);
+    expect(due(6_999)).toEqual([]);
+    expect(due(7_000)).toEqual([a.id]); // then 4 s
+    expect(due(7_500)).toEqual(['raw']);
+    expect(due(15_000)).toEqual([a.id]); // 8 s
+    expect(due(25_000)).toEqual([a.id, 'raw']); // a capped at 10 s; the raw copy's 8 s
+    expect(due(25_000)).toEqual([]); // each is rescheduled as it is yielded
+    m.remove(a.id);
+    m.removeRaw(c.tx.signature);
+    m.releaseInflight();
+    expect(due(100_000)).toEqual([`${b.id}!`]);
+  });
+
+  it('gossips a held transaction once', () => {
+    const m = new Mempool();
+    const a = reg('a');
+    expect(m.markGossiped(a.id)).toBe(false); // not held
+    m.add(a, 1);
+    expect(m.markGossiped(a.id)).toBe(true);
+    expect(m.markGossiped(a.id)).toBe(false);
+  });
 });
