@@ -1011,6 +1011,7 @@ export class LedgerNode implements LedgerNodeApi {
       this.cancelWait(dtx.id);
       return committed;
     }
+    let bytes: Uint8Array | undefined;
     if (!this.mempool.has(dtx.id)) {
       try {
         this.admit(dtx, true);
@@ -1018,7 +1019,8 @@ export class LedgerNode implements LedgerNodeApi {
         this.cancelWait(dtx.id);
         throw err;
       }
-      this.forwardToLeader(signedTxBytes(dtx));
+      bytes = signedTxBytes(dtx);
+      this.forwardToLeader(bytes);
       this.kick();
     }
     // A client that waits for its receipt is answered by this node, which holds the transaction
@@ -1026,7 +1028,8 @@ export class LedgerNode implements LedgerNodeApi {
     // not committed (retryPending): no other copy is needed for it to survive the leader. One
     // answered "accepted" (202) is gossiped to every mempool at once, even if it was held
     // already for a waiting client, so that it outlives this node too.
-    if (!opts.wait && this.mempool.markGossiped(dtx.id)) this.opts.network.publishTx(signedTxBytes(dtx));
+    if (!opts.wait && this.mempool.markGossiped(dtx.id))
+      this.opts.network.publishTx(bytes ?? signedTxBytes(dtx));
     if (!waiting) return { id: dtx.id, status: 'accepted' };
     return waiting;
   }

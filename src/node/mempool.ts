@@ -1,5 +1,14 @@
 import type { DecodedTx } from '../ledger/index.js';
 
+/** When an entry is next sent again, and the gap after that. */
+interface Resend {
+  at: number;
+  gap: number;
+}
+
+/** An entry due to be sent again: decoded (`tx`) or raw (`bytes`). */
+export type DueEntry = { tx: DecodedTx } | { bytes: Uint8Array };
+
 /**
  * Transactions accepted by this node (signature checked) and not yet seen in
  * an applied block. Every member keeps one: the node that accepted a
@@ -18,15 +27,6 @@ import type { DecodedTx } from '../ledger/index.js';
  * Whatever a follower holds that does not commit is sent to the leader
  * again on a schedule that backs off (`dueForResend`).
  */
-/** When an entry is next sent again, and the gap after that. */
-interface Resend {
-  at: number;
-  gap: number;
-}
-
-/** An entry due to be sent again: decoded (`tx`) or raw (`bytes`); `first` on its first resend. */
-export type DueEntry = { tx: DecodedTx; first: boolean } | { bytes: Uint8Array; first: boolean };
-
 export class Mempool {
   private readonly txs = new Map<
     string,
@@ -129,25 +129,14 @@ export class Mempool {
    * previous gap, at most `maxGapMs`. Each is rescheduled as it is yielded.
    */
   *dueForResend(now: number, firstGapMs: number, maxGapMs: number): Generator<DueEntry> {
-    const due = (e: { addedAt: number; resend?: Resend }): boolean | undefined => {
+    const due = (e: { addedAt: number; resend?: Resend }): boolean => {
       const r = e.resend ?? { at: e.addedAt + firstGapMs, gap: firstGapMs };
-      if (now < r.at) {
-        e.resend = r;
-        return undefined;
-      }
       const gap = Math.min(maxGapMs, r.gap * 2);
-      e.resend = { at: now + gap, gap };
-      return r.gap === firstGapMs;
+      e.resend = now < r.at ? r : { at: now + gap, gap };
+      return now >= r.at;
     };
-    for (const [id, e] of this.txs) {
-      if (this.inflight.has(id)) continue;
-      const first = due(e);
-      if (first !== undefined) yield { tx: e.tx, first };
-    }
-    for (const e of this.raw.values()) {
-      const first = due(e);
-      if (first !== undefined) yield { bytes: e.bytes, first };
-    }
+    for (const [id, e] of this.txs) if (!this.inflight.has(id) && due(e)) yield { tx: e.tx };
+    for (const e of this.raw.values()) if (due(e)) yield { bytes: e.bytes };
   }
 
   /** Mark a held transaction gossiped; false if it was already (or is not held). */

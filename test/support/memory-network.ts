@@ -83,16 +83,17 @@ export class MemoryNetwork implements NodeNetwork {
   published = 0;
   publishTx(bytes: Uint8Array): void {
     this.published++;
-    if (this.hub.gossip) this.spread(this.nodeId, bytes, new Set([this.nodeId]));
+    if (this.hub.gossip) this.spread(bytes, new Set([this.nodeId]));
   }
-  private spread(origin: string, bytes: Uint8Array, reached: Set<string>): void {
+  /** to every reachable peer that has not had it, each told who passed it on (as gossipsub's relaying peer) */
+  private spread(bytes: Uint8Array, reached: Set<string>): void {
     for (const peer of this.hub.nodes.values()) {
       if (reached.has(peer.nodeId) || !this.hub.reachable(this.nodeId, peer.nodeId)) continue;
       reached.add(peer.nodeId);
       setImmediate(() => {
         if (!peer.up) return;
-        peer.tx?.(origin, bytes);
-        if (this.hub.relay) peer.spread(origin, bytes, reached);
+        peer.tx?.(this.nodeId, bytes);
+        if (this.hub.relay) peer.spread(bytes, reached);
       });
     }
   }
