@@ -52,6 +52,7 @@ import {
   type DecodedBlock,
   type DecodedTx,
   type MembersRec,
+  type NonceRec,
   type ParticipantRec,
   type ProcessedBlock,
   type Receipt,
@@ -185,6 +186,12 @@ export class LedgerNode implements LedgerNodeApi {
   /** the term in which this follower last forwarded its mempool to a leader (forwardToNewLeader) */
   private forwardedTerm = -1;
   private appliedIndex = 0;
+  /**
+   * A snapshot on disk whose blocks the chain does not hold yet: the node
+   * stopped (or died) while fetching them. Raft counts it as applied, so the
+   * driver fetches them before anything else (restoreSnapshot).
+   */
+  private unrestored: Snapshot | undefined;
   private persistedHard: { term: number; vote: string | null } = { term: 0, vote: null };
   private appliedSinceCompact = 0;
   private ticks = 0;
@@ -216,6 +223,8 @@ export class LedgerNode implements LedgerNodeApi {
     this.forwardRetryMs = opts.forwardRetryMs ?? FORWARD_RETRY_MS;
     this.storage = MemoryStorage.fromPersisted(persisted);
     this.appliedIndex = persisted.snapshot?.meta.index ?? 0;
+    if (persisted.snapshot && snapshotHead(persisted.snapshot).height > opts.chain.height)
+      this.unrestored = persisted.snapshot;
     this.persistedHard = { term: persisted.hardState.term, vote: persisted.hardState.vote };
     this.raft = new RaftNode({
       id: opts.nodeId,
@@ -367,6 +376,11 @@ export class LedgerNode implements LedgerNodeApi {
   }
 
   private async loop(): Promise<void> {
+    if (this.unrestored) {
+      await this.restoreSnapshot(this.unrestored);
+      if (this.stopped) return; // still on disk: the next start fetches the rest
+      this.unrestored = undefined;
+    }
     do {
       this.again = false;
       while (this.raft.hasReady() && !this.stopped) await this.handleReady(this.raft.ready());
@@ -729,10 +743,7 @@ export class LedgerNode implements LedgerNodeApi {
   }
 
   private async restoreSnapshot(snap: Snapshot): Promise<void> {
-    const { height, hash } = JSON.parse(Buffer.from(snap.data).toString('utf8')) as {
-      height: number;
-      hash: string;
-    };
+    const { height, hash } = snapshotHead(snap);
     this.log.info(
       { height, index: snap.meta.index },
       'restoring from a snapshot: fetching blocks from peers',
@@ -742,6 +753,7 @@ export class LedgerNode implements LedgerNodeApi {
       const peers = this.opts.network.connectedMembers().filter((p) => p !== this.nodeId);
       let progressed = false;
       for (const peer of peers) {
+        if (this.stopped) return;
         try {
           const from = chain.height + 1;
           const blocks = await this.opts.network.fetchBlocks(
@@ -971,18 +983,34 @@ export class LedgerNode implements LedgerNodeApi {
     // Raw (undecoded) gossip has no timestamp to hand: it goes once it has been held as long as
     // a transaction may live. Those that commit are dropped when their block is applied.
     this.mempool.sweepRaw(now - config.params.txMaxAgeMs);
+    // A waiting client is told its transaction failed only when that is certain: its nonce
+    // went to another transaction, or it is too old for any block still to come (block times
+    // never go back, and apply refuses what is older than a block's time by txMaxAgeMs). Old by
+    // this node's clock alone, it may sit in a block not applied here yet (a lagging follower,
+    // a clock ahead): it leaves the mempool, and its waiters get the receipt if that block
+    // arrives, or their timeout's "may still commit".
+    const headTime = this.opts.chain.head!.timestamp;
+    const failed = new Map<string, { code: 'NONCE_REUSED' | 'TX_EXPIRED'; existing?: string }>();
     const dropped = this.mempool.sweep((t) => {
-      if (state.get(keys.nonce(t.tx.signer, t.tx.nonce))) return false;
+      const used = state.get(keys.nonce(t.tx.signer, t.tx.nonce)) as NonceRec | undefined;
+      if (used) {
+        // its own commit answers its waiters when the block is applied (afterApply)
+        if (used.tx !== t.id) failed.set(t.id, { code: 'NONCE_REUSED', existing: used.tx });
+        return false;
+      }
+      if (t.tx.timestamp < headTime - config.params.txMaxAgeMs) {
+        failed.set(t.id, { code: 'TX_EXPIRED' });
+        return false;
+      }
       return t.tx.timestamp >= now - config.params.txMaxAgeMs;
     });
     for (const id of dropped) {
       this.verified.delete(id);
-      const ws = this.waiters.get(id);
-      if (ws) {
-        this.waiters.delete(id);
-        for (const w of ws)
-          w.reject(rejected('TX_EXPIRED', 'the transaction left the mempool without committing'));
-      }
+      const why = failed.get(id);
+      const ws = why && this.waiters.get(id);
+      if (!why || !ws) continue;
+      this.waiters.delete(id);
+      for (const w of ws) w.reject(rejected(why.code, rejectionMessage(why.code), why.existing));
     }
     const cutoff = now - ADMIN_WINDOW_MS * 2;
     for (const [n, t] of this.adminNonces) if (t < cutoff) this.adminNonces.delete(n);
@@ -1012,7 +1040,7 @@ export class LedgerNode implements LedgerNodeApi {
       return committed;
     }
     let bytes: Uint8Array | undefined;
-    if (!this.mempool.has(dtx.id)) {
+    if (!this.mempool.has(dtx.id) && !this.inUncommittedBlock(dtx)) {
       try {
         this.admit(dtx, true);
       } catch (err) {
@@ -1032,6 +1060,20 @@ export class LedgerNode implements LedgerNodeApi {
       this.opts.network.publishTx(bytes ?? signedTxBytes(dtx));
     if (!waiting) return { id: dtx.id, status: 'accepted' };
     return waiting;
+  }
+
+  /**
+   * In a block of this leader's log that has not committed yet: proposed by
+   * it, or by the leader before it (a new leader's state includes the blocks
+   * its log holds beyond the commit). Not in its mempool, since a waiting
+   * client's transaction is not gossiped; answered like one in the mempool,
+   * with the receipt once that block commits, not as a duplicate.
+   */
+  private inUncommittedBlock(dtx: DecodedTx): boolean {
+    if (!this.isLeader) return false;
+    const key = keys.nonce(dtx.tx.signer, dtx.tx.nonce);
+    const speculative = this.layered.get(key) as NonceRec | undefined;
+    return speculative?.tx === dtx.id && this.opts.chain.state.get(key) === undefined;
   }
 
   private waitFor(
@@ -1360,6 +1402,12 @@ export class LedgerNode implements LedgerNodeApi {
   get fatalError(): Error | undefined {
     return this.fatal;
   }
+}
+
+/** The chain head a snapshot names (compactLog), or height -1 for one without data. */
+function snapshotHead(snap: Snapshot): { height: number; hash: string } {
+  if (snap.data.length === 0) return { height: -1, hash: '' };
+  return JSON.parse(Buffer.from(snap.data).toString('utf8')) as { height: number; hash: string };
 }
 
 function rejectionMessage(code: ResultCode): string {

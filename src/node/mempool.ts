@@ -159,10 +159,16 @@ export class Mempool {
     this.inflight.clear();
   }
 
-  /** drop what `keep` says no longer belongs (committed elsewhere, expired, refused) */
+  /**
+   * Drop what `keep` says no longer belongs (committed elsewhere, expired,
+   * refused). In-flight entries stay: they are in a block this leader
+   * proposed, which settles them when it is applied (or releases them when
+   * leadership is lost).
+   */
   sweep(keep: (tx: DecodedTx, addedAt: number) => boolean): string[] {
     const dropped: string[] = [];
     for (const [id, e] of this.txs) {
+      if (this.inflight.has(id)) continue;
       if (!keep(e.tx, e.addedAt)) {
         this.remove(id);
         dropped.push(id);

@@ -1,0 +1,152 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ApiError } from '../../../src/api/errors.js';
+import { DEFAULT_PARAMS } from '../../../src/ledger/index.js';
+import { decodeRaftMessage, isTxForward } from '../../../src/node/raft-wire.js';
+import { TestCluster } from '../../support/cluster.js';
+import { keyFor, pub, tx } from '../../support/ledger-fixture.js';
+
+/**
+ * A node answers a client with a failure only when the failure is certain,
+ * and comes back from any point of its own recovery. Each case here was a
+ * wrong answer or a node that could not restart (a review, 2026-12-05).
+ */
+
+let cluster: TestCluster | undefined;
+afterEach(async () => {
+  await cluster?.stopAll();
+  cluster = undefined;
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** TestCluster.waitFor for a condition that has to be awaited. */
+async function until(what: string, f: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await f())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function register(name: string, timestamp = Date.now(), nonce?: string) {
+  return tx(
+    'participant.register',
+    cluster!.operator,
+    { participant: pub(keyFor(name)), role: 'affiliate', name },
+    { timestamp, ...(nonce === undefined ? {} : { nonce }) },
+  );
+}
+
+describe('answers and recovery that hold', () => {
+  it('a node stopped while it fetches a snapshot’s blocks restarts and catches up', async () => {
+    const c = (cluster = new TestCluster(3));
+    c.nodeOptions = { compactEvery: 5, compactKeep: 2 };
+    await c.startAll();
+    const leader = await c.waitForLeader();
+    const lagging = c.ids.find((id) => id !== leader.nodeId)!;
+    await c.stop(lagging);
+    for (let i = 0; i < 20; i++) await leader.submit(register(`p${i}`).tx, { wait: true, timeoutMs: 5000 });
+    // back with a block fetch that never answers (a slow peer); it is stopped once the
+    // leader's snapshot is on its disk, before it holds the snapshot's blocks
+    const net = c.hub.connect(lagging);
+    net.fetchBlocks = (_peer: string, _from: number, _to: number, signal?: AbortSignal) =>
+      new Promise<Uint8Array[]>((_resolve, reject) => {
+        if (signal?.aborted) reject(new Error('aborted'));
+        signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+      });
+    const n = await c.start(lagging, undefined, { network: net });
+    c.hub.nodes.set(lagging, net); // start() registered a network of its own for the id
+    const disk = c.disks.get(lagging)!;
+    // a compaction snapshot names a block (one made at bootstrap holds no data)
+    await until(
+      'the snapshot on disk',
+      async () => ((await disk.raft.load()).snapshot?.data.length ?? 0) > 0,
+    );
+    expect(n.status().height).toBe(0);
+    await c.stop(lagging);
+    // no second snapshot from the leader: the one on its disk is all it has to go on
+    c.hub.dropRaft = (_from, to, frame) => to === lagging && decodeRaftMessage(frame).type === 'snap';
+    const back = await c.start(lagging);
+    await leader.submit(register('after').tx, { wait: true, timeoutMs: 5000 });
+    await c.waitFor('caught up', () => back.status().height === leader.status().height);
+    expect(c.fatal).toEqual([]);
+  });
+
+  it('a waiting client is not told TX_EXPIRED for a transaction that commits', async () => {
+    const c = (cluster = new TestCluster(3));
+    await c.startAll();
+    const leader = await c.waitForLeader();
+    const fId = c.ids.find((id) => id !== leader.nodeId)!;
+    const f = c.nodes.get(fId)!;
+    await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
+    // old enough to expire by the clocks within a second, not before its block
+    const x = register('late', Date.now() - DEFAULT_PARAMS.txMaxAgeMs + 1000);
+    c.hub.dropRaft = (from, to) => from === leader.nodeId && to === fId; // f hears nothing of the block
+    let settled: unknown;
+    const answer = f.submit(x.tx, { wait: true, timeoutMs: 20_000 }).then(
+      (r) => (settled = r),
+      (e: unknown) => (settled = e),
+    );
+    await until('the leader commits it', async () => (await leader.getTransaction(x.id)) !== undefined);
+    // past its age by every clock, and several mempool sweeps later (every 50 ticks of 10 ms)
+    await sleep(2000);
+    expect(settled).toBeUndefined();
+    c.hub.dropRaft = undefined;
+    await answer;
+    expect(settled).toMatchObject({ id: x.id, status: 'committed', receipt: { code: 'OK' } });
+  });
+
+  it('a retry at a new leader of a transaction in its uncommitted log is answered by the commit', async () => {
+    const c = (cluster = new TestCluster(3));
+    await c.startAll();
+    const a = await c.waitForLeader();
+    const others = c.ids.filter((id) => id !== a.nodeId);
+    // the followers store a's block but their acknowledgements are lost: it cannot commit
+    c.hub.dropRaft = (_from, _to, frame) => decodeRaftMessage(frame).type === 'appResp';
+    const x = register('dup');
+    void a.submit(x.tx, { wait: false, timeoutMs: 1000 });
+    await sleep(100);
+    const last = a.raftStatus.lastIndex;
+    await c.waitFor('the followers hold the block', () =>
+      others.every((id) => c.nodes.get(id)!.raftStatus.lastIndex >= last),
+    );
+    await c.stop(a.nodeId);
+    const b = await c.waitFor('a new leader', () => c.leader());
+    // the same bytes again, while b cannot commit either
+    const retry = b.submit(x.tx, { wait: true, timeoutMs: 10_000 });
+    let settled: unknown;
+    void retry.then(
+      (r) => (settled = r),
+      (e: unknown) => (settled = e),
+    );
+    await sleep(300);
+    expect(settled).toBeUndefined(); // not 409 DUPLICATE_TX "already committed"
+    c.hub.dropRaft = undefined;
+    await expect(retry).resolves.toMatchObject({ id: x.id, status: 'committed', receipt: { code: 'OK' } });
+    // and without waiting: accepted, not refused
+    await expect(b.submit(x.tx, { wait: false, timeoutMs: 1000 })).resolves.toMatchObject({ id: x.id });
+    expect(settled).not.toBeInstanceOf(ApiError);
+  });
+
+  it('a waiting client whose nonce another transaction took is told NONCE_REUSED, with that one', async () => {
+    const c = (cluster = new TestCluster(3));
+    c.nodeOptions = { forwardRetryMs: 60_000 }; // no resend (nor its gossip) within the test
+    await c.startAll();
+    const leader = await c.waitForLeader();
+    const fId = c.ids.find((id) => id !== leader.nodeId)!;
+    const f = c.nodes.get(fId)!;
+    await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
+    c.hub.dropRaft = (from, _to, frame) => from === fId && isTxForward(frame); // x stays on f
+    const x = register('first', Date.now(), 'shared-nonce');
+    const y = register('second', Date.now(), 'shared-nonce');
+    const answer = f.submit(x.tx, { wait: true, timeoutMs: 20_000 });
+    await expect(leader.submit(y.tx, { wait: true, timeoutMs: 5000 })).resolves.toMatchObject({
+      status: 'committed',
+    });
+    // the next mempool sweep on f (every 50 ticks of 10 ms), not its 20 s timeout
+    await expect(answer).rejects.toMatchObject({
+      code: 'REJECTED',
+      details: { receiptCode: 'NONCE_REUSED', existing: y.id },
+    });
+  });
+});
