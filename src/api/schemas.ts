@@ -486,7 +486,8 @@ export const CheckReport: JsonSchema = {
     transactionsChecked: count,
     stateChecked: {
       type: 'boolean',
-      description: 'whether state rows were compared (only when the mirror is at the chain head)',
+      description:
+        'whether state rows were compared: only when the mirror is at the chain head, and both stood still while they were read',
     },
     difference: CheckDifference,
   },

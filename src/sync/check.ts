@@ -7,7 +7,8 @@ import {
 } from '../ledger/index.js';
 import type { ChainStore } from '../storage/index.js';
 import { readReceipts, storedHeight } from './source.js';
-import type { SqlExecutor } from './target.js';
+import { metadataText } from './rows.js';
+import type { SqlExecutor, SqlTarget } from './target.js';
 import { readCursor } from './writer.js';
 
 /**
@@ -59,8 +60,17 @@ function differ(height: number, what: string, expected: unknown, actual: unknown
   throw new Different({ height, what, expected: String(expected), actual: String(actual) });
 }
 
+/**
+ * A node keeps committing and its sink keeps writing while this runs, so
+ * nothing here may compare two sides read at different heights: blocks up
+ * to the cursor read first never change; the rows above the cursor are read
+ * in one statement with it; the state tables are read in one snapshot with
+ * the cursor (REPEATABLE READ, when `db` is a target), and compared only
+ * when that cursor and the chain's height, before and after its state is
+ * read, are one and the same height.
+ */
 export async function checkMirror(
-  db: SqlExecutor,
+  db: SqlExecutor | SqlTarget,
   store: ChainStore,
   opts: CheckOptions = {},
 ): Promise<CheckReport> {
@@ -77,7 +87,7 @@ export async function checkMirror(
   try {
     if (cursor.height > chainHeight)
       differ(cursor.height, 'mirror ahead of the chain', chainHeight, cursor.height);
-    await checkAboveCursor(db, cursor.height);
+    await checkAboveCursor(db);
     const chunk = opts.chunk ?? 1000;
     for (let lo = 0; lo <= cursor.height; lo += chunk) {
       const hi = Math.min(cursor.height, lo + chunk - 1);
@@ -90,8 +100,7 @@ export async function checkMirror(
       if (rows[0]?.hash !== cursor.hash) differ(cursor.height, 'cursor hash', rows[0]?.hash, cursor.hash);
     }
     if (opts.state !== false && cursor.height === chainHeight && chainHeight >= 0) {
-      await checkState(db, store);
-      report.stateChecked = true;
+      report.stateChecked = await checkState(db, store);
     }
   } catch (err) {
     if (!(err instanceof Different)) throw err;
@@ -101,12 +110,20 @@ export async function checkMirror(
   return report;
 }
 
-async function checkAboveCursor(db: SqlExecutor, height: number): Promise<void> {
-  for (const table of ['blocks', 'transactions']) {
-    const { rows } = await db.query<{ h: number | null }>(`SELECT max(height) AS h FROM ${table}`);
-    const max = rows[0]?.h;
-    if (max !== null && max !== undefined && Number(max) > height) {
-      differ(Number(max), `${table} row above the cursor`, `≤ ${height}`, max);
+/** Rows above the cursor, read in one statement with it (a sink writing meanwhile moves both). */
+async function checkAboveCursor(db: SqlExecutor): Promise<void> {
+  const { rows } = await db.query<{ cursor: number; blocks: number | null; txs: number | null }>(
+    `SELECT (SELECT height FROM sync_cursor WHERE id) AS cursor,
+       (SELECT max(height) FROM blocks) AS blocks, (SELECT max(height) FROM transactions) AS txs`,
+  );
+  const row = rows[0]!;
+  const cursor = Number(row.cursor);
+  for (const [table, max] of [
+    ['blocks', row.blocks],
+    ['transactions', row.txs],
+  ] as const) {
+    if (max !== null && Number(max) > cursor) {
+      differ(Number(max), `${table} row above the cursor`, `≤ ${cursor}`, max);
     }
   }
 }
@@ -176,10 +193,14 @@ async function mirrorState(db: SqlExecutor): Promise<Map<string, string>> {
   const add = async (sql: string) => {
     for (const r of (await db.query<{ k: string; v: string }>(sql)).rows) out.set(r.k, r.v);
   };
-  await add(`SELECT 'p/' || key AS k, concat_ws('|', role, name, since_height) AS v FROM participants`);
+  // concat_ws skips NULLs: coalesce keeps the field count fixed
   await add(
-    `SELECT 'c/' || id AS k, concat_ws('|', merchant, affiliate, currency, amount, approved, reversed, status, order_id,
-       recorded_height, updated_height) AS v FROM commissions`,
+    `SELECT 'p/' || key AS k, concat_ws('|', role, name, since_height, coalesce(tx_id, '-')) AS v FROM participants`,
+  );
+  await add(
+    `SELECT 'c/' || id AS k, concat_ws('|', merchant, merchant_name, affiliate, affiliate_name, currency, amount,
+       approved, reversed, status, order_id, description, metadata_text, recorded_height, updated_height) AS v
+     FROM commissions`,
   );
   await add(
     `SELECT 'pair/' || merchant || '/' || affiliate || '/' || currency AS k,
@@ -196,20 +217,25 @@ async function mirrorState(db: SqlExecutor): Promise<Map<string, string>> {
   return out;
 }
 
-function chainFingerprint(rec: StateRecord): string | undefined {
+/** A state record as mirrorState writes its row; `names` holds the participants read before it (p/ < c/). */
+function chainFingerprint(rec: StateRecord, names: ReadonlyMap<string, string>): string | undefined {
   switch (rec.t) {
     case 'participant':
-      return [rec.role, rec.name, rec.since].join('|');
+      return [rec.role, rec.name, rec.since, rec.tx ?? '-'].join('|');
     case 'commission':
       return [
         rec.merchant,
+        names.get(rec.merchant) ?? '',
         rec.affiliate,
+        names.get(rec.affiliate) ?? '',
         rec.currency,
         rec.amount,
         rec.approved,
         rec.reversed,
         rec.status,
         rec.orderId,
+        rec.description,
+        metadataText(rec.metadata),
         rec.recordedAt,
         rec.updatedAt,
       ].join('|');
@@ -235,18 +261,36 @@ function chainFingerprint(rec: StateRecord): string | undefined {
   }
 }
 
-async function checkState(db: SqlExecutor, store: ChainStore): Promise<void> {
-  const mirror = await mirrorState(db);
-  const seen = new Set<string>();
+/**
+ * The state tables against the chain's state records. Returns false, with
+ * nothing compared, when the two cannot be read at one height: the sink or
+ * the chain moved on meanwhile (a live node; run the check again).
+ */
+async function checkState(db: SqlExecutor | SqlTarget, store: ChainStore): Promise<boolean> {
+  const height = await storedHeight(store);
+  const readMirror = async (tx: SqlExecutor) => {
+    if ('transaction' in db) await tx.query(`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`);
+    const cursor = await readCursor(tx);
+    return cursor.height === height ? mirrorState(tx) : undefined;
+  };
+  const mirror = 'transaction' in db ? await db.transaction(readMirror) : await readMirror(db);
+  if (!mirror) return false;
+  const chain = new Map<string, string>();
+  const names = new Map<string, string>();
   for (const prefix of ['p/', 'c/', 'pair/', 'ma/', 'aa/', 'tot/']) {
     for await (const [key, bytes] of store.kv.iterate(`s/${prefix}`)) {
-      const stateKey = key.slice(2);
-      const want = chainFingerprint(decodeRecord(bytes));
-      if (want === undefined) continue;
-      const got = mirror.get(stateKey);
-      if (got !== want) differ(-1, `state row ${stateKey}`, want, got ?? 'none');
-      seen.add(stateKey);
+      const rec = decodeRecord(bytes);
+      if (rec.t === 'participant') names.set(rec.key, rec.name);
+      const want = chainFingerprint(rec, names);
+      if (want !== undefined) chain.set(key.slice(2), want);
     }
   }
-  for (const k of mirror.keys()) if (!seen.has(k)) differ(-1, `state row ${k}`, 'none', mirror.get(k));
+  // each block's state is written in one batch with the head: an unchanged head means one height
+  if ((await storedHeight(store)) !== height) return false;
+  for (const [key, want] of chain) {
+    const got = mirror.get(key);
+    if (got !== want) differ(-1, `state row ${key}`, want, got ?? 'none');
+  }
+  for (const k of mirror.keys()) if (!chain.has(k)) differ(-1, `state row ${k}`, 'none', mirror.get(k));
+  return true;
 }

@@ -96,7 +96,7 @@ function formatCheck(r: CheckReport): string {
       ? 'state rows compared'
       : r.mirrorHeight < r.chainHeight
         ? 'state rows not compared (the mirror is behind the head)'
-        : 'state rows not compared');
+        : 'state rows not compared (the chain or the mirror moved on while they were read; run it again)');
   if (r.ok) return `OK: the mirror matches the chain. ${summary}`;
   const d = r.difference;
   const where = d === undefined ? '' : d.height < 0 ? ' in the state tables' : ` at height ${d.height}`;
