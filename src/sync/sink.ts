@@ -11,7 +11,7 @@ import { migrate } from './migrations.js';
 import { MirrorBatch } from './rows.js';
 import { decodeStoredBlock, type ChainSource } from './source.js';
 import { yieldToEventLoop, type SqlTarget } from './target.js';
-import { EMPTY_CURSOR, planBatch, readCursor, writeBatch, type Cursor } from './writer.js';
+import { EMPTY_CURSOR, planBatch, readCursor, writeBatch, type BatchPlan, type Cursor } from './writer.js';
 
 /**
  * The Postgres sink: follows the committed chain, block by block, into a
@@ -134,6 +134,8 @@ export class PostgresSink {
   private prepared = false;
   /** a batch whose write failed: committed or not, the database's cursor will tell */
   private failed: Pending | undefined;
+  /** a failed batch that had not committed when reconciled: written again as it is (reconcile) */
+  private rewrite: Pending | undefined;
   private inflight: InFlight | undefined;
   private running: Promise<void> | undefined;
   private stopping = false;
@@ -345,6 +347,7 @@ export class PostgresSink {
     this.state = state;
     this.cursor = cursor;
     this.failed = undefined;
+    this.rewrite = undefined;
     this.prepared = true;
     this.log.info({ height: cursor.height }, 'sync sink resuming from its cursor');
   }
@@ -352,6 +355,12 @@ export class PostgresSink {
   /** Advance the pipeline by one batch; false when there was nothing to do. */
   private async step(): Promise<boolean> {
     if (this.failed) await this.reconcile(this.failed);
+    if (this.rewrite && !this.inflight) {
+      const pending = this.rewrite;
+      this.rewrite = undefined;
+      this.write(pending);
+      return true;
+    }
     this.signalled = false;
     const head = this.source.height();
     const tip = this.inflight?.pending.to ?? this.cursor;
@@ -386,18 +395,27 @@ export class PostgresSink {
     // as it has committed the last, and is fed while this thread re-executes the one after.
     const from = tip;
     const rows = batch.rows();
-    const copy = this.opts.copy ?? true;
-    const plan = copy && this.target.writePlan ? planBatch(rows, from) : undefined;
+    const plan = this.copy && this.target.writePlan ? planBatch(rows, from) : undefined;
     if (this.inflight) await this.finishInFlight();
     batch.rebase(this.state);
     const last = batch.last!;
-    const pending: Pending = { batch, from, to: { height: last.block.header.height, hash: last.hash } };
+    this.write({ batch, from, to: { height: last.block.header.height, hash: last.hash } }, rows, plan);
+    return true;
+  }
+
+  private get copy(): boolean {
+    return this.opts.copy ?? true;
+  }
+
+  /** Start writing a batch (its rows and plan, when already made); finishInFlight observes it. */
+  private write(pending: Pending, rows = pending.batch.rows(), plan?: BatchPlan): void {
+    const { from } = pending;
+    plan ??= this.copy && this.target.writePlan ? planBatch(rows, from) : undefined;
     const write = plan
       ? this.target.writePlan!(plan)
-      : this.target.transaction((tx) => writeBatch(tx, rows, from, { copy }));
+      : this.target.transaction((tx) => writeBatch(tx, rows, from, { copy: this.copy }));
     write.catch(() => undefined); // observed in finishInFlight
     this.inflight = { pending, write };
-    return true;
   }
 
   private async buildBatch(base: StateView, tip: Cursor, head: number): Promise<MirrorBatch> {
@@ -431,6 +449,13 @@ export class PostgresSink {
     try {
       written = await f.write;
     } catch (err) {
+      if (movedTo(err, f.pending.to)) {
+        // An earlier attempt at this very batch committed after its client had given up on it
+        // (a COMMIT slower than the query timeout): the rows are there, exactly once.
+        this.log.info({ height: f.pending.to.height }, 'sync batch had committed in an earlier attempt');
+        this.applyCommitted(f.pending);
+        return;
+      }
       this.failed = f.pending;
       throw err;
     }
@@ -486,7 +511,10 @@ export class PostgresSink {
       this.applyCommitted(p);
       this.log.info({ height: db.height }, 'sync batch had committed before the connection was lost');
     } else if (db.height === this.cursor.height && db.hash === this.cursor.hash) {
+      // Not committed, or not yet: a COMMIT can outlive its client's timeout. Written again
+      // as it is, the retry either commits or finds the cursor at this batch's end (finishInFlight).
       this.failed = undefined;
+      this.rewrite = p;
     } else {
       throw new SyncError(
         'CURSOR_MISMATCH',
@@ -554,4 +582,11 @@ export class PostgresSink {
       );
     }
   }
+}
+
+/** A CURSOR_MISMATCH that found the cursor exactly at `to`: the same batch, committed already. */
+function movedTo(err: unknown, to: Cursor): boolean {
+  if (!(err instanceof SyncError) || err.code !== 'CURSOR_MISMATCH') return false;
+  const actual = (err.details as { actual?: Partial<Cursor> } | undefined)?.actual;
+  return actual?.height === to.height && actual.hash === to.hash;
 }

@@ -23,11 +23,12 @@ export const PG_ADMIN_URL = process.env.BITNEXUS_TEST_PG_URL ?? 'postgres://post
 /** A database for one test: open targets on it (one at a time for PGlite), drop it at the end. */
 export interface TestDb {
   kind: 'pglite' | 'postgres';
-  /** writeThread, vectorIndexType: PostgresTarget's options (Postgres only) */
+  /** writeThread, vectorIndexType, queryTimeoutMs: PostgresTarget's options (Postgres only) */
   open(opts?: {
     schema?: string;
     writeThread?: boolean;
     vectorIndexType?: VectorIndexType;
+    queryTimeoutMs?: number;
   }): Promise<SqlTarget>;
   drop(): Promise<void>;
 }
