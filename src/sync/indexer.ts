@@ -5,7 +5,13 @@ import { errorMessage, SyncError } from './errors.js';
 import { migrate } from './migrations.js';
 import { searchableText } from './rows.js';
 import { SILENT_LOGGER, type SyncLogger } from './sink.js';
-import { yieldToEventLoop, type SqlExecutor, type SqlTarget, type VectorIndexType } from './target.js';
+import {
+  MAINTENANCE_TIMEOUT_MS,
+  yieldToEventLoop,
+  type SqlExecutor,
+  type SqlTarget,
+  type VectorIndexType,
+} from './target.js';
 
 /**
  * The search indexer: keeps the derived search data of the mirror, in the
@@ -394,21 +400,27 @@ export class SearchIndexer {
       throw new Error(`buildMemory ${mem} is not a Postgres memory size`);
     const t0 = Date.now();
     try {
-      await this.target.transaction(async (tx) => {
-        await tx.query(`SET LOCAL maintenance_work_mem = '${mem}'`);
-        await tx.query(this.createIndexSql());
-        await this.switchIndex(tx);
-      });
+      await this.target.transaction(
+        async (tx) => {
+          await tx.query(`SET LOCAL maintenance_work_mem = '${mem}'`);
+          await tx.query(this.createIndexSql());
+          await this.switchIndex(tx);
+        },
+        { timeoutMs: MAINTENANCE_TIMEOUT_MS },
+      );
     } catch (err) {
       // e.g. a PGlite heap that cannot grow that far: build with the server's default memory instead
       this.log.warn(
         { err: errorMessage(err), buildMemory: mem },
         'HNSW build failed, retrying with default memory',
       );
-      await this.target.transaction(async (tx) => {
-        await tx.query(this.createIndexSql());
-        await this.switchIndex(tx);
-      });
+      await this.target.transaction(
+        async (tx) => {
+          await tx.query(this.createIndexSql());
+          await this.switchIndex(tx);
+        },
+        { timeoutMs: MAINTENANCE_TIMEOUT_MS },
+      );
     }
     this.indexDeferred = false;
     this.replaces = undefined;

@@ -1,5 +1,11 @@
 import { SyncError } from './errors.js';
-import { checkSchemaName, searchPathFor, type SqlExecutor, type SqlTarget } from './target.js';
+import {
+  checkSchemaName,
+  MAINTENANCE_TIMEOUT_MS,
+  searchPathFor,
+  type SqlExecutor,
+  type SqlTarget,
+} from './target.js';
 
 /**
  * Versioned schema migrations, applied at start. Each runs in its own
@@ -276,29 +282,34 @@ export async function migrate(
   const known = Math.max(0, ...migrations.map((m) => m.version));
   const applied: number[] = [];
   for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-    const done = await target.transaction(async (tx) => {
-      await lock(tx, schema);
-      const { rows } = await tx.query<{ version: number }>(
-        `SELECT max(version) AS version FROM ${schema}.schema_migrations`,
-      );
-      const current = rows[0]?.version ?? 0;
-      if (current > known) {
-        throw new SyncError(
-          'SCHEMA_TOO_NEW',
-          `schema ${schema} is at version ${current}, this code knows ${known}`,
+    const done = await target.transaction(
+      async (tx) => {
+        await lock(tx, schema);
+        const { rows } = await tx.query<{ version: number }>(
+          `SELECT max(version) AS version FROM ${schema}.schema_migrations`,
         );
-      }
-      const { rows: have } = await tx.query(`SELECT 1 FROM ${schema}.schema_migrations WHERE version = $1`, [
-        m.version,
-      ]);
-      if (have.length > 0) return false;
-      for (const sql of m.statements) await tx.query(sql);
-      await tx.query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES ($1, $2)`, [
-        m.version,
-        m.name,
-      ]);
-      return true;
-    });
+        const current = rows[0]?.version ?? 0;
+        if (current > known) {
+          throw new SyncError(
+            'SCHEMA_TOO_NEW',
+            `schema ${schema} is at version ${current}, this code knows ${known}`,
+          );
+        }
+        const { rows: have } = await tx.query(
+          `SELECT 1 FROM ${schema}.schema_migrations WHERE version = $1`,
+          [m.version],
+        );
+        if (have.length > 0) return false;
+        for (const sql of m.statements) await tx.query(sql);
+        await tx.query(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES ($1, $2)`, [
+          m.version,
+          m.name,
+        ]);
+        return true;
+        // a migration that rebuilds an index takes minutes on a large mirror
+      },
+      { timeoutMs: MAINTENANCE_TIMEOUT_MS },
+    );
     if (done) applied.push(m.version);
   }
   return { applied, version: known };

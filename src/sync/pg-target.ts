@@ -11,6 +11,7 @@ import {
   type QueryResult,
   type SqlExecutor,
   type SqlTarget,
+  type TransactionOptions,
   type VectorIndexType,
 } from './target.js';
 
@@ -205,7 +206,13 @@ export class PostgresTarget implements SqlTarget {
     return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
   }
 
-  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+    const timeoutMs = opts.timeoutMs;
+    if (
+      timeoutMs !== undefined &&
+      (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2 ** 31 - 1)
+    )
+      throw new Error(`timeoutMs ${timeoutMs} must be an integer of 1..2^31-1 milliseconds`);
     const client = await this.pool.connect();
     let broken: Error | undefined;
     // A connection that dies between two statements emits 'error' on the client; keep it.
@@ -215,9 +222,18 @@ export class PostgresTarget implements SqlTarget {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
+      // the server gives up first; the client waits a little longer for its answer
+      const clientTimeout = timeoutMs === undefined ? undefined : Math.min(2 ** 31 - 1, timeoutMs + 10_000);
+      if (timeoutMs !== undefined) await client.query(`SET LOCAL statement_timeout = ${timeoutMs}`);
       const tx: SqlExecutor = {
         query: async <R>(sql: string, params: readonly unknown[] = []) => {
-          const res = await client.query(sql, params as unknown[]);
+          // node-postgres reads a per-query query_timeout; its types do not declare it
+          const config: pg.QueryConfig & { query_timeout?: number } = {
+            text: sql,
+            values: params as unknown[],
+          };
+          if (clientTimeout !== undefined) config.query_timeout = clientTimeout;
+          const res = await client.query(config);
           return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
         },
         copyFrom: (table, columns, data) =>

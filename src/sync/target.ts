@@ -57,6 +57,20 @@ export function copyText(v: string | number | bigint | null | undefined): string
  */
 export type VectorIndexType = 'vector' | 'halfvec';
 
+export interface TransactionOptions {
+  /**
+   * How long each of its statements may run, instead of the target's query
+   * timeout (Postgres: 120 s by default), enforced by the server as well
+   * (`statement_timeout`), so a statement the client gives up on does not
+   * go on without it. For index builds and schema changes, which take
+   * minutes on a large mirror. PGlite has no timeouts.
+   */
+  timeoutMs?: number;
+}
+
+/** Index builds and migrations: long enough for a mirror of tens of millions of commissions. */
+export const MAINTENANCE_TIMEOUT_MS = 6 * 3600_000;
+
 export interface SqlTarget extends SqlExecutor {
   readonly kind: 'postgres' | 'pglite';
   /** The schema holding every table of the mirror (tables are looked up through search_path). */
@@ -68,7 +82,7 @@ export interface SqlTarget extends SqlExecutor {
    * when it throws. A connection lost mid-way rejects, and nothing of the
    * transaction remains.
    */
-  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /**
    * Optional: resolves when data of statements in flight has been handed to
    * the operating system (a busy thread pumps its sockets only between its

@@ -51,3 +51,26 @@ describe.each([true, false])('a batch whose COMMIT outlives its timeout (write t
     }
   });
 });
+
+/**
+ * Index builds and migrations run longer than the query timeout on a large
+ * mirror; a client that gave up on them left the server building while it
+ * retried (and the build never finished). They run with a timeout of their
+ * own, which the server enforces too.
+ */
+describe('a transaction with a timeout of its own (Postgres)', () => {
+  it.skipIf(skip)('outlasts the query timeout, and the server stops it at its own', async () => {
+    const db = await postgresDb();
+    try {
+      const target = await db.open({ queryTimeoutMs: 300 });
+      const sleep = (s: number) => (tx: { query: (sql: string) => Promise<unknown> }) =>
+        tx.query(`SELECT pg_sleep(${s})`);
+      await expect(target.transaction(sleep(0.8))).rejects.toThrow(/timeout/i);
+      await expect(target.transaction(sleep(0.8), { timeoutMs: 5000 })).resolves.toBeDefined();
+      // the server cancels it (57014), rather than the client walking away from it
+      await expect(target.transaction(sleep(5), { timeoutMs: 200 })).rejects.toMatchObject({ code: '57014' });
+    } finally {
+      await db.drop();
+    }
+  });
+});
