@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, apiErrorBody, mapError, rejected } from '../api/errors.js';
 import type { NodeMetrics } from '../api/metrics.js';
+import { SUBMIT_TIMEOUT } from '../api/schemas.js';
 import type {
   AdminResult,
   BalanceView,
@@ -1141,14 +1142,23 @@ export class LedgerNode implements LedgerNodeApi {
     } catch {
       return Buffer.from(JSON.stringify(apiErrorBody('MALFORMED_JSON', 'the request is not JSON').body));
     }
-    const { tx, wait, timeoutMs } =
-      json !== null && typeof json === 'object' && 'tx' in json
-        ? (json as { tx: unknown; wait?: boolean; timeoutMs?: number })
-        : { tx: json, wait: true, timeoutMs: 10_000 };
+    // a bare transaction, or the envelope { tx, wait?: boolean, timeoutMs?: integer } (NETWORK.md)
+    const envelope = json !== null && typeof json === 'object' && 'tx' in json;
+    const { tx, wait, timeoutMs } = envelope
+      ? (json as { tx: unknown; wait?: unknown; timeoutMs?: unknown })
+      : { tx: json, wait: undefined, timeoutMs: undefined };
+    const invalid = (field: string, message: string) =>
+      Buffer.from(JSON.stringify(apiErrorBody('INVALID_FIELD', message, field).body));
+    if (wait !== undefined && typeof wait !== 'boolean') return invalid('wait', 'wait must be true or false');
+    if (timeoutMs !== undefined && !Number.isSafeInteger(timeoutMs))
+      return invalid('timeoutMs', 'timeoutMs must be an integer number of milliseconds');
     try {
       const r = await this.submit(tx, {
         wait: wait !== false,
-        timeoutMs: Math.min(Math.max(timeoutMs ?? 10_000, 1), 60_000),
+        timeoutMs: Math.min(
+          Math.max((timeoutMs as number | undefined) ?? SUBMIT_TIMEOUT.default, SUBMIT_TIMEOUT.min),
+          SUBMIT_TIMEOUT.max,
+        ),
       });
       return Buffer.from(JSON.stringify(r));
     } catch (err) {

@@ -149,4 +149,25 @@ describe('answers and recovery that hold', () => {
       details: { receiptCode: 'NONCE_REUSED', existing: y.id },
     });
   });
+
+  it('a libp2p submission with a wait or timeoutMs of the wrong type is refused, not read as another value', async () => {
+    const c = (cluster = new TestCluster(3));
+    await c.startAll();
+    const leader = await c.waitForLeader();
+    const net = c.hub.nodes.get(leader.nodeId)!;
+    const ask = async (envelope: unknown) =>
+      JSON.parse(Buffer.from(await net.submitTo(Buffer.from(JSON.stringify(envelope)))).toString('utf8')) as {
+        error?: { code: string; field?: string };
+        status?: string;
+      };
+    const x = register('p2p');
+    // "false" as a string used to mean wait, a NaN timeout an immediate 504
+    expect(await ask({ tx: x.tx, wait: 'false' })).toMatchObject({
+      error: { code: 'INVALID_FIELD', field: 'wait' },
+    });
+    expect(await ask({ tx: x.tx, timeoutMs: 'soon' })).toMatchObject({
+      error: { code: 'INVALID_FIELD', field: 'timeoutMs' },
+    });
+    expect(await ask({ tx: x.tx, wait: true, timeoutMs: 5000 })).toMatchObject({ status: 'committed' });
+  });
 });
