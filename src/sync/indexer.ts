@@ -315,7 +315,15 @@ export class SearchIndexer {
       );
       let inUse: string | undefined;
       for (const r of rows) {
-        if (r.id === e.id && r.dimension === e.dimension) {
+        if (r.id === e.id && r.dimension !== Number(e.dimension)) {
+          // its index and vectors are of the old dimension, under the same id: nothing here could
+          // tell them from the new ones (EMBEDDER_ID_RE's contract: an id names one vector space)
+          throw new Error(
+            `embedder ${e.id} has vectors of dimension ${r.dimension} in this mirror and now makes ${e.dimension}: ` +
+              `an embedder's id must change with its vectors (the mirror then re-embeds everything)`,
+          );
+        }
+        if (r.id === e.id) {
           inUse = r.index_name;
           continue;
         }

@@ -11,7 +11,7 @@ import { PacedBatch } from '../../../src/sync/indexer.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 import { appendTraffic, register } from './chains.js';
 import { EmbeddingStub } from './embedding-stub.js';
-import { closeSharedPglite, count, DB_KINDS, FollowedChain, mirrored } from './helpers.js';
+import { closeSharedPglite, count, DB_KINDS, FollowedChain, mirrored, pgliteDb } from './helpers.js';
 
 afterAll(closeSharedPglite);
 
@@ -63,6 +63,29 @@ describe.each(DB_KINDS)('search indexer on $kind', ({ create, skip }) => {
       }
     },
   );
+});
+
+describe('an embedder whose dimension changes under the same id', () => {
+  it('is refused with a message that says so, and the mirror keeps what it had', async () => {
+    const db = await pgliteDb();
+    try {
+      const { target } = await mirrored(db);
+      const fixed = (dimension: number) => ({
+        id: 'custom-model',
+        dimension,
+        embed: (texts: string[]) => Promise.resolve(texts.map(() => new Float32Array(dimension).fill(0.5))),
+      });
+      await new SearchIndexer({ target, embedder: fixed(8) }).drain();
+      expect(await count(target, 'commission_embeddings')).toBe(3);
+      await expect(new SearchIndexer({ target, embedder: fixed(16) }).drain()).rejects.toThrow(
+        /dimension 8 .* now makes 16: an embedder's id must change/,
+      );
+      expect(await count(target, 'commission_embeddings')).toBe(3);
+      expect(await count(target, 'embedders')).toBe(1);
+    } finally {
+      await db.drop();
+    }
+  });
 });
 
 describe.each(DB_KINDS)('full-text rows on $kind', ({ create, skip }) => {
