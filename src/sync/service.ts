@@ -51,6 +51,13 @@ export class SyncService {
         this.indexer.notify();
         opts.onAdvance?.(cursor);
       },
+      // The mirror is not this node's to write (another writer, another chain, corrupt rows, a
+      // newer schema): the indexer and the maintenance stop writing to it as well.
+      onFatal: (err) => {
+        void this.indexer.stop();
+        void this.maintenance.stop();
+        opts.onFatal?.(err);
+      },
     });
   }
 

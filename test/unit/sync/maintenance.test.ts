@@ -147,6 +147,42 @@ describe('mirror maintenance on PGlite', () => {
     }
   });
 
+  it('stops with the sink when the mirror turns out not to be its own (another writer)', async () => {
+    const db = await pgliteDb();
+    try {
+      const target = await db.open();
+      const fc = new FollowedChain(await buildSampleChain());
+      const service = new SyncService({
+        source: fc.source,
+        target,
+        embedder: new HashingEmbedder(),
+        pollMs: 20,
+        heartbeatMs: 50,
+        indexer: { pollMs: 20 },
+        maintenance: { intervalMs: 50 },
+      });
+      service.start();
+      await service.sink.waitForHeight(fc.height);
+      await target.query(`UPDATE sync_cursor SET height = height - 1`); // someone else's cursor now
+      const end = Date.now() + 10_000;
+      while (service.status().state !== 'stopped') {
+        if (Date.now() > end) throw new Error('the sink never stopped');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(service.status().lastError).toMatch(/CURSOR_MISMATCH/);
+      while (service.status().index.state !== 'stopped') {
+        if (Date.now() > end) throw new Error('the indexer never stopped');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const rounds = service.maintenance.status().rounds;
+      await new Promise((r) => setTimeout(r, 200));
+      expect(service.maintenance.status().rounds).toBe(rounds);
+      await service.stop();
+    } finally {
+      await db.drop();
+    }
+  });
+
   const noPostgres = DB_KINDS.find((k) => k.kind === 'postgres')!.skip;
   it.skipIf(noPostgres)(
     'runs on Postgres too, acting only while the server’s autovacuum is off',
