@@ -73,13 +73,18 @@ async function histogram(target: SqlTarget, table: string, column: string): Prom
 }
 
 /** A SyncService over the sample chain, started, its sink caught up; maintenance rounds every intervalMs. */
-async function caughtUp(target: SqlTarget, intervalMs: number): Promise<SyncService> {
+async function caughtUp(
+  target: SqlTarget,
+  intervalMs: number,
+  sink: { pollMs?: number; heartbeatMs?: number } = {},
+): Promise<SyncService> {
   const fc = new FollowedChain(await buildSampleChain());
   const service = new SyncService({
     source: fc.source,
     target,
     embedder: new HashingEmbedder(),
     pollMs: 50,
+    ...sink,
     indexer: { pollMs: 50 },
     maintenance: { intervalMs },
   });
@@ -151,18 +156,7 @@ describe('mirror maintenance on PGlite', () => {
     const db = await pgliteDb();
     try {
       const target = await db.open();
-      const fc = new FollowedChain(await buildSampleChain());
-      const service = new SyncService({
-        source: fc.source,
-        target,
-        embedder: new HashingEmbedder(),
-        pollMs: 20,
-        heartbeatMs: 50,
-        indexer: { pollMs: 20 },
-        maintenance: { intervalMs: 50 },
-      });
-      service.start();
-      await service.sink.waitForHeight(fc.height);
+      const service = await caughtUp(target, 50, { pollMs: 20, heartbeatMs: 50 });
       await target.query(`UPDATE sync_cursor SET height = height - 1`); // someone else's cursor now
       const end = Date.now() + 10_000;
       while (service.status().state !== 'stopped') {
