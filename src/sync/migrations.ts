@@ -306,8 +306,8 @@ export async function migrate(
           m.name,
         ]);
         return true;
-        // a migration that rebuilds an index takes minutes on a large mirror
       },
+      // a migration that rebuilds an index takes minutes on a large mirror
       { timeoutMs: MAINTENANCE_TIMEOUT_MS },
     );
     if (done) applied.push(m.version);
