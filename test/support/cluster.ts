@@ -98,10 +98,15 @@ export class TestCluster {
     return [...this.nodes.values()].find((n) => n.raftStatus.role === 'leader');
   }
 
-  async waitFor<T>(what: string, f: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  /** Poll `f` (awaited: a condition may need to read a store) until it gives a value. */
+  async waitFor<T>(
+    what: string,
+    f: () => T | undefined | false | Promise<T | undefined | false>,
+    timeoutMs = 10_000,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const v = f();
+      const v = await f();
       if (v !== undefined && v !== false) return v;
       await new Promise((r) => setTimeout(r, 10));
     }

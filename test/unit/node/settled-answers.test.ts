@@ -19,15 +19,6 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** TestCluster.waitFor for a condition that has to be awaited. */
-async function until(what: string, f: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
 function register(name: string, timestamp = Date.now(), nonce?: string) {
   return tx(
     'participant.register',
@@ -58,7 +49,7 @@ describe('answers and recovery that hold', () => {
     c.hub.nodes.set(lagging, net); // start() registered a network of its own for the id
     const disk = c.disks.get(lagging)!;
     // a compaction snapshot names a block (one made at bootstrap holds no data)
-    await until(
+    await c.waitFor(
       'the snapshot on disk',
       async () => ((await disk.raft.load()).snapshot?.data.length ?? 0) > 0,
     );
@@ -87,7 +78,7 @@ describe('answers and recovery that hold', () => {
       (r) => (settled = r),
       (e: unknown) => (settled = e),
     );
-    await until('the leader commits it', async () => (await leader.getTransaction(x.id)) !== undefined);
+    await c.waitFor('the leader commits it', async () => (await leader.getTransaction(x.id)) !== undefined);
     // past its age by every clock, and several mempool sweeps later (every 50 ticks of 10 ms)
     await sleep(2000);
     expect(settled).toBeUndefined();
