@@ -1041,13 +1041,20 @@ export class LedgerNode implements LedgerNodeApi {
       return committed;
     }
     let bytes: Uint8Array | undefined;
-    if (!this.mempool.has(dtx.id) && !this.inUncommittedBlock(dtx)) {
+    let admitted = false;
+    if (!this.mempool.has(dtx.id)) {
       try {
         this.admit(dtx, true);
+        admitted = true;
       } catch (err) {
-        this.cancelWait(dtx.id);
-        throw err;
+        // refused as a duplicate of itself in a block not committed yet: waited for, not refused
+        if (!this.inUncommittedBlock(dtx)) {
+          this.cancelWait(dtx.id);
+          throw err;
+        }
       }
+    }
+    if (admitted) {
       bytes = signedTxBytes(dtx);
       this.forwardToLeader(bytes);
       this.kick();

@@ -268,12 +268,15 @@ function chainFingerprint(rec: StateRecord, names: ReadonlyMap<string, string>):
  */
 async function checkState(db: SqlExecutor | SqlTarget, store: ChainStore): Promise<boolean> {
   const height = await storedHeight(store);
-  const readMirror = async (tx: SqlExecutor) => {
-    if ('transaction' in db) await tx.query(`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`);
-    const cursor = await readCursor(tx);
-    return cursor.height === height ? mirrorState(tx) : undefined;
-  };
-  const mirror = 'transaction' in db ? await db.transaction(readMirror) : await readMirror(db);
+  const readMirror = async (tx: SqlExecutor) =>
+    (await readCursor(tx)).height === height ? mirrorState(tx) : undefined;
+  const mirror =
+    'transaction' in db
+      ? await db.transaction(async (tx) => {
+          await tx.query(`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`);
+          return readMirror(tx);
+        })
+      : await readMirror(db);
   if (!mirror) return false;
   const chain = new Map<string, string>();
   const names = new Map<string, string>();

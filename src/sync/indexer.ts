@@ -315,7 +315,7 @@ export class SearchIndexer {
       );
       let inUse: string | undefined;
       for (const r of rows) {
-        if (r.id === e.id && r.dimension !== Number(e.dimension)) {
+        if (r.id === e.id && r.dimension !== e.dimension) {
           // its index and vectors are of the old dimension, under the same id: nothing here could
           // tell them from the new ones (EMBEDDER_ID_RE's contract: an id names one vector space)
           throw new Error(
@@ -407,28 +407,24 @@ export class SearchIndexer {
     if (!/^[0-9]{1,6}(kB|MB|GB)$/.test(mem))
       throw new Error(`buildMemory ${mem} is not a Postgres memory size`);
     const t0 = Date.now();
-    try {
-      await this.target.transaction(
+    const build = (memory?: string) =>
+      this.target.transaction(
         async (tx) => {
-          await tx.query(`SET LOCAL maintenance_work_mem = '${mem}'`);
+          if (memory !== undefined) await tx.query(`SET LOCAL maintenance_work_mem = '${memory}'`);
           await tx.query(this.createIndexSql());
           await this.switchIndex(tx);
         },
         { timeoutMs: MAINTENANCE_TIMEOUT_MS },
       );
+    try {
+      await build(mem);
     } catch (err) {
       // e.g. a PGlite heap that cannot grow that far: build with the server's default memory instead
       this.log.warn(
         { err: errorMessage(err), buildMemory: mem },
         'HNSW build failed, retrying with default memory',
       );
-      await this.target.transaction(
-        async (tx) => {
-          await tx.query(this.createIndexSql());
-          await this.switchIndex(tx);
-        },
-        { timeoutMs: MAINTENANCE_TIMEOUT_MS },
-      );
+      await build();
     }
     this.indexDeferred = false;
     this.replaces = undefined;
