@@ -125,6 +125,21 @@ export function apiErrorBody(code: ApiErrorCode, message: string, field?: string
   return { status: HTTP_STATUS[code], body: errorBody(code, message, field), internal: false };
 }
 
+/**
+ * The ApiError an error body (ErrorBody) describes, as another node answered
+ * it; undefined for anything else. A follower relays its leader's answer
+ * with it, so the client sees the leader's code, message and details.
+ */
+export function apiErrorFromBody(json: unknown): ApiError | undefined {
+  const e = (json as Partial<ErrorBody> | null)?.error;
+  if (typeof e !== 'object' || e === null || typeof e.message !== 'string') return undefined;
+  if (typeof e.code !== 'string' || !Object.hasOwn(HTTP_STATUS, e.code)) return undefined;
+  const opts: ApiErrorOptions = {};
+  if (typeof e.field === 'string') opts.field = e.field;
+  if (typeof e.details === 'object' && e.details !== null) opts.details = e.details;
+  return new ApiError(e.code, e.message, opts);
+}
+
 /** Fastify's own errors (parsing, body limit, schema validation) that reach the error handler. */
 interface FastifyLikeError {
   code?: unknown;

@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from 'pino';
 import { BlockSync, type BlockRangeHandler } from './block-sync.js';
 import { parseMultiaddr, resolveStaticPeers, type DialablePeer, type NetworkConfig } from './config.js';
-import { NetworkConfigError, NetworkStateError } from './errors.js';
+import { FrameTooLargeError, NetworkConfigError, NetworkStateError } from './errors.js';
 import { createHost, memberGossipScore, type Host } from './host.js';
 import { nodeIdFromPeerId, nodeIdFromSeed, peerIdFromNodeId, privateKeyFromSeed } from './identity.js';
 import { resolveLimits, type NetworkLimits } from './limits.js';
@@ -13,8 +13,11 @@ import { MembershipGate } from './membership.js';
 import { PeerDialer } from './peer-dialer.js';
 import { RaftTransport, type RaftFrameHandler, type RaftTransportStats } from './raft-transport.js';
 import { LogRateLimiter } from './rate-limited-log.js';
+import { exchangeSubmit } from './submit-client.js';
 import { SubmitService, type SubmitHandler, type SubmitServiceStats } from './submit-service.js';
+import { SUBMIT_PROTOCOL } from './protocols.js';
 import { TxGossip, type TxGossipStats, type TxHandler } from './tx-gossip.js';
+import { deadline, toError } from './wait.js';
 
 export interface NetworkStats {
   connections: number;
@@ -208,6 +211,36 @@ export class P2PNetwork {
   handleSubmit(handler: SubmitHandler): void {
     this.#submitHandler = handler;
     this.#running?.submit.setHandler(handler);
+  }
+
+  /**
+   * Sends `request` to member `nodeId` over `/bitnexus/submit/1.0.0` and
+   * returns the answer's body (a follower asking its leader). Throws a
+   * RemoteError for an error status, FrameTooLargeError for a request over
+   * maxSubmitRequestBytes, and the abort reason when `signal` fires, the
+   * network stops, or the handler's time and the exchange's run out.
+   */
+  async submitTo(nodeId: string, request: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
+    const running = this.#started();
+    const limits = this.limits;
+    if (request.byteLength > limits.maxSubmitRequestBytes) {
+      throw new FrameTooLargeError(request.byteLength, limits.maxSubmitRequestBytes, 'submit request');
+    }
+    const budget = deadline(
+      limits.submitHandlerTimeoutMs + limits.submitIoTimeoutMs,
+      this.#controller.signal,
+      signal,
+    );
+    try {
+      const stream = await running.host.dialProtocol(peerIdFromNodeId(nodeId), SUBMIT_PROTOCOL, {
+        signal: budget.signal,
+      });
+      return await exchangeSubmit(stream, request, limits.maxSubmitResponseBytes, budget.signal);
+    } catch (err) {
+      throw budget.signal.aborted ? toError(budget.signal.reason) : err;
+    } finally {
+      budget.clear();
+    }
   }
 
   /** Serves `/bitnexus/blocks/1.0.0` to members with `handler` (replacing any earlier one). */

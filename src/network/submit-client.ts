@@ -1,5 +1,6 @@
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
+import type { Stream } from '@libp2p/interface';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p } from 'libp2p';
 import { parseMultiaddr } from './config.js';
@@ -48,17 +49,12 @@ export async function submitOverP2P(
   });
   try {
     const stream = await node.dialProtocol(target, SUBMIT_PROTOCOL, { signal: budget.signal });
-    try {
-      const lp = framed(stream, 1 + (opts.maxResponseBytes ?? DEFAULT_LIMITS.maxSubmitResponseBytes));
-      await lp.write(request, { signal: budget.signal });
-      const status = decodeStatusFrame((await lp.read({ signal: budget.signal })).subarray());
-      await closeStream(stream, budget.signal);
-      if (!status.ok) throw new RemoteError(status.code, status.message);
-      return status.body;
-    } catch (err) {
-      stream.abort(toError(err));
-      throw err;
-    }
+    return await exchangeSubmit(
+      stream,
+      request,
+      opts.maxResponseBytes ?? DEFAULT_LIMITS.maxSubmitResponseBytes,
+      budget.signal,
+    );
   } catch (err) {
     if (budget.signal.aborted && budget.signal.reason instanceof RequestTimeoutError) {
       throw new RequestTimeoutError(`submit to ${address} timed out after ${timeoutMs} ms`);
@@ -67,5 +63,30 @@ export async function submitOverP2P(
   } finally {
     budget.clear();
     await node.stop();
+  }
+}
+
+/**
+ * One exchange on an open `/bitnexus/submit/1.0.0` stream: the request frame
+ * out, the status frame back. Returns the answer's body; an error status is
+ * thrown as a RemoteError with the node's code. The stream is closed, or
+ * aborted on any failure.
+ */
+export async function exchangeSubmit(
+  stream: Stream,
+  request: Uint8Array,
+  maxResponseBytes: number,
+  signal: AbortSignal,
+): Promise<Uint8Array> {
+  try {
+    const lp = framed(stream, 1 + maxResponseBytes);
+    await lp.write(request, { signal });
+    const status = decodeStatusFrame((await lp.read({ signal })).subarray());
+    await closeStream(stream, signal);
+    if (!status.ok) throw new RemoteError(status.code, status.message);
+    return status.body;
+  } catch (err) {
+    stream.abort(toError(err));
+    throw err;
   }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ApiError, apiErrorBody, mapError, rejected } from '../api/errors.js';
+import { ApiError, apiErrorBody, apiErrorFromBody, mapError, rejected } from '../api/errors.js';
 import type { NodeMetrics } from '../api/metrics.js';
 import { SUBMIT_TIMEOUT } from '../api/schemas.js';
 import type {
@@ -135,6 +135,10 @@ const FORWARD_RETRY_MAX_MS = 60_000;
 const FORWARD_RETRY_TICKS = 5;
 /** transactions per forward frame at most; a longer queue is sent at once */
 const FORWARD_BATCH_TXS = 512;
+/** asking the leader about a refused `wait=none` submission: its answer comes without waiting for a block */
+const ASK_LEADER_ACCEPT_MS = 5_000;
+/** beyond the leader's own wait, for the exchange itself */
+const ASK_LEADER_SLACK_MS = 2_000;
 /** room over the ledger's transaction limit when splitting a forward frame (the ledger checks exactly) */
 const FORWARD_SLACK_BYTES = 256;
 
@@ -1019,25 +1023,25 @@ export class LedgerNode implements LedgerNodeApi {
 
   // ------------------------------------------------------------ the API
 
+  /**
+   * `forwarded`: the request is a follower's, asking this node as its leader
+   * (answerFromLeader); this node answers it itself and never asks on.
+   */
   async submit(
     json: unknown,
-    opts: { wait: boolean; timeoutMs: number; signal?: AbortSignal },
+    opts: { wait: boolean; timeoutMs: number; signal?: AbortSignal; forwarded?: boolean },
   ): Promise<SubmitResult> {
     if (this.stopped || this.fatal) throw new ApiError('NOT_READY', 'the node is stopping');
     const dtx = acceptTransaction(json, this.chainId);
     const startedAt = performance.now();
-    let waiting: Promise<SubmitResult> | undefined;
-    if (opts.wait) {
-      // registered before the committed check, so an apply in between is not missed
-      waiting = this.waitFor(dtx.id, opts.timeoutMs, startedAt, opts.signal);
-      waiting.catch(() => undefined); // marks it handled; the caller below still sees the rejection
-    }
+    // registered before the committed check, so an apply in between is not missed
+    const waiting = opts.wait ? this.waitFor(dtx.id, opts.timeoutMs, startedAt, opts.signal) : undefined;
     // Only a transaction whose signer + nonce is in the applied state can be committed: skip the store otherwise.
     const used = this.opts.chain.state.get(keys.nonce(dtx.tx.signer, dtx.tx.nonce)) as
       { tx?: string } | undefined;
     const committed = used?.tx === dtx.id ? await this.committedResult(dtx.id) : undefined;
     if (committed) {
-      this.cancelWait(dtx.id);
+      waiting?.cancel();
       return committed;
     }
     let bytes: Uint8Array | undefined;
@@ -1049,7 +1053,11 @@ export class LedgerNode implements LedgerNodeApi {
       } catch (err) {
         // refused as a duplicate of itself in a block not committed yet: waited for, not refused
         if (!this.inUncommittedBlock(dtx)) {
-          this.cancelWait(dtx.id);
+          waiting?.cancel();
+          if (opts.forwarded !== true && mayBeThisNodesLag(err)) {
+            const answer = await this.answerFromLeader(json, opts, startedAt);
+            if (answer !== undefined) return answer;
+          }
           throw err;
         }
       }
@@ -1067,7 +1075,43 @@ export class LedgerNode implements LedgerNodeApi {
     if (!opts.wait && this.mempool.markGossiped(dtx.id))
       this.opts.network.publishTx(bytes ?? signedTxBytes(dtx));
     if (!waiting) return { id: dtx.id, status: 'accepted' };
-    return waiting;
+    return waiting.result;
+  }
+
+  /**
+   * The leader's answer to a submission this follower refused for a reason
+   * that may be only its own view: a signer registered, or the transaction
+   * itself committed, in a block this node has not applied yet (it cannot
+   * tell that it lags: heartbeats carry a commit index capped at what it
+   * holds), or a time window read on its own clock. The leader decides what
+   * its blocks hold, so its answer (a receipt, "accepted", or its own
+   * refusal) is the client's. Undefined when no leader is known or it cannot
+   * be reached: this node's refusal then stands. Running out of time while
+   * asking is a TIMEOUT: the leader may have taken the transaction.
+   */
+  private async answerFromLeader(
+    tx: unknown,
+    opts: { wait: boolean; timeoutMs: number; signal?: AbortSignal },
+    startedAt: number,
+  ): Promise<SubmitResult | undefined> {
+    const leader = this.leader;
+    if (this.isLeader || leader === null || leader === this.nodeId) return undefined;
+    const left = Math.max(SUBMIT_TIMEOUT.min, Math.round(opts.timeoutMs - (performance.now() - startedAt)));
+    const timeoutMs = opts.wait ? left : ASK_LEADER_ACCEPT_MS;
+    const request = Buffer.from(JSON.stringify({ tx, wait: opts.wait, timeoutMs, forwarded: true }));
+    const signals = [AbortSignal.timeout(timeoutMs + ASK_LEADER_SLACK_MS)];
+    if (opts.signal) signals.push(opts.signal);
+    const signal = AbortSignal.any(signals);
+    let body: Uint8Array;
+    try {
+      body = await this.opts.network.submitTo(leader, request, signal);
+    } catch (err) {
+      const timedOut = signal.aborted || (err as { code?: unknown }).code === 'TIMEOUT';
+      this.log.debug({ leader, err: (err as Error).message, timedOut }, 'could not ask the leader');
+      if (!timedOut) return undefined;
+      throw new ApiError('TIMEOUT', 'the leader did not answer in time; the transaction may still commit');
+    }
+    return submitAnswer(body);
   }
 
   /**
@@ -1084,13 +1128,19 @@ export class LedgerNode implements LedgerNodeApi {
     return speculative?.tx === dtx.id && this.opts.chain.state.get(key) === undefined;
   }
 
+  /**
+   * One client's wait for `id` to commit here. `cancel()` drops this wait
+   * alone (its result is then never settled); other clients waiting for the
+   * same transaction keep theirs.
+   */
   private waitFor(
     id: string,
     timeoutMs: number,
     startedAt: number,
     signal?: AbortSignal,
-  ): Promise<SubmitResult> {
-    return new Promise<SubmitResult>((resolve, reject) => {
+  ): { result: Promise<SubmitResult>; cancel: () => void } {
+    let cancel = () => {};
+    const result = new Promise<SubmitResult>((resolve, reject) => {
       const finish = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
@@ -1127,14 +1177,15 @@ export class LedgerNode implements LedgerNodeApi {
       const list = this.waiters.get(id);
       if (list) list.push(w);
       else this.waiters.set(id, [w]);
+      cancel = () => {
+        drop();
+        finish();
+      };
     });
-  }
-
-  private cancelWait(id: string): void {
-    const ws = this.waiters.get(id);
-    if (!ws) return;
-    this.waiters.delete(id);
-    for (const w of ws) w.reject(new ApiError('INTERNAL', 'superseded'));
+    // handled: a wait that times out while its submit is still reading the store must not be an
+    // unhandled rejection; the caller still sees it through `result`
+    result.catch(() => undefined);
+    return { result, cancel };
   }
 
   private async committedResult(id: string): Promise<SubmitResult | undefined> {
@@ -1149,16 +1200,19 @@ export class LedgerNode implements LedgerNodeApi {
     } catch {
       return Buffer.from(JSON.stringify(apiErrorBody('MALFORMED_JSON', 'the request is not JSON').body));
     }
-    // a bare transaction, or the envelope { tx, wait?: boolean, timeoutMs?: integer } (NETWORK.md)
+    // a bare transaction, or the envelope { tx, wait?: boolean, timeoutMs?: integer, forwarded?: boolean }
+    // (NETWORK.md)
     const envelope = json !== null && typeof json === 'object' && 'tx' in json;
-    const { tx, wait, timeoutMs } = envelope
-      ? (json as { tx: unknown; wait?: unknown; timeoutMs?: unknown })
-      : { tx: json, wait: undefined, timeoutMs: undefined };
+    const { tx, wait, timeoutMs, forwarded } = envelope
+      ? (json as { tx: unknown; wait?: unknown; timeoutMs?: unknown; forwarded?: unknown })
+      : { tx: json, wait: undefined, timeoutMs: undefined, forwarded: undefined };
     const invalid = (field: string, message: string) =>
       Buffer.from(JSON.stringify(apiErrorBody('INVALID_FIELD', message, field).body));
     if (wait !== undefined && typeof wait !== 'boolean') return invalid('wait', 'wait must be true or false');
     if (timeoutMs !== undefined && !Number.isSafeInteger(timeoutMs))
       return invalid('timeoutMs', 'timeoutMs must be an integer number of milliseconds');
+    if (forwarded !== undefined && typeof forwarded !== 'boolean')
+      return invalid('forwarded', 'forwarded must be true or false');
     try {
       const r = await this.submit(tx, {
         wait: wait !== false,
@@ -1166,6 +1220,7 @@ export class LedgerNode implements LedgerNodeApi {
           Math.max((timeoutMs as number | undefined) ?? SUBMIT_TIMEOUT.default, SUBMIT_TIMEOUT.min),
           SUBMIT_TIMEOUT.max,
         ),
+        forwarded: forwarded === true,
       });
       return Buffer.from(JSON.stringify(r));
     } catch (err) {
@@ -1425,6 +1480,39 @@ export class LedgerNode implements LedgerNodeApi {
 function snapshotHead(snap: Snapshot): { height: number; hash: string } {
   if (snap.data.length === 0) return { height: -1, hash: '' };
   return JSON.parse(Buffer.from(snap.data).toString('utf8')) as { height: number; hash: string };
+}
+
+/**
+ * Refusals a follower can give only because of its own view, which its
+ * leader may not share (answerFromLeader): a signer registered in a block
+ * this node has not applied, the transaction's own block not applied yet
+ * (TX_EXPIRED), a time window read on this node's clock. A used nonce or a
+ * committed duplicate is in the applied state and true everywhere.
+ */
+const VIEW_DEPENDENT: ReadonlySet<unknown> = new Set<ResultCode>([
+  'TX_EXPIRED',
+  'TX_FROM_FUTURE',
+  'UNKNOWN_SIGNER',
+]);
+
+function mayBeThisNodesLag(err: unknown): boolean {
+  return err instanceof ApiError && err.code === 'REJECTED' && VIEW_DEPENDENT.has(err.details?.receiptCode);
+}
+
+/** A submit answer's body (NETWORK.md): the result, or the error it holds thrown; undefined if neither. */
+function submitAnswer(body: Uint8Array): SubmitResult | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(body).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const error = apiErrorFromBody(json);
+  if (error) throw error;
+  const r = json as Partial<SubmitResult> | null;
+  if (typeof r?.id === 'string' && (r.status === 'committed' || r.status === 'accepted'))
+    return r as SubmitResult;
+  return undefined;
 }
 
 function rejectionMessage(code: ResultCode): string {

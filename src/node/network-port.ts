@@ -14,6 +14,12 @@ export interface NodeNetwork {
   publishTx(bytes: Uint8Array): void;
   onTx(handler: (from: string, bytes: Uint8Array) => void): void;
   handleSubmit(handler: (request: Uint8Array, from: string) => Promise<Uint8Array>): void;
+  /**
+   * A submit request (NETWORK.md, /bitnexus/submit/1.0.0) to member `nodeId`:
+   * its answer's body. Throws when the member cannot be reached, answers with
+   * an error status (an error with that `code`), or `signal` aborts first.
+   */
+  submitTo(nodeId: string, request: Uint8Array, signal?: AbortSignal): Promise<Uint8Array>;
   handleBlockRange(handler: (from: number, to: number) => Promise<Uint8Array[]>): void;
   fetchBlocks(nodeId: string, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array[]>;
   connectedMembers(): string[];

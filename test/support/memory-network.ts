@@ -12,6 +12,8 @@ export class MemoryHub {
   gossip = true;
   /** true: a node passes gossip on to the peers it reaches that have not had it (as gossipsub's mesh does) */
   relay = false;
+  /** the node ids asked through submitTo, in order (a follower asking its leader) */
+  readonly submitsTo: string[] = [];
   /** true: this Raft-stream frame is lost on its way, as a full send queue drops it */
   dropRaft: ((from: string, to: string, frame: Uint8Array) => boolean) | undefined;
 
@@ -114,8 +116,23 @@ export class MemoryNetwork implements NodeNetwork {
   connectedMembers(): string[] {
     return this.members.filter((m) => m !== this.nodeId && this.hub.reachable(this.nodeId, m));
   }
+  async submitTo(nodeId: string, request: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
+    const peer = this.hub.nodes.get(nodeId);
+    if (!this.up || !peer?.submit || !this.hub.reachable(this.nodeId, nodeId))
+      throw new Error(`${nodeId} unreachable`);
+    this.hub.submitsTo.push(nodeId);
+    signal?.throwIfAborted();
+    const answer = peer.submit(Uint8Array.from(request), this.nodeId);
+    if (!signal) return answer;
+    return Promise.race([
+      answer,
+      new Promise<never>((_, reject) =>
+        signal.addEventListener('abort', () => reject(signal.reason as Error)),
+      ),
+    ]);
+  }
   /** for tests: what a P2P client would send */
-  submitTo(request: Uint8Array): Promise<Uint8Array> {
+  clientSubmit(request: Uint8Array): Promise<Uint8Array> {
     if (!this.submit) throw new Error('no submit handler');
     return this.submit(request, 'test-client');
   }

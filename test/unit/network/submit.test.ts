@@ -99,6 +99,31 @@ describe('the submit protocol', () => {
     expect(server.lines.some((l) => l.msg.startsWith('bad submit request'))).toBe(true);
   });
 
+  it('lets a member ask another member (submitTo), with the same answers and errors', async () => {
+    const asker = await startNode(23, {
+      members: [nodeIdOf(S), nodeIdOf(23)],
+      peers: [{ nodeId: nodeIdOf(S), addrs: [address] }],
+    });
+    try {
+      expect(text(await asker.net.submitTo(nodeIdOf(S), utf8('from a member')))).toBe(
+        'receipt:from a member',
+      );
+      await expect(asker.net.submitTo(nodeIdOf(S), utf8('reject'))).rejects.toMatchObject({
+        name: 'RemoteError',
+        code: 'DUPLICATE',
+      });
+      await expect(asker.net.submitTo(nodeIdOf(S), new Uint8Array(2 * 1024 * 1024))).rejects.toBeInstanceOf(
+        FrameTooLargeError,
+      );
+      const gone = AbortSignal.timeout(50);
+      await expect(asker.net.submitTo(nodeIdOf(S), utf8('hang'), gone)).rejects.toBeDefined();
+      expect(gone.aborted).toBe(true);
+    } finally {
+      await asker.net.stop();
+    }
+    await stillServing();
+  });
+
   it('times out on the client when the answer is late', async () => {
     const err = await submitOverP2P(address, utf8('hang'), { timeoutMs: 50 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RequestTimeoutError);

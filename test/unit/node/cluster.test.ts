@@ -124,11 +124,11 @@ describe('an in-process 3-node network', () => {
     await cluster.waitForLeader();
     const net = cluster.hub.nodes.get(cluster.ids[0]!)!;
     const t = registration(cluster, 'p2p-shop', 'merchant');
-    const resp = JSON.parse(Buffer.from(await net.submitTo(canonicalBytes(t.tx))).toString('utf8')) as {
+    const resp = JSON.parse(Buffer.from(await net.clientSubmit(canonicalBytes(t.tx))).toString('utf8')) as {
       status: string;
     };
     expect(resp.status).toBe('committed');
-    const bad = JSON.parse(Buffer.from(await net.submitTo(Buffer.from('{nope'))).toString('utf8')) as {
+    const bad = JSON.parse(Buffer.from(await net.clientSubmit(Buffer.from('{nope'))).toString('utf8')) as {
       error: { code: string };
     };
     expect(bad.error.code).toBe('MALFORMED_JSON');

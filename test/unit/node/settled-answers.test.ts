@@ -141,13 +141,112 @@ describe('answers and recovery that hold', () => {
     });
   });
 
+  it('a follower that has not applied a signer’s registration asks the leader instead of refusing', async () => {
+    const c = (cluster = new TestCluster(3));
+    await c.startAll();
+    const leader = await c.waitForLeader();
+    const fId = c.ids.find((id) => id !== leader.nodeId)!;
+    const f = c.nodes.get(fId)!;
+    await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
+    // f hears the leader's heartbeats, not its appends: it lags and cannot tell
+    c.hub.dropRaft = (from, to, frame) =>
+      from === leader.nodeId && to === fId && decodeRaftMessage(frame).type === 'app';
+    const shop = keyFor('late-shop');
+    const reg = tx(
+      'participant.register',
+      c.operator,
+      { participant: pub(shop), role: 'merchant', name: 'late-shop' },
+      { timestamp: Date.now() },
+    );
+    await expect(leader.submit(reg.tx, { wait: true, timeoutMs: 5000 })).resolves.toMatchObject({
+      status: 'committed',
+    });
+    expect(f.getParticipant(pub(shop))).toBeUndefined();
+    const rec = tx(
+      'commission.record',
+      shop,
+      {
+        merchant: pub(shop),
+        affiliate: pub(shop),
+        amount: '100',
+        currency: 'EUR',
+        orderId: 'o-late',
+        description: 'after its registration',
+      },
+      { timestamp: Date.now() },
+    );
+    // f's own view says UNKNOWN_SIGNER; the leader's says committed
+    const answer = await f.submit(rec.tx, { wait: true, timeoutMs: 5000 });
+    expect(answer).toMatchObject({ id: rec.id, status: 'committed' });
+    expect(answer.receipt?.tx).toBe(rec.id);
+    expect(c.hub.submitsTo).toEqual([leader.nodeId]);
+    // asked as a leader (forwarded), a node answers from its own view and asks no one
+    const net = c.hub.nodes.get(fId)!;
+    const other = tx(
+      'participant.register',
+      shop,
+      { participant: pub(keyFor('nobody')), role: 'affiliate', name: 'nobody' },
+      { timestamp: Date.now() },
+    );
+    const forwarded = JSON.parse(
+      Buffer.from(
+        await net.clientSubmit(Buffer.from(JSON.stringify({ tx: other.tx, forwarded: true }))),
+      ).toString('utf8'),
+    ) as unknown;
+    expect(forwarded).toMatchObject({
+      error: { code: 'REJECTED', details: { receiptCode: 'UNKNOWN_SIGNER' } },
+    });
+    expect(c.hub.submitsTo).toEqual([leader.nodeId]);
+    const bad = JSON.parse(
+      Buffer.from(
+        await net.clientSubmit(Buffer.from(JSON.stringify({ tx: other.tx, forwarded: 1 }))),
+      ).toString('utf8'),
+    ) as unknown;
+    expect(bad).toMatchObject({ error: { code: 'INVALID_FIELD', field: 'forwarded' } });
+  });
+
+  it('a retry at a lagging follower of a committed transaction past its age gets the receipt, and other waits stand', async () => {
+    const c = (cluster = new TestCluster(3));
+    await c.startAll();
+    const leader = await c.waitForLeader();
+    const fId = c.ids.find((id) => id !== leader.nodeId)!;
+    const f = c.nodes.get(fId)!;
+    await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
+    const x = register('retried', Date.now() - DEFAULT_PARAMS.txMaxAgeMs + 800);
+    // f hears the leader's heartbeats, not its appends: it lags and cannot tell
+    c.hub.dropRaft = (from, to, frame) =>
+      from === leader.nodeId && to === fId && decodeRaftMessage(frame).type === 'app';
+    let first: unknown;
+    const firstAnswer = f.submit(x.tx, { wait: true, timeoutMs: 20_000 }).then(
+      (r) => (first = r),
+      (e: unknown) => (first = e),
+    );
+    await c.waitFor('the leader commits it', async () => (await leader.getTransaction(x.id)) !== undefined);
+    // past its age by f's clock, and swept out of f's mempool (every 50 ticks of 10 ms)
+    await sleep(1500);
+    expect(f.status().leader).toBe(leader.nodeId);
+    // the client retries at f: once TX_EXPIRED (f's clock), now the leader's receipt
+    await expect(f.submit(x.tx, { wait: true, timeoutMs: 5000 })).resolves.toMatchObject({
+      id: x.id,
+      status: 'committed',
+      receipt: { code: 'OK' },
+    });
+    // the first client's wait was not failed by the second's (it was a 500 "superseded")
+    expect(first).toBeUndefined();
+    c.hub.dropRaft = undefined;
+    await firstAnswer;
+    expect(first).toMatchObject({ id: x.id, status: 'committed', receipt: { code: 'OK' } });
+  });
+
   it('a libp2p submission with a wait or timeoutMs of the wrong type is refused, not read as another value', async () => {
     const c = (cluster = new TestCluster(3));
     await c.startAll();
     const leader = await c.waitForLeader();
     const net = c.hub.nodes.get(leader.nodeId)!;
     const ask = async (envelope: unknown) =>
-      JSON.parse(Buffer.from(await net.submitTo(Buffer.from(JSON.stringify(envelope)))).toString('utf8')) as {
+      JSON.parse(
+        Buffer.from(await net.clientSubmit(Buffer.from(JSON.stringify(envelope)))).toString('utf8'),
+      ) as {
         error?: { code: string; field?: string };
         status?: string;
       };
