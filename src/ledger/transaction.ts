@@ -204,6 +204,11 @@ function metadata(value: unknown, path: string): Record<string, string> {
       pattern: METADATA_KEY_RE,
       patternText: 'letters, digits, ".", "_" or "-"',
     });
+    // JSON.parse makes "__proto__" an own key, but `out[k] =` would call the prototype's setter
+    // and drop it: the node would hash and verify another text than the client signed (and the
+    // auditor's fast path would see the signed one). Refused, as FORMAT.md says.
+    if (k === '__proto__')
+      throw new ValidationError('INVALID_FIELD', '"__proto__" is not allowed', `${path} key`);
     out[k] = str(v, `${path}.${k}`, { min: 0, max: LIMITS.metadataValue });
   }
   return out;

@@ -115,6 +115,14 @@ describe('transaction validation', () => {
       '$.timestamp',
     ],
     ['not an object', () => [1, 2], 'INVALID_FIELD', '$'],
+    [
+      // an own key after JSON.parse, a prototype setter on assignment: it used to vanish
+      'a "__proto__" metadata key',
+      (t: SignedTx) =>
+        JSON.parse(JSON.stringify(t).replace('"metadata":{', '"metadata":{"__proto__":"p",')) as unknown,
+      'INVALID_FIELD',
+      '$.payload.metadata key',
+    ],
   ] as const)('rejects %s with a stable code and the field', (_name, mutate, code, field) => {
     const bad = (mutate as (t: SignedTx) => unknown)(sample());
     expect(codeOf(() => acceptTransaction(bad, CHAIN_ID))).toEqual([code, field]);
