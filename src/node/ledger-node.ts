@@ -768,7 +768,7 @@ export class LedgerNode implements LedgerNodeApi {
             this.abort.signal,
           );
           for (const bytes of blocks) {
-            const block = this.decodeEntryBlock(bytes);
+            const block = decodeFetchedBlock(bytes);
             const receipts = await chain.commit(block, { checkSignatures: true });
             this.afterApply(block, receipts);
             progressed = true;
@@ -1474,6 +1474,19 @@ export class LedgerNode implements LedgerNodeApi {
   get fatalError(): Error | undefined {
     return this.fatal;
   }
+}
+
+/**
+ * A block a peer served (catch-up), to be stored in its canonical encoding,
+ * whatever formatting the peer sent: its hash and signatures do not depend
+ * on the formatting, so a peer that re-formats a valid block is not caught by
+ * them, and storing its bytes would leave this honest node with a chain that
+ * `bitnexus verify` refuses and that no longer matches its Raft log.
+ */
+function decodeFetchedBlock(bytes: Uint8Array): DecodedBlock {
+  const block = decodeBlock(parseBlock(JSON.parse(Buffer.from(bytes).toString('utf8'))));
+  block.bytes = encodeDecodedBlock(block);
+  return block;
 }
 
 /** The chain head a snapshot names (compactLog), or height -1 for one without data. */

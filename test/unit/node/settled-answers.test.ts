@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiError } from '../../../src/api/errors.js';
+import { canonicalize } from '../../../src/codec/index.js';
 import { DEFAULT_PARAMS } from '../../../src/ledger/index.js';
+import { ChainStore } from '../../../src/storage/index.js';
 import { decodeRaftMessage, isTxForward } from '../../../src/node/raft-wire.js';
 import { TestCluster } from '../../support/cluster.js';
 import { keyFor, pub, tx } from '../../support/ledger-fixture.js';
@@ -60,6 +62,36 @@ describe('answers and recovery that hold', () => {
     const back = await c.start(lagging);
     await leader.submit(register('after').tx, { wait: true, timeoutMs: 5000 });
     await c.waitFor('caught up', () => back.status().height === leader.status().height);
+    expect(c.fatal).toEqual([]);
+  });
+
+  it('a node catching up stores the canonical bytes of blocks a peer served re-formatted', async () => {
+    const c = (cluster = new TestCluster(3));
+    c.nodeOptions = { compactEvery: 5, compactKeep: 2 };
+    await c.startAll();
+    const leader = await c.waitForLeader();
+    const lagging = c.ids.find((id) => id !== leader.nodeId)!;
+    await c.stop(lagging);
+    for (let i = 0; i < 12; i++) await leader.submit(register(`f${i}`).tx, { wait: true, timeoutMs: 5000 });
+    // its peers serve valid blocks, pretty-printed: the same hashes and signatures, other bytes
+    const net = c.hub.connect(lagging);
+    const fetch = net.fetchBlocks.bind(net);
+    let served = 0;
+    net.fetchBlocks = async (peer: string, from: number, to: number) =>
+      (await fetch(peer, from, to)).map((b) => {
+        served++;
+        return Buffer.from(JSON.stringify(JSON.parse(Buffer.from(b).toString('utf8')), null, 2));
+      });
+    const back = await c.start(lagging, undefined, { network: net });
+    c.hub.nodes.set(lagging, net);
+    await c.waitFor('caught up', () => back.status().height === leader.status().height);
+    expect(served).toBeGreaterThan(0);
+    const store = c.disks.get(lagging)!.chain;
+    for (let h = 1; h <= leader.status().height; h++) {
+      const mine = await new ChainStore(store).getBlock(h);
+      const theirs = await leader.getBlock(h);
+      expect(Buffer.from(mine!).toString('utf8')).toBe(canonicalize(theirs));
+    }
     expect(c.fatal).toEqual([]);
   });
 
