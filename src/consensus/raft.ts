@@ -377,6 +377,17 @@ export class RaftNode {
     }
   }
 
+  /**
+   * On a leader: this node itself, or a peer heard from within the last
+   * election timeout (the window checkQuorum uses). False elsewhere.
+   */
+  heardFromRecently(id: NodeId): boolean {
+    if (this.role !== 'leader') return false;
+    if (id === this.id) return true;
+    const pr = this.prs.progress.get(id);
+    return pr !== undefined && pr.ticksSinceActive < this.electionTimeout;
+  }
+
   status(): RaftStatus {
     const st: RaftStatus = {
       id: this.id,

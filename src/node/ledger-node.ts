@@ -848,6 +848,15 @@ export class LedgerNode implements LedgerNodeApi {
    * ledger made voters once they have caught up, remove nodes the ledger
    * removed.
    */
+  /** In the network's membership as this node's applied chain has it (a voter or a learner). */
+  private isMember(): boolean {
+    const m = this.opts.chain.state.get(keys.members) as MembersRec | undefined;
+    return m !== undefined && (m.voters.includes(this.nodeId) || m.learners.includes(this.nodeId));
+  }
+
+  /** why the ledger's membership is not yet Raft's (reconcileMembership), '' when nothing waits */
+  private membershipWaiting = '';
+
   private reconcileMembership(): void {
     if (!this.isLeader) return;
     const desired = this.opts.chain.state.get(keys.members) as MembersRec;
@@ -861,19 +870,38 @@ export class LedgerNode implements LedgerNodeApi {
         break;
       }
     }
+    // A change that would leave the voters without a majority of live nodes waits (etcd's strict
+    // reconfiguration check): applied, it could not be undone, since undoing it needs a commit.
+    const live = (id: string) => this.raft.heardFromRecently(id);
+    const quorumLive = (voters: string[]) => voters.filter(live).length > voters.length / 2;
+    const waiting: string[] = [];
     if (!cc) {
       for (const id of desired.voters) {
-        if (cs.learners.includes(id)) {
-          const match = st.progress?.[id]?.match ?? 0;
-          if (match + 100 >= st.commit) cc = { type: 'promoteLearner', nodeId: id };
+        if (!cs.learners.includes(id)) continue;
+        // caught up, and alive now: a learner that never connected has match 0, one that went
+        // away keeps its last match
+        const match = st.progress?.[id]?.match ?? 0;
+        if (match > 0 && match + 100 >= st.commit && live(id) && quorumLive([...cs.voters, id])) {
+          cc = { type: 'promoteLearner', nodeId: id };
           break;
         }
+        waiting.push(`promote ${id.slice(0, 12)}: not caught up and connected yet`);
       }
     }
     if (!cc) {
       const wanted = new Set([...desired.voters, ...desired.learners]);
-      const gone = [...inRaft].find((id) => !wanted.has(id));
-      if (gone !== undefined) cc = { type: 'removeNode', nodeId: gone };
+      for (const id of [...inRaft].filter((x) => !wanted.has(x))) {
+        if (!cs.voters.includes(id) || quorumLive(cs.voters.filter((v) => v !== id))) {
+          cc = { type: 'removeNode', nodeId: id };
+          break;
+        }
+        waiting.push(`remove ${id.slice(0, 12)}: the other voters have no live majority`);
+      }
+    }
+    const reason = waiting.join('; ');
+    if (reason !== this.membershipWaiting) {
+      this.membershipWaiting = reason;
+      if (reason !== '') this.log.warn({ waiting }, 'a membership change waits');
     }
     if (!cc) return;
     try {
@@ -1032,6 +1060,10 @@ export class LedgerNode implements LedgerNodeApi {
     opts: { wait: boolean; timeoutMs: number; signal?: AbortSignal; forwarded?: boolean },
   ): Promise<SubmitResult> {
     if (this.stopped || this.fatal) throw new ApiError('NOT_READY', 'the node is stopping');
+    // A removed node still believes in its old leader, which no longer hears it: what it accepted
+    // would never commit.
+    if (!this.isMember())
+      throw new ApiError('NOT_READY', 'this node is not a member of the network; submit to a member');
     const dtx = acceptTransaction(json, this.chainId);
     const startedAt = performance.now();
     // registered before the committed check, so an apply in between is not missed
@@ -1373,6 +1405,12 @@ export class LedgerNode implements LedgerNodeApi {
         ok: st.commit - this.appliedIndex < 1000,
         detail: `applied ${this.appliedIndex} of ${st.commit} committed`,
       },
+      member: this.isMember()
+        ? { ok: true }
+        : {
+            ok: false,
+            detail: 'not a member of the network (removed, or not yet added as of this node’s chain)',
+          },
     };
     const ready = Object.values(checks).every((c) => c.ok);
     const mirror = this.mirror?.status();
@@ -1443,21 +1481,31 @@ export class LedgerNode implements LedgerNodeApi {
     const nonceKey = `${req.signer}/${req.nonce}`;
     if (this.adminNonces.has(nonceKey))
       throw new ApiError('UNAUTHORIZED', 'this admin request was already used');
-    this.adminNonces.set(nonceKey, this.now());
     switch (req.kind) {
       case 'leader.transfer': {
         const to = req.payload.to;
-        if (!this.raft.status().confState.voters.includes(to)) {
+        const st = this.raft.status();
+        if (!st.confState.voters.includes(to)) {
           throw new ApiError('BAD_REQUEST', `${to} is not a voting member`, { field: '$.payload.to' });
         }
+        if (st.leader === null) throw new ApiError('NO_LEADER', 'no leader known (election in progress?)');
+        // the nonce counts as used once the request is acted on, so a refused one can be retried
+        this.adminNonces.set(nonceKey, this.now());
+        if (st.leader === to)
+          return { ok: true, action: 'leader.transfer', detail: `${to} already leads: nothing to do` };
         try {
           this.raft.transferLeadership(to);
         } catch (err) {
+          this.adminNonces.delete(nonceKey);
           if (err instanceof ProposalDroppedError) throw new ApiError('NO_LEADER', err.message);
           throw err;
         }
         this.kick();
-        return { ok: true, action: 'leader.transfer', detail: `leadership transfer to ${to} started` };
+        // a follower passes the request to its leader, which does not answer it: not confirmed
+        const detail = this.isLeader
+          ? `leadership transfer to ${to} started`
+          : `asked the leader ${st.leader} to transfer leadership to ${to}; watch /v1/status for the outcome`;
+        return { ok: true, action: 'leader.transfer', detail };
       }
     }
   }

@@ -112,4 +112,106 @@ describe('membership and leadership', () => {
     expect(back.status().headHash).toBe(leader.status().headHash);
     expect(cluster.fatal).toEqual([]);
   });
+
+  it('does not promote a learner that is not connected, nor remove a voter when the rest have no live majority', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const op = cluster.operator;
+    // a learner that never connected: promoted in the ledger, not in Raft (it would be a dead voter)
+    const ghost = pub(keyFor('node-ghost'));
+    for (const kind of ['member.add', 'member.promote'] as const)
+      await leader.submit(tx(kind, op, { node: ghost }, now()).tx, { wait: true, timeoutMs: 5000 });
+    await cluster.waitFor('the ghost a learner', () => leader.raftStatus.confState.learners.includes(ghost));
+    await new Promise((r) => setTimeout(r, 500)); // several reconciliations (every 10 ticks)
+    expect(leader.raftStatus.confState.voters).not.toContain(ghost);
+    // one voter down, then the other follower removed in the ledger: that would leave {leader, down}
+    const [b, c] = cluster.ids.filter((id) => id !== leader.nodeId) as [string, string];
+    await cluster.stop(c);
+    // live means heard from within an election timeout (checkQuorum's window): let it pass
+    await cluster.waitFor(
+      'c no longer recently active',
+      () => !leader.raftStatus.progress?.[c]?.recentActive,
+    );
+    await new Promise((r) => setTimeout(r, 300)); // and a whole window (10 ticks of 10 ms) since
+    await leader.submit(tx('member.remove', op, { node: b }, now()).tx, { wait: true, timeoutMs: 5000 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(leader.raftStatus.confState.voters).toContain(b);
+    // so the network still commits
+    const t = tx(
+      'participant.register',
+      op,
+      { participant: pub(keyFor('still')), role: 'merchant', name: 'still' },
+      now(),
+    );
+    await expect(leader.submit(t.tx, { wait: true, timeoutMs: 5000 })).resolves.toMatchObject({
+      status: 'committed',
+    });
+    // once c is back, the removal goes ahead
+    await cluster.start(c);
+    await cluster.waitFor('b removed from Raft', () => !leader.raftStatus.confState.voters.includes(b));
+  });
+
+  it('a removed node refuses writes and reports not ready', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const victim = cluster.ids.find((id) => id !== leader.nodeId)!;
+    const v = cluster.nodes.get(victim)!;
+    expect(v.readiness().checks.member).toEqual({ ok: true });
+    await leader.submit(tx('member.remove', cluster.operator, { node: victim }, now()).tx, {
+      wait: true,
+      timeoutMs: 5000,
+    });
+    await cluster.waitFor('the victim applied its removal', () => !v.readiness().checks.member?.ok);
+    expect(v.readiness().ready).toBe(false);
+    const t = tx(
+      'participant.register',
+      cluster.operator,
+      { participant: pub(keyFor('zz')), role: 'merchant', name: 'zz' },
+      now(),
+    );
+    await expect(v.submit(t.tx, { wait: false, timeoutMs: 1000 })).rejects.toMatchObject({
+      code: 'NOT_READY',
+    });
+  });
+
+  it('a leader transfer answers what happens: no-op, not confirmed, and a refused request can be retried', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const f = [...cluster.nodes.values()].find((n) => n !== leader)!;
+    await cluster.waitFor('f knows the leader', () => f.raftStatus.leader === leader.nodeId);
+    const transfer = (to: string, nonce: string) =>
+      signAdminRequest(
+        {
+          v: 1,
+          kind: 'leader.transfer',
+          chainId: 'bitnexus-test',
+          signer: pub(cluster!.operator),
+          nonce,
+          timestamp: Date.now(),
+          payload: { to },
+        },
+        cluster!.operator.secretKey,
+      );
+    expect(await leader.admin(transfer(leader.nodeId, 'self'))).toMatchObject({
+      ok: true,
+      detail: expect.stringContaining('already leads') as unknown,
+    });
+    expect(await f.admin(transfer(f.nodeId, 'via-f'))).toMatchObject({
+      ok: true,
+      detail: expect.stringContaining('asked the leader') as unknown,
+    });
+    await cluster.waitFor('f leads', () => cluster!.leader()?.nodeId === f.nodeId);
+    // a node that knows no leader refuses with NO_LEADER, and the same request works once it does
+    const lonely = [...cluster.nodes.values()].find((n) => n !== f)!;
+    cluster.hub.isolate(lonely.nodeId);
+    await cluster.waitFor('no leader known', () => lonely.raftStatus.leader === null);
+    const req = transfer(lonely.nodeId, 'retry');
+    await expect(lonely.admin(req)).rejects.toMatchObject({ code: 'NO_LEADER' });
+    cluster.hub.heal();
+    await cluster.waitFor('a leader known', () => lonely.raftStatus.leader !== null);
+    await expect(lonely.admin(req)).resolves.toMatchObject({ ok: true });
+  });
 });
