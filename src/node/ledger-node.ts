@@ -935,6 +935,11 @@ export class LedgerNode implements LedgerNodeApi {
       )?.tx;
       throw rejected(code as Exclude<ResultCode, 'OK'>, rejectionMessage(code), existing);
     }
+    if (this.mempool.signerAtQuota(dtx.tx.signer))
+      throw new ApiError(
+        'NOT_READY',
+        `this signer has ${this.mempool.limits.maxPerSigner} transactions waiting already; retry as they commit`,
+      );
     if (!this.mempool.add(dtx, this.now()))
       throw new ApiError('NOT_READY', 'the mempool is full; retry later');
     if (signatureChecked) this.verified.add(dtx.id);

@@ -38,10 +38,25 @@ export class Mempool {
   /** undecoded gossiped transactions, by signature */
   private readonly raw = new Map<string, { bytes: Uint8Array; addedAt: number; resend?: Resend }>();
   private totalBytes = 0;
+  /** decoded transactions held per signer (raw ones are not decoded: their signer is not known) */
+  private readonly perSigner = new Map<string, number>();
 
   constructor(
-    readonly limits: { maxTxs: number; maxBytes: number } = { maxTxs: 100_000, maxBytes: 256 * 1024 * 1024 },
+    readonly limits: { maxTxs: number; maxBytes: number; maxPerSigner: number } = {
+      maxTxs: 100_000,
+      maxBytes: 256 * 1024 * 1024,
+      maxPerSigner: 10_000,
+    },
   ) {}
+
+  /**
+   * Has `signer` as many transactions waiting as one signer may? One busy or
+   * hostile participant could otherwise fill the mempool and have everyone
+   * else refused as "full".
+   */
+  signerAtQuota(signer: string): boolean {
+    return (this.perSigner.get(signer) ?? 0) >= this.limits.maxPerSigner;
+  }
 
   /** decoded and raw */
   get size(): number {
@@ -100,12 +115,18 @@ export class Mempool {
   /** false when full (the caller answers "busy"); true when added or already present */
   add(tx: DecodedTx, now: number): boolean {
     if (this.txs.has(tx.id)) return true;
-    this.removeRaw(tx.tx.signature); // decoded now
+    // a raw copy of it held already makes room for the decoded one; if that does not fit, the
+    // raw copy stays
+    const raw = this.raw.get(tx.tx.signature);
     const bytes = tx.unsignedBytes.length + 200;
-    if (this.txs.size >= this.limits.maxTxs || this.totalBytes + bytes > this.limits.maxBytes) return false;
+    const count = this.size - (raw ? 1 : 0);
+    const total = this.totalBytes - (raw ? raw.bytes.byteLength + 200 : 0);
+    if (count >= this.limits.maxTxs || total + bytes > this.limits.maxBytes) return false;
+    this.removeRaw(tx.tx.signature); // decoded now
     this.txs.set(tx.id, { tx, addedAt: now, bytes });
     this.signatures.add(tx.tx.signature);
     this.totalBytes += bytes;
+    this.perSigner.set(tx.tx.signer, (this.perSigner.get(tx.tx.signer) ?? 0) + 1);
     return true;
   }
 
@@ -116,6 +137,10 @@ export class Mempool {
     this.inflight.delete(id);
     this.signatures.delete(e.tx.tx.signature);
     this.totalBytes -= e.bytes;
+    const signer = e.tx.tx.signer;
+    const left = (this.perSigner.get(signer) ?? 1) - 1;
+    if (left > 0) this.perSigner.set(signer, left);
+    else this.perSigner.delete(signer);
   }
 
   /** candidates for the next block, oldest first, skipping those in flight */

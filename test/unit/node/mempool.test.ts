@@ -37,7 +37,7 @@ describe('the mempool', () => {
   });
 
   it('ages raw gossip out and counts it against the limits', () => {
-    const m = new Mempool({ maxTxs: 2, maxBytes: 1 << 20 });
+    const m = new Mempool({ maxTxs: 2, maxBytes: 1 << 20, maxPerSigner: 10 });
     const [a, b, c] = [reg('x'), reg('y'), reg('z')];
     expect(m.addRaw(a.tx.signature, canonicalBytes(a.tx), 10)).toBe(true);
     expect(m.add(b, 20)).toBe(true);
@@ -45,6 +45,32 @@ describe('the mempool', () => {
     expect(m.sweepRaw(15)).toBe(1);
     expect(m.size).toBe(1);
     expect(m.addRaw(c.tx.signature, canonicalBytes(c.tx), 30)).toBe(true);
+  });
+
+  it('keeps a raw copy when its decoded form does not fit, and counts each signer’s transactions', () => {
+    const m = new Mempool({ maxTxs: 2, maxBytes: 1 << 20, maxPerSigner: 2 });
+    const [a, b, c] = [reg('p'), reg('q'), reg('r')];
+    m.add(a, 1);
+    m.addRaw(b.tx.signature, canonicalBytes(b.tx), 2);
+    // full (a, and b raw): b decoded takes the place of its raw copy
+    expect(m.add(b, 3)).toBe(true);
+    expect(m.size).toBe(2);
+    // c arrives raw while full: refused; then decoded, still refused, and nothing else is lost
+    expect(m.addRaw(c.tx.signature, canonicalBytes(c.tx), 4)).toBe(false);
+    expect(m.add(c, 5)).toBe(false);
+    expect(m.size).toBe(2);
+    // one signer (the operator signs all three) at its quota
+    expect(m.signerAtQuota(pub(op))).toBe(true);
+    m.remove(a.id);
+    expect(m.signerAtQuota(pub(op))).toBe(false);
+    // a raw copy held while full stays when its decoded form cannot be added
+    const n = new Mempool({ maxTxs: 2, maxBytes: 1 << 20, maxPerSigner: 10 });
+    const [d, e] = [reg('d'), reg('e')];
+    n.addRaw(d.tx.signature, canonicalBytes(d.tx), 1);
+    n.add(e, 2);
+    const big = { ...d, unsignedBytes: new Uint8Array(2 << 20) }; // its decoded form is over maxBytes
+    expect(n.add(big, 3)).toBe(false);
+    expect(n.hasSignature(d.tx.signature)).toBe(true); // was dropped before
   });
 
   it('sends again what has not committed on a schedule that backs off, skipping what is in flight', () => {
