@@ -106,6 +106,8 @@ export async function checkMirror(
     if (!(err instanceof Different)) throw err;
     report.ok = false;
     report.difference = err.diff;
+    // a state row that differs was compared (at one height on both sides): the report says so
+    if (err.diff.height === -1) report.stateChecked = true;
   }
   return report;
 }
