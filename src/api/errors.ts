@@ -37,9 +37,9 @@ const API_STATUS = {
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL: 500,
-  /** the node cannot serve this now (starting, catching up, shutting down) */
+  /** the node cannot serve this now (starting, catching up, shutting down, at its limit of event streams) */
   NOT_READY: 503,
-  /** no leader is known to forward the transaction to (election in progress) */
+  /** admin leader.transfer: no leader is known, or it could not start the transfer (election in progress) */
   NO_LEADER: 503,
   /** not committed within timeoutMs; it may still commit later */
   TIMEOUT: 504,

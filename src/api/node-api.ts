@@ -29,8 +29,6 @@ export interface LedgerNodeApi {
 
   getTransaction(id: string): Promise<TransactionView | undefined>;
   getBlock(height: number): Promise<Block | undefined>;
-  /** blocks from `from` (inclusive), at most `limit`, ascending */
-  listBlocks(from: number, limit: number): Promise<Block[]>;
   getParticipant(key: string): ParticipantView | undefined;
   getAffiliateBalances(key: string): BalanceView[] | undefined;
   status(): NodeStatus;
@@ -39,8 +37,12 @@ export interface LedgerNodeApi {
    * Committed blocks as they are applied, starting after height `after`
    * (already-committed blocks first, then live ones). Returns an unsubscribe
    * function. Used by GET /v1/events (SSE, resumable with Last-Event-ID = height).
+   * `onBlock` is called in the apply path for live blocks and returns at once;
+   * the promise it may return settles when the subscriber can take another
+   * block. The replay of committed blocks should wait for it (a slow client
+   * then holds back only its own replay); live delivery never waits.
    */
-  subscribeBlocks(after: number, onBlock: (block: Block, hash: string) => void): () => void;
+  subscribeBlocks(after: number, onBlock: (block: Block, hash: string) => void | Promise<void>): () => void;
 
   /** liveness: the process is up */
   health(): { ok: boolean };

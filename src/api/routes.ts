@@ -137,10 +137,12 @@ export const ROUTES = {
     operationId: 'listBlocks',
     tag: 'chain',
     summary: 'Committed blocks in ascending height',
-    description: 'Page with `from=next` while `next <= head`.',
+    description:
+      'Page with `from=next` while `next <= head`. A page also ends once it holds about 8 MiB of blocks ' +
+      '(a bigger block comes alone), so it may hold fewer than `limit` before the head: always go on from `next`.',
     schema: { querystring: listBlocksQuery, response: { 200: BlockList } },
     errors: ['BAD_REQUEST', 'NOT_READY'],
-    replies: { 200: 'up to `limit` blocks from `from`' },
+    replies: { 200: 'up to `limit` blocks from `from`, fewer past about 8 MiB' },
   },
   getParticipant: {
     method: 'GET',
@@ -225,7 +227,8 @@ export const ROUTES = {
       'Each committed block is one event: `id: <height>`, `event: block`, ' +
       '`data: {"height":…,"hash":…,"block":{…}}`. Resumable: send `Last-Event-ID: <height>` (or `?after=`) to ' +
       'receive every block after that height, then live ones. A comment line (`: heartbeat`) every 15 s keeps ' +
-      'proxies from closing the stream. A client that reads too slowly is disconnected and should resume.',
+      'proxies from closing the stream. The replay of stored blocks goes at each client’s pace; a client that falls far behind the live blocks is disconnected and should resume. ' +
+      'A node serves at most 256 streams at once; beyond that it answers 503 NOT_READY (retry later).',
     schema: { querystring: eventsQuery, headers: eventsHeaders, response: {} },
     errors: ['BAD_REQUEST', 'NOT_READY'],
     docs: {
@@ -293,10 +296,8 @@ export const ROUTES = {
       'PAYLOAD_TOO_LARGE',
       'UNSUPPORTED_MEDIA_TYPE',
       'UNAUTHORIZED',
-      'REJECTED',
       'NOT_READY',
       'NO_LEADER',
-      'TIMEOUT',
     ],
     docs: { requestBody: AdminRequest },
     replies: { 200: 'done' },

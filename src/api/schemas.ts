@@ -123,7 +123,10 @@ export const BlockList: JsonSchema = {
   required: ['blocks', 'next', 'head'],
   properties: {
     blocks: { type: 'array', items: BlockEnvelope },
-    next: { ...height, description: 'the `from` of the next page' },
+    next: {
+      ...height,
+      description: 'the `from` of the next page (a page may end before `limit`: go on from here)',
+    },
     head: { ...height, description: "this node's current height" },
   },
 };

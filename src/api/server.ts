@@ -7,6 +7,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { blockHash, type Block } from '../ledger/index.js';
 import { ApiError, apiErrorBody, mapError } from './errors.js';
+import { jsonByteLength } from './json-size.js';
 import type { NodeMetrics } from './metrics.js';
 import type { LedgerNodeApi } from './node-api.js';
 import { fastifySchema, ROUTES, type RouteSpec } from './routes.js';
@@ -20,11 +21,15 @@ export interface ApiOptions {
   metrics: NodeMetrics | null;
   /** largest accepted HTTP body in bytes; default 64 KiB (a signed transaction is at most 8 KiB canonical) */
   bodyLimit?: number;
-  /** /v1/events tuning (tests shorten the heartbeat) */
-  events?: { heartbeatMs?: number; maxBufferedBytes?: number; retryMs?: number };
+  /** largest GET /v1/blocks page, in bytes of block JSON (a bigger block still comes, alone); default 8 MiB */
+  blockPageBytes?: number;
+  /** /v1/events tuning (tests shorten the heartbeat); maxStreams: open streams at once, default 256 */
+  events?: { heartbeatMs?: number; maxBufferedBytes?: number; retryMs?: number; maxStreams?: number };
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
+export const DEFAULT_BLOCK_PAGE_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_MAX_EVENT_STREAMS = 256;
 const HEARTBEAT_MS = 15_000;
 const MAX_SSE_BUFFERED_BYTES = 8 * 1024 * 1024;
 const SSE_RETRY_MS = 2_000;
@@ -65,6 +70,7 @@ export function routesOf(app: FastifyInstance): readonly { method: string; url: 
  */
 export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance {
   const { metrics } = opts;
+  const blockPageBytes = opts.blockPageBytes ?? DEFAULT_BLOCK_PAGE_BYTES;
   const base = {
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // Per-request lines are logged at debug in onResponse; info stays quiet under load.
@@ -168,10 +174,21 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
     ...routeOptions(ROUTES.listBlocks),
     handler: async (request) => {
       const { from, limit } = request.query;
-      const blocks = await node.listBlocks(from, limit);
-      const list = blocks.slice(0, limit).map(envelope);
-      const last = list.at(-1);
-      return { blocks: list, next: last === undefined ? from : last.height + 1, head: node.status().height };
+      const head = node.status().height;
+      // Blocks run to megabytes: a page also ends at a byte budget, and blocks are
+      // read one at a time so that nothing past it is loaded. `next` says where to go on.
+      const blocks: BlockEnvelope[] = [];
+      let bytes = 0;
+      let next = from;
+      for (; next <= head && blocks.length < limit; next++) {
+        const block = await node.getBlock(next);
+        if (block === undefined) continue;
+        const size = jsonByteLength(block);
+        if (blocks.length > 0 && bytes + size > blockPageBytes) break;
+        bytes += size;
+        blocks.push(envelope(block));
+      }
+      return { blocks, next, head };
     },
   });
 
@@ -258,6 +275,7 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
   // --- events (SSE) ------------------------------------------------------------
 
   const streams = new Set<BlockStream>();
+  const maxStreams = opts.events?.maxStreams ?? DEFAULT_MAX_EVENT_STREAMS;
   let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
@@ -286,6 +304,9 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
       } else {
         after = request.query.after ?? node.status().height;
       }
+      // Each stream holds a socket, a buffer and a subscription the node feeds on every block.
+      if (streams.size >= maxStreams)
+        throw new ApiError('NOT_READY', `this node serves ${maxStreams} event streams already; retry later`);
 
       reply.hijack();
       const stream = new BlockStream(

@@ -12,12 +12,39 @@ export interface BlockStreamOptions {
   log: FastifyBaseLogger;
 }
 
+/**
+ * The event of each block, made once however many streams send it: the node
+ * hands every subscriber the same object for a live block.
+ */
+const blockEvents = new WeakMap<Block, string>();
+
+function blockEvent(block: Block, hash: string): string {
+  let text = blockEvents.get(block);
+  if (text === undefined) {
+    const height = block.header.height;
+    text = `id: ${height}\nevent: block\ndata: ${JSON.stringify({ height, hash, block })}\n\n`;
+    blockEvents.set(block, text);
+  }
+  return text;
+}
+
+/**
+ * Queued blocks are written on the next turn of the event loop. This many
+ * waiting means the loop is not turning (a replay from an in-memory store):
+ * they are written at once rather than all held.
+ */
+const MAX_QUEUED = 16;
+
 /** One SSE connection streaming committed blocks; ends itself on disconnect. */
 export class BlockStream {
   private closed = false;
   private unsubscribe: (() => void) | undefined;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly onClosed: (() => void)[] = [];
+  private readonly queue: { block: Block; hash: string }[] = [];
+  /** settles once the queue is written and the socket has drained, or the stream ended */
+  private room: { promise: Promise<void>; settle: () => void } | undefined;
+  private awaitingDrain = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -47,7 +74,7 @@ export class BlockStream {
    * Attach the subscription. `subscribe` may deliver already-committed blocks
    * synchronously, before it returns the unsubscribe function.
    */
-  attach(subscribe: (onBlock: (block: Block, hash: string) => void) => () => void): void {
+  attach(subscribe: (onBlock: (block: Block, hash: string) => Promise<void>) => () => void): void {
     const unsubscribe = subscribe((block, hash) => this.sendBlock(block, hash));
     if (this.closed) unsubscribe();
     else this.unsubscribe = unsubscribe;
@@ -63,9 +90,25 @@ export class BlockStream {
     return this.closed;
   }
 
-  sendBlock(block: Block, hash: string): void {
-    const height = block.header.height;
-    this.write(`id: ${height}\nevent: block\ndata: ${JSON.stringify({ height, hash, block })}\n\n`);
+  /**
+   * Queue a block. The node calls this for every subscriber while it applies
+   * the block, so serialising and writing wait for the next turn of the event
+   * loop. The promise settles once the block is written and the socket has
+   * drained (or the stream ended): a replay that waits for it feeds a
+   * far-behind client at the pace it reads instead of filling its buffer.
+   */
+  sendBlock(block: Block, hash: string): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.room === undefined) {
+      let settle!: () => void;
+      const promise = new Promise<void>((resolve) => (settle = resolve));
+      this.room = { promise, settle };
+    }
+    const { promise } = this.room;
+    this.queue.push({ block, hash });
+    if (this.queue.length === 1) setImmediate(() => this.flush());
+    else if (this.queue.length >= MAX_QUEUED) this.flush();
+    return promise;
   }
 
   /** An error event, then the end of the stream (the client will reconnect). */
@@ -77,6 +120,23 @@ export class BlockStream {
   end(): void {
     if (!this.res.writableEnded) this.res.end();
     this.close();
+  }
+
+  private flush(): void {
+    for (const { block, hash } of this.queue.splice(0)) this.write(blockEvent(block, hash));
+    if (this.closed || this.awaitingDrain) return;
+    if (!this.res.writableNeedDrain) return this.settleRoom();
+    this.awaitingDrain = true;
+    this.res.once('drain', () => {
+      this.awaitingDrain = false;
+      this.settleRoom();
+    });
+  }
+
+  private settleRoom(): void {
+    const room = this.room;
+    this.room = undefined;
+    room?.settle();
   }
 
   private write(chunk: string): void {
@@ -96,6 +156,8 @@ export class BlockStream {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.heartbeat);
+    this.queue.length = 0;
+    this.settleRoom();
     const unsubscribe = this.unsubscribe;
     this.unsubscribe = undefined;
     unsubscribe?.();

@@ -124,7 +124,8 @@ interface Waiter {
 interface BlockListener {
   next: number;
   live: boolean;
-  onBlock: (block: Block, hash: string) => void;
+  /** a promise: replay waits for it (a slow client is not outrun); live blocks never wait */
+  onBlock: (block: Block, hash: string) => void | Promise<void>;
 }
 
 const BLOCK_BYTES_BUDGET = 4 * 1024 * 1024;
@@ -1300,15 +1301,6 @@ export class LedgerNode implements LedgerNodeApi {
     return bytes && (JSON.parse(Buffer.from(bytes).toString('utf8')) as Block);
   }
 
-  async listBlocks(from: number, limit: number): Promise<Block[]> {
-    const out: Block[] = [];
-    for (let h = from; h < from + limit && h <= this.opts.chain.height; h++) {
-      const b = await this.getBlock(h);
-      if (b) out.push(b);
-    }
-    return out;
-  }
-
   getParticipant(key: string): ParticipantView | undefined {
     const p = this.opts.chain.state.get(keys.participant(key)) as ParticipantRec | undefined;
     return p && { key: p.key, role: p.role, name: p.name, since: p.since };
@@ -1364,7 +1356,7 @@ export class LedgerNode implements LedgerNodeApi {
     };
   }
 
-  subscribeBlocks(after: number, onBlock: (block: Block, hash: string) => void): () => void {
+  subscribeBlocks(after: number, onBlock: (block: Block, hash: string) => void | Promise<void>): () => void {
     const l: BlockListener = { next: Math.max(0, after + 1), live: false, onBlock };
     this.listeners.add(l);
     void this.pump(l);
@@ -1377,8 +1369,8 @@ export class LedgerNode implements LedgerNodeApi {
       const bytes = await this.opts.chain.store.getBlock(l.next);
       if (!bytes || !this.listeners.has(l)) break;
       const block = JSON.parse(Buffer.from(bytes).toString('utf8')) as Block;
-      l.onBlock(block, decodeBlock(parseBlock(block)).hash);
       l.next++;
+      await l.onBlock(block, decodeBlock(parseBlock(block)).hash);
     }
     l.live = true;
   }
@@ -1388,7 +1380,7 @@ export class LedgerNode implements LedgerNodeApi {
     const h = block.block.header.height;
     if (h === l.next) {
       l.next++;
-      l.onBlock(block.block, block.hash);
+      void l.onBlock(block.block, block.hash);
     } else if (h > l.next) {
       l.live = false;
       void this.pump(l);

@@ -1,7 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createPromMetrics } from '../../../src/api/metrics.js';
 import { buildApi } from '../../../src/api/server.js';
 import { blockHash, type Block } from '../../../src/ledger/index.js';
@@ -109,16 +112,31 @@ let base: string;
 let prom: ReturnType<typeof createPromMetrics>;
 const readers: EventReader[] = [];
 
-async function open(path: string, headers: Record<string, string> = {}, url = base): Promise<EventReader> {
-  const { request, response } = await new Promise<{
-    request: http.ClientRequest;
-    response: http.IncomingMessage;
-  }>((resolve, reject) => {
-    const request = http.get(url + path, { headers, agent: false }, (response) =>
-      resolve({ request, response }),
-    );
+/** a base URL, or a Unix socket (whose small buffers fill after a few hundred KB) */
+type Target = string | { socketPath: string };
+
+function get(
+  path: string,
+  headers: Record<string, string>,
+  target: Target,
+): Promise<{ request: http.ClientRequest; response: http.IncomingMessage }> {
+  return new Promise((resolve, reject) => {
+    const options = { headers, agent: false };
+    const onResponse = (response: http.IncomingMessage) => resolve({ request, response });
+    const request =
+      typeof target === 'string'
+        ? http.get(target + path, options, onResponse)
+        : http.get({ ...options, socketPath: target.socketPath, path }, onResponse);
     request.on('error', reject);
   });
+}
+
+async function open(
+  path: string,
+  headers: Record<string, string> = {},
+  url: Target = base,
+): Promise<EventReader> {
+  const { request, response } = await get(path, headers, url);
   expect(response.statusCode).toBe(200);
   expect(response.headers['content-type']).toBe('text/event-stream; charset=utf-8');
   const reader = new EventReader(request, response);
@@ -244,6 +262,89 @@ describe('GET /v1/events', () => {
     }
     expect(node.subscribers.size).toBe(0);
     expect(await sseClients()).toBe(0);
+  });
+
+  it('serialises a live block once for all its streams, after the node has gone on', async () => {
+    const streams = await Promise.all([open('/v1/events'), open('/v1/events'), open('/v1/events')]);
+    await eventually(() => node.subscribers.size === 3);
+    const stringify = vi.spyOn(JSON, 'stringify');
+    try {
+      await node.commit([node.commissionTx('shared')]);
+      const block = node.blocks.at(-1)!.block;
+      const ofBlock = () =>
+        stringify.mock.calls.filter(([v]) => (v as { block?: unknown } | null)?.block === block).length;
+      // the node's commit (which calls the subscribers) returned before any stream did its work
+      expect(ofBlock()).toBe(0);
+      for (const s of streams) await s.until(() => s.blocks().length === 1);
+      expect(ofBlock()).toBe(1);
+    } finally {
+      stringify.mockRestore();
+    }
+  });
+
+  it('refuses streams beyond its limit with 503 NOT_READY, and takes one again once a stream ends', async () => {
+    await app.close();
+    app = buildApi(node, { logger: false, metrics: prom.metrics, events: { maxStreams: 2 } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = urlOf(app);
+    const first = await open('/v1/events', {}, url);
+    await open('/v1/events', {}, url);
+
+    const { response } = await get('/v1/events', {}, url);
+    let body = '';
+    response.setEncoding('utf8');
+    response.on('data', (chunk: string) => (body += chunk));
+    await new Promise((resolve) => response.on('end', resolve));
+    expect(response.statusCode).toBe(503);
+    expect(JSON.parse(body)).toMatchObject({ error: { code: 'NOT_READY' } });
+    expect(await sseClients()).toBe(2);
+
+    first.disconnect();
+    await eventually(() => node.subscribers.size === 1);
+    const again = await open('/v1/events', {}, url);
+    await node.commit([node.commissionTx('after-limit')]);
+    await again.until(() => again.blocks().length === 1);
+  });
+
+  it('replays to a client that reads slowly at its pace instead of dropping it', async () => {
+    await app.close();
+    app = buildApi(node, { logger: false, metrics: prom.metrics, events: { maxBufferedBytes: 1024 * 1024 } });
+    const dir = mkdtempSync(join(tmpdir(), 'bitnexus-sse-'));
+    try {
+      const socketPath = join(dir, 'api.sock');
+      await app.listen({ path: socketPath });
+      // 40 stored blocks of ~100 KB: 4 MB, far more than the socket and the 1 MiB buffer bound hold
+      const { block: base, hash } = node.blocks.at(-1)!;
+      const first = node.height + 1;
+      for (let h = first; h < first + 40; h++) {
+        const txs = Array.from({ length: 150 }, () => base.txs[0]!);
+        node.blocks.push({ block: { ...base, header: { ...base.header, height: h }, txs }, hash });
+      }
+      const blockIds = (r: EventReader) =>
+        r.events.filter((e) => e.event === 'block').map((e) => Number(e.id));
+
+      const reader = await open(`/v1/events?after=${first - 1}`, {}, { socketPath });
+      reader.response.pause(); // reads nothing for now
+      expect(node.subscribers.size).toBe(1);
+      const sub = [...node.subscribers][0]!;
+      // the replay stops where the socket is full (its position holds still)...
+      let at = -1;
+      for (let still = 0; still < 5; at = sub.next) {
+        await new Promise((r) => setTimeout(r, 20));
+        still = sub.next === at ? still + 1 : 0;
+      }
+      expect(node.subscribers.size).toBe(1);
+      expect(sub.next).toBeLessThan(node.height);
+      // ...and goes on as the client reads: every block once, in order, then live
+      reader.response.resume();
+      await reader.until(() => blockIds(reader).length === 40, 20_000);
+      expect(blockIds(reader)).toEqual(Array.from({ length: 40 }, (_, i) => first + i));
+      await eventually(() => sub.live);
+      expect(node.subscribers.size).toBe(1);
+    } finally {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

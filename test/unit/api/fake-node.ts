@@ -19,6 +19,13 @@ import { keyFor, pub, TestChain, tx } from '../../support/ledger-fixture.js';
 
 type Key = ReturnType<typeof keyFor>;
 
+/** A block subscription, kept as the node keeps it: the next height it wants, replaying or live. */
+export interface Subscriber {
+  next: number;
+  live: boolean;
+  onBlock: (block: Block, hash: string) => void | Promise<void>;
+}
+
 /**
  * A LedgerNodeApi over a real in-memory chain (test/support), with every
  * behaviour the API tests need to steer: submit/admin outcomes, health,
@@ -31,7 +38,7 @@ export class FakeNode implements LedgerNodeApi {
   readonly transactions = new Map<string, TransactionView>();
   readonly participants = new Map<string, ParticipantView>();
   readonly balances = new Map<string, BalanceView[]>();
-  readonly subscribers = new Set<(block: Block, hash: string) => void>();
+  readonly subscribers = new Set<Subscriber>();
   readonly submitCalls: { tx: unknown; wait: boolean; timeoutMs: number; signal: AbortSignal | undefined }[] =
     [];
   readonly adminCalls: unknown[] = [];
@@ -180,7 +187,11 @@ export class FakeNode implements LedgerNodeApi {
     const block = this.tc.block(txs);
     const receipts = await this.tc.chain.commit(block);
     this.record(block.block, block.hash, receipts);
-    for (const onBlock of [...this.subscribers]) onBlock(block.block, block.hash);
+    for (const s of [...this.subscribers]) {
+      if (!s.live || s.next !== block.block.header.height) continue;
+      s.next++;
+      void s.onBlock(block.block, block.hash);
+    }
     return receipts;
   }
 
@@ -213,10 +224,6 @@ export class FakeNode implements LedgerNodeApi {
     return Promise.resolve(this.blocks[height]?.block);
   }
 
-  listBlocks(from: number, limit: number): Promise<Block[]> {
-    return Promise.resolve(this.blocks.slice(from, from + limit).map((b) => b.block));
-  }
-
   getParticipant(key: string): ParticipantView | undefined {
     return this.participants.get(key);
   }
@@ -243,10 +250,21 @@ export class FakeNode implements LedgerNodeApi {
     };
   }
 
-  subscribeBlocks(after: number, onBlock: (block: Block, hash: string) => void): () => void {
-    for (const { block, hash } of this.blocks.slice(after + 1)) onBlock(block, hash);
-    this.subscribers.add(onBlock);
-    return () => this.subscribers.delete(onBlock);
+  subscribeBlocks(after: number, onBlock: (block: Block, hash: string) => void | Promise<void>): () => void {
+    const s: Subscriber = { next: Math.max(0, after + 1), live: false, onBlock };
+    this.subscribers.add(s);
+    void this.replay(s);
+    return () => this.subscribers.delete(s);
+  }
+
+  /** Like the node: the blocks already committed, each taken before the next (backpressure), then live ones. */
+  private async replay(s: Subscriber): Promise<void> {
+    while (this.subscribers.has(s) && s.next <= this.height) {
+      const { block, hash } = this.blocks[s.next]!;
+      s.next++;
+      await s.onBlock(block, hash);
+    }
+    s.live = true;
   }
 
   health(): { ok: boolean } {

@@ -289,6 +289,51 @@ describe('blocks', () => {
     expect(res.json()).toEqual({ blocks: [], next: 10, head: 3 });
   });
 
+  it('GET /v1/blocks stops a page at its byte budget (reading no further) and goes on from next', async () => {
+    for (let i = 1; i <= 6; i++)
+      await node.commit(Array.from({ length: i }, (_, j) => node.commissionTx(`page-${i}-${j}`)));
+    const size = (h: number) => Buffer.byteLength(JSON.stringify(node.blocks[h]!.block));
+    const budget = size(node.height) + size(node.height - 1);
+    await app.close();
+    app = buildApi(node, { logger: false, metrics, blockPageBytes: budget });
+    const reads: number[] = [];
+    const getBlock = node.getBlock.bind(node);
+    node.getBlock = (height) => {
+      reads.push(height);
+      return getBlock(height);
+    };
+
+    const seen: number[] = [];
+    let pages = 0;
+    for (let from = 0; from <= node.height; pages++) {
+      reads.length = 0;
+      const res = await app.inject(`/v1/blocks?from=${from}&limit=100`);
+      const body = res.json<{ blocks: { height: number }[]; next: number; head: number }>();
+      const heights = body.blocks.map((b) => b.height);
+      expect(heights[0]).toBe(from);
+      expect(body).toMatchObject({ next: from + heights.length, head: node.height });
+      // within the budget unless a single block is bigger; nothing read beyond the block that did not fit
+      if (heights.length > 1) expect(heights.reduce((n, h) => n + size(h), 0)).toBeLessThanOrEqual(budget);
+      expect(reads.length).toBeLessThanOrEqual(heights.length + 1);
+      seen.push(...heights);
+      from = body.next;
+    }
+    expect(seen).toEqual(node.blocks.map((_, h) => h));
+    // limit=100 alone would have sent them all at once
+    expect(pages).toBeGreaterThan(1);
+  });
+
+  it('GET /v1/blocks: a block bigger than the budget comes alone', async () => {
+    await app.close();
+    app = buildApi(node, { logger: false, metrics, blockPageBytes: 1 });
+    const body = (await app.inject('/v1/blocks?from=0&limit=100')).json<{
+      blocks: { height: number }[];
+      next: number;
+    }>();
+    expect(body.blocks.map((b) => b.height)).toEqual([0]);
+    expect(body.next).toBe(1);
+  });
+
   it.each(['limit=101', 'limit=0', 'from=-1', 'limit=x'])('GET /v1/blocks?%s → 400', async (q) => {
     const res = await app.inject(`/v1/blocks?${q}`);
     expect(res.statusCode).toBe(400);

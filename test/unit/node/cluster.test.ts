@@ -118,6 +118,31 @@ describe('an in-process 3-node network', () => {
     expect(cluster.fatal).toEqual([]);
   });
 
+  it('replays stored blocks to a subscriber at its pace, then goes live', async () => {
+    cluster = new TestCluster(1);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    for (const label of ['s1', 's2', 's3'])
+      await leader.submit(registration(cluster, label, 'merchant').tx, { wait: true, timeoutMs: 5000 });
+    const head = leader.status().height;
+    const seen: number[] = [];
+    let release = () => {};
+    const unsubscribe = leader.subscribeBlocks(-1, (block) => {
+      seen.push(block.header.height);
+      // the first block is read slowly: nothing more arrives until it has been
+      if (seen.length === 1) return new Promise<void>((r) => (release = r));
+    });
+    await cluster.waitFor('the first block', () => seen.length === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen).toEqual([0]);
+    release();
+    await cluster.waitFor('the replay', () => seen.length === head + 1);
+    await leader.submit(registration(cluster, 's4', 'merchant').tx, { wait: true, timeoutMs: 5000 });
+    await cluster.waitFor('the live block', () => seen.length === head + 2);
+    expect(seen).toEqual(Array.from({ length: head + 2 }, (_, i) => i));
+    unsubscribe();
+  });
+
   it('accepts a transaction over the P2P submit handler', async () => {
     cluster = new TestCluster(3);
     await cluster.startAll();
