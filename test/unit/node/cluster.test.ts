@@ -131,6 +131,7 @@ describe('an in-process 3-node network', () => {
       seen.push(block.header.height);
       // the first block is read slowly: nothing more arrives until it has been
       if (seen.length === 1) return new Promise<void>((r) => (release = r));
+      return undefined;
     });
     await cluster.waitFor('the first block', () => seen.length === 1);
     await new Promise((r) => setTimeout(r, 100));
