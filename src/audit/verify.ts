@@ -48,6 +48,9 @@ import { decodeStoredFast } from './stored-block.js';
  * transaction and field (or store key) that is wrong. Blocks and signatures
  * come first; then the stores, in the order receipts, transaction index,
  * block-hash index, Merkle nodes, state, unknown keys; then the invariants.
+ * A store that cannot be read (LevelDB finds a damaged table) is a failed
+ * check too, STORE_CORRUPT: in chain order for the block store, else after
+ * the blocks and signatures, before the other stores' findings.
  */
 
 export interface VerifyFailure {
@@ -57,7 +60,10 @@ export interface VerifyFailure {
   txIndex?: number;
   txId?: string;
   field?: string;
-  /** the store key that differs, for index/state/receipt checks */
+  /**
+   * the store key concerned: the entry that differs, is missing, is not a key a node reads or
+   * cannot be read (STORE_CORRUPT: else the last key read)
+   */
   key?: string;
 }
 
@@ -111,6 +117,8 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
   };
   const findings = new Findings();
   let receipts: Cursor | undefined;
+  /** a store other than the block store that could not be read */
+  let storeFailure: VerifyFailure | undefined;
   const report = (failure?: VerifyFailure): VerifyReport => {
     const r: VerifyReport = {
       ok: failure === undefined,
@@ -123,49 +131,90 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
     return r;
   };
   try {
-    const lastHeight = await storedHeadHeight(kv);
-    receipts = await Cursor.open(kv, prefixes.receipt);
+    const headHeight = await storedHeadHeight(kv);
+    const lastHeight = headHeight ?? 0;
+    receipts = await Cursor.open(kv, prefixes.receipt, 'the receipt store (r/)');
     let blockFailure: VerifyFailure | undefined;
-    for await (const [key, bytes] of kv.iterate(prefixes.block)) {
-      const h = Number(key.slice(prefixes.block.length));
-      if (h !== height + 1) {
-        blockFailure = {
-          code: 'MISSING_BLOCK',
-          height: height + 1,
-          key,
-          message: `block ${height + 1} is missing (next stored is ${h})`,
-        };
-        break;
-      }
-      let block = decodeStoredFast(h, bytes, pool, tagOf);
-      if (block === undefined) {
-        const decoded = decodeStored(h, bytes);
-        if (!decoded.ok) {
-          blockFailure = decoded.failure;
+    // The first key in the block store that is not a block key (b/<height, 12 digits>), say a block
+    // renamed b/4: no node reads it (ChainStore.getBlock), so the block is missing where it was.
+    let stray: string | undefined;
+    // Not for await: a read that fails must be told from a failure of the checks (without a
+    // wrapper per entry, which costs ~50 ns each).
+    const entries = kv.iterate(prefixes.block)[Symbol.asyncIterator]();
+    try {
+      for (let last: string | undefined; ;) {
+        let next: IteratorResult<[string, Uint8Array]>;
+        try {
+          next = await entries.next();
+        } catch (err) {
+          blockFailure =
+            (await unreadableBlock(kv, height + 1)) ?? storeCorrupt(err, 'the block store (b/)', last);
           break;
         }
-        block = decoded.block;
-        queueSignatures(pool, block);
+        if (next.done) break;
+        const [key, bytes] = next.value;
+        last = key;
+        const h = blockKey(key);
+        if (h === undefined) {
+          stray ??= key;
+          findings.note('unknown', {
+            code: 'UNEXPECTED_ENTRY',
+            key,
+            message: `store key ${JSON.stringify(key)} is in the block store but is not a block key (b/<height, 12 digits>)`,
+          });
+          continue;
+        }
+        if (h !== height + 1) {
+          // LevelDB skips a damaged part of a table, reporting it only at the end of the walk
+          blockFailure =
+            (await unreadableBlock(kv, height + 1)) ??
+            missingBlock(height + 1, `next stored is ${h}`, key, stray);
+          break;
+        }
+        let block = decodeStoredFast(h, bytes, pool, tagOf);
+        if (block === undefined) {
+          const decoded = decodeStored(h, bytes);
+          if (!decoded.ok) {
+            blockFailure = decoded.failure;
+            break;
+          }
+          block = decoded.block;
+          queueSignatures(pool, block);
+        }
+        let processed;
+        try {
+          processed = processBlock(state, block, { checkSignatures: false });
+        } catch (err) {
+          blockFailure = explainBlockError(err, block);
+          break;
+        }
+        state.merge(processed.writes);
+        height = h;
+        blocks++;
+        transactions += block.txs.length;
+        expected.hashes.set(block.hash, h);
+        await compareReceipts(receipts, h, processed.receipts, findings);
+        for (const r of processed.receipts) {
+          if (r.code !== 'DUPLICATE_TX') expected.txIndex.set(r.tx, h * POSITION + r.index);
+        }
+        expected.merkle.add(processed.merkleNodes);
+        opts.onProgress?.(h, lastHeight);
+        pool.balance();
       }
-      let processed;
-      try {
-        processed = processBlock(state, block, { checkSignatures: false });
-      } catch (err) {
-        blockFailure = explainBlockError(err, block);
-        break;
-      }
-      state.merge(processed.writes);
-      height = h;
-      blocks++;
-      transactions += block.txs.length;
-      expected.hashes.set(block.hash, h);
-      await compareReceipts(receipts, h, processed.receipts, findings);
-      for (const r of processed.receipts) {
-        if (r.code !== 'DUPLICATE_TX') expected.txIndex.set(r.tx, h * POSITION + r.index);
-      }
-      expected.merkle.add(processed.merkleNodes);
-      opts.onProgress?.(h, lastHeight);
-      pool.balance();
+    } finally {
+      await entries.return?.();
+    }
+    if (blockFailure === undefined && (height < (headHeight ?? -1) || (height < 0 && stray !== undefined))) {
+      // The last blocks deleted (or renamed): without this, their receipts and index entries would
+      // be reported as entries of no block.
+      blockFailure = missingBlock(
+        height + 1,
+        headHeight !== undefined && height < headHeight
+          ? `the stored head names height ${headHeight}`
+          : undefined,
+        chainKeys.block(height + 1),
+        stray,
+      );
     }
     let invariantFailure: VerifyFailure | undefined;
     if (blockFailure === undefined && height >= 0) {
@@ -174,7 +223,8 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
         findings.note('receipt', entryFailure(receipts.entry[0], 'UNEXPECTED_ENTRY', NOT_PRODUCED));
       }
       // while the workers are still checking signatures
-      await compareOtherStores(kv, expected, findings);
+      const unread = await compareOtherStores(kv, expected, findings);
+      storeFailure = receipts.failure ?? unread;
       try {
         checkAllInvariants(state.records, height);
       } catch (err) {
@@ -206,6 +256,7 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
         code: 'EMPTY_CHAIN',
         message: 'the store holds no blocks (not a node data directory?)',
       });
+    if (storeFailure) throw new Failed((await unreadableEntry(kv, expected, findings)) ?? storeFailure);
     for (const store of STORES) {
       const f =
         findings.wrong.get(store) ??
@@ -224,15 +275,96 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
   }
 }
 
-async function storedHeadHeight(kv: KeyValueStore): Promise<number> {
+/** The height the stored head record names; undefined without a readable one (the state comparison reports that). */
+async function storedHeadHeight(kv: KeyValueStore): Promise<number | undefined> {
   try {
     const head = await kv.get(chainKeys.state('head'));
-    if (!head) return 0;
+    if (!head) return undefined;
     const v = JSON.parse(decoder.decode(head)) as { height?: unknown };
-    return typeof v.height === 'number' ? v.height : 0;
+    return typeof v.height === 'number' && Number.isSafeInteger(v.height) ? v.height : undefined;
   } catch {
-    return 0;
+    return undefined;
   }
+}
+
+/** `b/<height:12>` → height, only in exactly the form chainKeys.block writes (the only key a node reads). */
+function blockKey(key: string): number | undefined {
+  const m = /^b\/(\d{12,})$/.exec(key);
+  if (!m) return undefined;
+  const h = Number(m[1]);
+  return chainKeys.block(h) === key ? h : undefined;
+}
+
+/** Block h is not stored; `stray`, a key in the block store no node reads, is likely where it went. */
+function missingBlock(
+  h: number,
+  why: string | undefined,
+  key: string,
+  stray: string | undefined,
+): VerifyFailure {
+  let message = `block ${h} is missing`;
+  if (why !== undefined) message += ` (${why})`;
+  if (stray !== undefined)
+    message += `; the block store holds ${JSON.stringify(stray)}, which is not a block key (b/<height, 12 digits>) and no node reads`;
+  return { code: 'MISSING_BLOCK', height: h, key: stray ?? key, message };
+}
+
+/**
+ * A walk over the store failed: LevelDB found a damaged table (a flipped byte in a compressed
+ * block) or the disk failed. A stored entry was altered or lost, what verify is there to find:
+ * a failed check naming the store walked and the last key read (and its height), not an internal
+ * error. LevelDB reports the damage where the walk ends, having skipped the entries it could not
+ * read: unreadableBlock and unreadableEntry then name the first of them.
+ */
+function storeCorrupt(err: unknown, store: string, last: string | undefined): VerifyFailure {
+  const f: VerifyFailure = {
+    code: 'STORE_CORRUPT',
+    message: `${store} cannot be read (${causeOf(err)}); the last key read is ${last === undefined ? 'none' : JSON.stringify(last)}`,
+  };
+  if (last !== undefined) {
+    f.key = last;
+    const h = blockKey(last) ?? receiptKey(last)?.[0];
+    if (h !== undefined) f.height = h;
+  }
+  return f;
+}
+
+const causeOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** STORE_CORRUPT for block h if reading it fails (it is in a damaged part of a table). */
+async function unreadableBlock(kv: KeyValueStore, h: number): Promise<VerifyFailure | undefined> {
+  const key = chainKeys.block(h);
+  try {
+    await kv.get(key);
+    return undefined;
+  } catch (err) {
+    return { code: 'STORE_CORRUPT', height: h, key, message: `block ${h} cannot be read (${causeOf(err)})` };
+  }
+}
+
+/**
+ * After a walk that failed: the first entry, in store order, that re-execution produced, the walks
+ * did not read and cannot be read on its own either: STORE_CORRUPT naming it.
+ */
+async function unreadableEntry(
+  kv: KeyValueStore,
+  expected: Expected,
+  findings: Findings,
+): Promise<VerifyFailure | undefined> {
+  for (const store of STORES) {
+    const missing = findings.missing.get(store) ?? (await missingEntry(kv, store, expected, findings, true));
+    if (missing?.key === undefined) continue;
+    try {
+      await kv.get(missing.key);
+    } catch (err) {
+      return {
+        ...missing,
+        code: 'STORE_CORRUPT',
+        message: `${describeKey(missing.key).what} cannot be read (${causeOf(err)})`,
+      };
+    }
+  }
+  return undefined;
 }
 
 type Decoded = { ok: true; block: DecodedBlock } | { ok: false; failure: VerifyFailure };
@@ -313,7 +445,8 @@ async function badTxSignature(kv: KeyValueStore, h: number, i: number): Promise<
     field: `txs[${i}].signature`,
     message: `block ${h} transaction ${i}: the signature does not verify`,
   };
-  const bytes = await kv.get(chainKeys.block(h));
+  // the id is a courtesy: a block that cannot be read again leaves it out
+  const bytes = await kv.get(chainKeys.block(h)).catch(() => undefined);
   const decoded = bytes === undefined ? undefined : decodeStored(h, bytes);
   const id = decoded?.ok ? decoded.block.txs[i]?.id : undefined;
   if (id !== undefined) {
@@ -411,17 +544,29 @@ class ExpectedMerkle {
 /** An iterator over one store that can be advanced in step with the blocks. */
 class Cursor {
   entry: [string, Uint8Array] | undefined;
-  private constructor(private readonly it: AsyncIterator<[string, Uint8Array]>) {}
+  /** set when a read failed; the walk then ends there */
+  failure: VerifyFailure | undefined;
+  private constructor(
+    private readonly it: AsyncIterator<[string, Uint8Array]>,
+    private readonly store: string,
+  ) {}
 
-  static async open(kv: KeyValueStore, prefix: string): Promise<Cursor> {
-    const c = new Cursor(kv.iterate(prefix)[Symbol.asyncIterator]());
+  static async open(kv: KeyValueStore, prefix: string, store: string): Promise<Cursor> {
+    const c = new Cursor(kv.iterate(prefix)[Symbol.asyncIterator](), store);
     await c.next();
     return c;
   }
 
   async next(): Promise<void> {
-    const r = await this.it.next();
-    this.entry = r.done ? undefined : r.value;
+    const last = this.entry?.[0];
+    this.entry = undefined;
+    if (this.failure) return;
+    try {
+      const r = await this.it.next();
+      if (!r.done) this.entry = r.value;
+    } catch (err) {
+      this.failure = storeCorrupt(err, this.store, last);
+    }
   }
 
   async close(): Promise<void> {
@@ -465,73 +610,103 @@ const SLASH = 0x2f;
 /**
  * One pass over every key outside the block and receipt stores (those were
  * walked with the blocks): each entry must be one re-execution produced, with
- * the same bytes; any other key is unexpected.
+ * the same bytes; any other key is unexpected. Returns the first walk that
+ * failed (every entry that could be read is compared).
  */
-async function compareOtherStores(kv: KeyValueStore, expected: Expected, findings: Findings): Promise<void> {
-  const ranges: [string, string][] = [
-    ['', prefixes.block],
-    [prefixEnd(prefixes.block), prefixes.receipt],
-    [prefixEnd(prefixes.receipt), prefixEnd('')],
+async function compareOtherStores(
+  kv: KeyValueStore,
+  expected: Expected,
+  findings: Findings,
+): Promise<VerifyFailure | undefined> {
+  let failure: VerifyFailure | undefined;
+  // The last range has no upper bound: keys at or above U+FFFF, even bytes that are not UTF-8
+  // (written by other software), come after any bound in LevelDB's byte order.
+  const ranges: [gte: string, lt: string | undefined, store: string][] = [
+    ['', prefixes.block, 'the keys before the block store'],
+    [prefixEnd(prefixes.block)!, prefixes.receipt, 'the block-hash index and Merkle stores (h/, m/)'],
+    [prefixEnd(prefixes.receipt)!, undefined, 'the state and transaction index stores (s/, t/)'],
   ];
-  for (const [gte, lt] of ranges) {
-    for await (const [key, stored] of kv.iterate('', { gte, lt })) {
-      const store = key.charCodeAt(1) === SLASH ? storeOf(key.charCodeAt(0)) : 'unknown';
-      switch (store) {
-        case 'tx': {
-          const place = expected.txIndex.get(key.slice(2));
-          if (place === undefined) findings.note('tx', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
-          else {
-            findings.matched.tx++;
-            const want = `${Math.floor(place / POSITION)}:${place % POSITION}`;
-            if (!equalsText(stored, want))
-              findings.note('tx', entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), stored)));
-          }
+  for (const [gte, lt, store] of ranges) {
+    // not for await: see verifyChain
+    const entries = kv.iterate('', lt === undefined ? { gte } : { gte, lt })[Symbol.asyncIterator]();
+    try {
+      for (let last: string | undefined; ;) {
+        let next: IteratorResult<[string, Uint8Array]>;
+        try {
+          next = await entries.next();
+        } catch (err) {
+          failure ??= storeCorrupt(err, store, last);
           break;
         }
-        case 'hash': {
-          const h = expected.hashes.get(key.slice(2));
-          if (h === undefined) findings.note('hash', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
-          else {
-            findings.matched.hash++;
-            const want = String(h);
-            if (!equalsText(stored, want))
-              findings.note('hash', entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), stored)));
-          }
-          break;
-        }
-        case 'merkle': {
-          const at = merkleKey(key);
-          const want = at && expected.merkle.get(at[0], at[1]);
-          if (!want) findings.note('merkle', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
-          else {
-            findings.matched.merkle++;
-            if (!Buffer.from(want.buffer, want.byteOffset, want.byteLength).equals(stored))
-              findings.note('merkle', entryFailure(key, 'ENTRY_MISMATCH', differs(want, stored)));
-          }
-          break;
-        }
-        case 'state': {
-          const rec = expected.state.records.get(key.slice(2));
-          if (rec === undefined) findings.note('state', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
-          else {
-            findings.matched.state++;
-            if (!recordMatches(rec, stored)) {
-              findings.note(
-                'state',
-                entryFailure(key, 'ENTRY_MISMATCH', differs(encodeRecordGeneric(rec), stored)),
-              );
-            }
-          }
-          break;
-        }
-        case 'unknown':
-          findings.note('unknown', {
-            code: 'UNEXPECTED_ENTRY',
-            key,
-            message: `store key ${JSON.stringify(key)} belongs to no known store`,
-          });
+        if (next.done) break;
+        const [key, stored] = next.value;
+        last = key;
+        compareEntry(key, stored, expected, findings);
       }
+    } finally {
+      await entries.return?.();
     }
+  }
+  return failure;
+}
+
+/** One entry of a store other than blocks and receipts, against what re-execution produced. */
+function compareEntry(key: string, stored: Uint8Array, expected: Expected, findings: Findings): void {
+  const store = key.charCodeAt(1) === SLASH ? storeOf(key.charCodeAt(0)) : 'unknown';
+  switch (store) {
+    case 'tx': {
+      const place = expected.txIndex.get(key.slice(2));
+      if (place === undefined) findings.note('tx', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
+      else {
+        findings.matched.tx++;
+        const want = `${Math.floor(place / POSITION)}:${place % POSITION}`;
+        if (!equalsText(stored, want))
+          findings.note('tx', entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), stored)));
+      }
+      break;
+    }
+    case 'hash': {
+      const h = expected.hashes.get(key.slice(2));
+      if (h === undefined) findings.note('hash', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
+      else {
+        findings.matched.hash++;
+        const want = String(h);
+        if (!equalsText(stored, want))
+          findings.note('hash', entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), stored)));
+      }
+      break;
+    }
+    case 'merkle': {
+      const at = merkleKey(key);
+      const want = at && expected.merkle.get(at[0], at[1]);
+      if (!want) findings.note('merkle', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
+      else {
+        findings.matched.merkle++;
+        if (!Buffer.from(want.buffer, want.byteOffset, want.byteLength).equals(stored))
+          findings.note('merkle', entryFailure(key, 'ENTRY_MISMATCH', differs(want, stored)));
+      }
+      break;
+    }
+    case 'state': {
+      const rec = expected.state.records.get(key.slice(2));
+      if (rec === undefined) findings.note('state', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
+      else {
+        findings.matched.state++;
+        if (!recordMatches(rec, stored)) {
+          findings.note(
+            'state',
+            entryFailure(key, 'ENTRY_MISMATCH', differs(encodeRecordGeneric(rec), stored)),
+          );
+        }
+      }
+      break;
+    }
+    case 'unknown':
+      findings.note('unknown', {
+        code: 'UNEXPECTED_ENTRY',
+        key,
+        message: `store key ${JSON.stringify(key)} belongs to no known store`,
+      });
   }
 }
 
@@ -556,6 +731,15 @@ function recordMatches(rec: StateRecord, stored: Uint8Array): boolean {
   return Buffer.from(encodeRecordGeneric(rec)).equals(stored);
 }
 
+/** `r/<height:12>/<index:6>` → [height, index], only in exactly the form chainKeys.receipt writes. */
+function receiptKey(key: string): [number, number] | undefined {
+  const m = /^r\/(\d{12,})\/(\d{6,})$/.exec(key);
+  if (!m) return undefined;
+  const h = Number(m[1]);
+  const i = Number(m[2]);
+  return chainKeys.receipt(h, i) === key ? [h, i] : undefined;
+}
+
 /** `m/<level:2>/<index:12>` → [level, index], only in exactly the form chainKeys.merkle writes. */
 function merkleKey(key: string): [number, number] | undefined {
   const m = /^m\/(\d{2,})\/(\d{12,})$/.exec(key);
@@ -568,17 +752,25 @@ function merkleKey(key: string): [number, number] | undefined {
 /**
  * The first entry of `store` that re-execution produced and the store lacks
  * (receipts were matched in step with the blocks). Only when the store held
- * fewer matching entries than expected, so it may read that store again.
+ * fewer matching entries than expected, so it may read that store again; in a
+ * store known to be `damaged`, among the keys that can be read.
  */
 async function missingEntry(
   kv: KeyValueStore,
   store: Store,
   expected: Expected,
   findings: Findings,
+  damaged = false,
 ): Promise<VerifyFailure | undefined> {
   const storedKeys = async (prefix: string) => {
     const keys = new Set<string>();
-    for await (const [k] of kv.iterate(prefix)) keys.add(k);
+    const c = await Cursor.open(kv, prefix, `the ${prefix} store`);
+    try {
+      for (; c.entry !== undefined; await c.next()) keys.add(c.entry[0]);
+    } finally {
+      await c.close();
+    }
+    if (c.failure && !damaged) throw new Failed(c.failure);
     return keys;
   };
   const first = async (prefix: string, keys: Iterable<string>) => {
@@ -620,14 +812,12 @@ interface KeyDescription {
 function describeKey(key: string): KeyDescription {
   const rest = key.slice(2);
   if (key.startsWith(prefixes.receipt)) {
-    const [, h, i] = key.split('/');
-    return {
-      what: `receipt of block ${Number(h)} transaction ${Number(i)}`,
-      height: Number(h),
-      txIndex: Number(i),
-    };
+    const at = receiptKey(key);
+    if (at === undefined) return { what: `receipt-store key ${JSON.stringify(key)} (not a receipt key)` };
+    const [h, i] = at;
+    return { what: `receipt of block ${h} transaction ${i}`, height: h, txIndex: i };
   }
-  if (key.startsWith(prefixes.tx)) return { txId: rest, what: 'transaction index entry' };
+  if (key.startsWith(prefixes.tx)) return { txId: rest, what: `transaction index entry for ${rest}` };
   if (key.startsWith(prefixes.hash)) return { what: `block-hash index entry ${rest}` };
   if (key.startsWith(prefixes.merkle)) return { what: `whole-ledger Merkle node ${rest}` };
   return { what: `state record ${rest}` };

@@ -9,7 +9,10 @@ import { Level } from 'level';
 export interface KeyValueStore {
   get(key: string): Promise<Uint8Array | undefined>;
   batch(ops: readonly BatchOp[], opts?: { sync?: boolean }): Promise<void>;
-  /** entries whose key starts with `prefix`, in key order (UTF-8 byte order) */
+  /**
+   * entries whose key starts with `prefix`, in key order (UTF-8 byte order); `gte`/`lt` narrow the
+   * range (default: the prefix's; for the prefix '' no upper bound, so every key is reached)
+   */
   iterate(prefix: string, opts?: { gte?: string; lt?: string }): AsyncIterable<[string, Uint8Array]>;
   close(): Promise<void>;
 }
@@ -67,12 +70,49 @@ export class LevelStore implements KeyValueStore {
     const lt = opts.lt ?? prefixEnd(prefix);
     // nextv: one native call (and one promise) per thousand entries, not per entry; an auditor
     // reads every entry of a chain (~9 µs per transaction saved in bitnexus verify).
-    const it = this.db.iterator({ gte, lt, highWaterMarkBytes: ITERATE_BYTES });
+    const it = this.db.iterator(
+      lt === undefined
+        ? { gte, highWaterMarkBytes: ITERATE_BYTES }
+        : { gte, lt, highWaterMarkBytes: ITERATE_BYTES },
+    );
+    let last: string | undefined;
     try {
       for (;;) {
-        const batch = await it.nextv(ITERATE_BATCH);
+        let batch: [string, Uint8Array][];
+        try {
+          batch = await it.nextv(ITERATE_BATCH);
+        } catch (err) {
+          // LevelDB skips a damaged block of a table (LEVEL_CORRUPTION) and reports it only where
+          // the walk ends, failing that read's whole batch: read the batch again one entry at a
+          // time, so the caller gets every entry that can be read before the error.
+          yield* this.oneByOne(last === undefined ? { gte } : { gt: last }, lt);
+          throw err;
+        }
         if (batch.length === 0) return;
         for (const [k, v] of batch) yield [k, v];
+        last = batch[batch.length - 1]![0];
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  /** The entries of a range, one read each, up to the first read that fails. */
+  private async *oneByOne(
+    from: { gte: string } | { gt: string },
+    lt: string | undefined,
+  ): AsyncIterable<[string, Uint8Array]> {
+    const it = this.db.iterator(lt === undefined ? from : { ...from, lt });
+    try {
+      for (;;) {
+        let entry: [string, Uint8Array][];
+        try {
+          entry = await it.nextv(1);
+        } catch {
+          return;
+        }
+        if (entry.length === 0) return;
+        yield entry[0]!;
       }
     } finally {
       await it.close();
@@ -104,9 +144,16 @@ export class MemoryStore implements KeyValueStore {
     prefix: string,
     opts: { gte?: string; lt?: string } = {},
   ): AsyncIterable<[string, Uint8Array]> {
-    const gte = opts.gte ?? prefix;
-    const lt = opts.lt ?? prefixEnd(prefix);
-    const selected = [...this.data.keys()].filter((k) => k >= gte && k < lt).sort(compareUtf8);
+    // selected and sorted by their UTF-8 bytes, as LevelDB does: JavaScript's string order (UTF-16
+    // code units) puts U+FFFF after '😀', LevelDB before it.
+    const gte = utf8(opts.gte ?? prefix);
+    const end = opts.lt ?? prefixEnd(prefix);
+    const lt = end === undefined ? undefined : utf8(end);
+    const selected = [...this.data.keys()]
+      .map((k): [string, Buffer] => [k, utf8(k)])
+      .filter(([, b]) => Buffer.compare(b, gte) >= 0 && (lt === undefined || Buffer.compare(b, lt) < 0))
+      .sort(([, a], [, b]) => Buffer.compare(a, b))
+      .map(([k]) => k);
     for (const k of selected) {
       const v = this.data.get(k);
       if (v !== undefined) yield [k, v];
@@ -119,11 +166,31 @@ export class MemoryStore implements KeyValueStore {
   }
 }
 
-/** The smallest string greater than every string starting with `prefix`. */
-export function prefixEnd(prefix: string): string {
-  return prefix + '\uffff';
+/**
+ * The smallest key above every key starting with `prefix`, in UTF-8 byte order (LevelDB's): the
+ * prefix with its last character replaced by the next code point. UTF-8 keeps code point order
+ * and no character's encoding is a prefix of another's, so exactly the keys starting with
+ * `prefix` lie in [prefix, prefixEnd(prefix)). undefined when there is no such key (the prefix ''
+ * or one of only U+10FFFF): no upper bound. (`prefix + '\uffff'` is not one: `prefix + '😀'`
+ * sorts after it, and it is a key itself.)
+ */
+export function prefixEnd(prefix: string): string | undefined {
+  let end = prefix;
+  while (end.length > 0) {
+    const lastUnit = end.charCodeAt(end.length - 1);
+    const pair =
+      isLowSurrogate(lastUnit) && end.length >= 2 && isHighSurrogate(end.charCodeAt(end.length - 2));
+    // a lone surrogate is written as U+FFFD (what Buffer and LevelDB's utf8 encoding make of it)
+    const cp = pair ? end.codePointAt(end.length - 2)! : isSurrogate(lastUnit) ? 0xfffd : lastUnit;
+    end = end.slice(0, end.length - (pair ? 2 : 1));
+    if (cp === 0x10ffff) continue; // no next code point: bump the one before
+    // the surrogates are no characters: after U+D7FF comes U+E000
+    return end + String.fromCodePoint(cp === 0xd7ff ? 0xe000 : cp + 1);
+  }
+  return undefined;
 }
 
-function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
+const isHighSurrogate = (u: number) => u >= 0xd800 && u <= 0xdbff;
+const isLowSurrogate = (u: number) => u >= 0xdc00 && u <= 0xdfff;
+const isSurrogate = (u: number) => u >= 0xd800 && u <= 0xdfff;
+const utf8 = (s: string) => Buffer.from(s, 'utf8');

@@ -8,6 +8,13 @@ import { CliError, jsonOption, output } from '../output.js';
 import { progressBar } from '../progress.js';
 import { intArg } from './args.js';
 
+/**
+ * The most signature worker threads --threads takes. Beyond it the main thread, which reads and
+ * re-executes every block, is the bottleneck however many check signatures; and a typo (--threads
+ * 1000) should not start a thousand threads.
+ */
+const MAX_THREADS = 64;
+
 export function registerVerify(program: Command, setExit: (code: number) => void): void {
   program
     .command('verify')
@@ -17,10 +24,12 @@ export function registerVerify(program: Command, setExit: (code: number) => void
     .requiredOption('--data-dir <dir>', "the node's data directory (stop the node first, or verify a copy)")
     .option(
       '--threads <n>',
-      'signature-checking worker threads, besides the main thread (default: one per core but one, at least 1; 0 = none)',
+      `signature-checking worker threads, besides the main thread, 0–${MAX_THREADS} (default: one per core but one, at least 1; 0 = none)`,
     )
     .addOption(jsonOption())
     .action(async (opts: { dataDir: string; threads?: string; json?: boolean }) => {
+      // checked before the store is opened: bad input is refused without touching it
+      const threads = opts.threads === undefined ? undefined : threadsArg(opts.threads);
       const location = await chainLocation(opts.dataDir);
       let kv: LevelStore;
       try {
@@ -38,7 +47,7 @@ export function registerVerify(program: Command, setExit: (code: number) => void
       let report;
       try {
         const vopts: Parameters<typeof verifyChain>[1] = { onProgress: (h, last) => bar.update(h, last) };
-        if (opts.threads !== undefined) vopts.threads = intArg(opts.threads, '--threads');
+        if (threads !== undefined) vopts.threads = threads;
         report = await verifyChain(kv, vopts);
       } finally {
         bar.done();
@@ -52,6 +61,13 @@ export function registerVerify(program: Command, setExit: (code: number) => void
       else output(opts.json === true).out(human, report);
       if (!report.ok) setExit(1);
     });
+}
+
+function threadsArg(value: string): number {
+  const n = intArg(value, '--threads');
+  if (n < 0 || n > MAX_THREADS)
+    throw new CliError('INVALID_ARGUMENT', `--threads must be between 0 and ${MAX_THREADS}, got ${n}`);
+  return n;
 }
 
 async function chainLocation(dataDir: string): Promise<string> {
