@@ -19,11 +19,21 @@ import { registerSearch } from './commands/search.js';
  * (verify), 2 bad input or an error.
  */
 export async function main(argv: string[]): Promise<number> {
+  const json = jsonRequested(argv.slice(2));
+  // Set before the commands are registered: commander copies these settings into each one.
+  // A usage error (unknown command or option, missing argument) is INVALID_ARGUMENT like any
+  // other bad input: `error INVALID_ARGUMENT: …` and the help on stderr, or with --json only
+  // the JSON document on stdout (printed below, once commander has given up).
   const program = new Command('bitnexus')
     .description('BitNexus Ledger: a Raft-replicated ledger of signed affiliate commissions')
     .version('0.1.0')
     .exitOverride()
-    .showHelpAfterError();
+    .configureOutput({
+      outputError: (str, write) => {
+        if (!json) write(`error ${USAGE_ERROR}: ${usageMessage(str)}\n`);
+      },
+    })
+    .showHelpAfterError(!json);
   const state = { exitCode: 0 };
   const setExit = (code: number) => {
     state.exitCode = code;
@@ -40,10 +50,15 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return state.exitCode;
   } catch (err) {
-    const json = argv.includes('--json');
     if (err instanceof CommanderError) {
       // help and version are "errors" to commander with exit code 0
-      return err.exitCode === 0 ? 0 : 2;
+      if (err.exitCode === 0) return 0;
+      if (json) {
+        const message =
+          err.code === 'commander.help' ? 'a command is needed (see --help)' : usageMessage(err.message);
+        printError(true, USAGE_ERROR, message);
+      }
+      return 2;
     }
     if (err instanceof CliError) {
       printError(json, err.code, err.message);
@@ -60,4 +75,18 @@ export async function main(argv: string[]): Promise<number> {
     printError(json, 'INTERNAL', err instanceof Error ? err.message : String(err));
     return 2;
   }
+}
+
+/** The code of a usage error, as for any other bad argument. */
+const USAGE_ERROR = 'INVALID_ARGUMENT';
+
+/** `--json` anywhere among the options (not after `--`, where it would be an operand). */
+export function jsonRequested(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).includes('--json');
+}
+
+/** commander's "error: unknown option '--x'\n" without the prefix and the newline. */
+function usageMessage(text: string): string {
+  return text.replace(/^error: /, '').trim();
 }

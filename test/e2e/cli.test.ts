@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** A local TCP port that was free a moment ago: listened on, then closed. */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
 
 function noStackTrace(text: string) {
   expect(text).not.toMatch(/\n\s+at /);
@@ -255,6 +268,10 @@ describe('bad input gets a clear error with a stable code, never a stack trace',
     [['verify', '--data-dir', '/nonexistent-dir'], 'NOT_A_DATA_DIR'],
     [['init', '--dir', '/tmp/x', '--nodes', 'three'], 'INVALID_ARGUMENT'],
     [['init', '--dir', '/tmp/x', '--chain-id', 'Bad Id'], 'INVALID_ARGUMENT'],
+    [['submit', '--timeout', 'abc', '-'], 'INVALID_ARGUMENT'],
+    [['status', '--node', 'notaurl'], 'INVALID_ARGUMENT'],
+    [['submit', '--p2p', 'garbage', '-'], 'INVALID_ARGUMENT'],
+    [['status', '--bogus'], 'INVALID_ARGUMENT'],
   ])('%j → %s', async (args, code) => {
     const r = await runCli(args);
     expect(r.code).toBe(2);
@@ -286,6 +303,40 @@ describe('bad input gets a clear error with a stable code, never a stack trace',
     expect(JSON.parse(r.stdout)).toMatchObject({
       error: { code: 'INVALID_FIELD', field: '$.payload.amount' },
     });
+  });
+
+  it('with --json, a usage error is one JSON document on stdout, exit 2', async () => {
+    for (const args of [
+      ['verify', '--json'],
+      ['status', '--bogus', '--json'],
+      ['frobnicate', '--json'],
+    ]) {
+      const r = await runCli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(JSON.parse(r.stdout), args.join(' ')).toMatchObject({
+        ok: false,
+        error: { code: 'INVALID_ARGUMENT', message: expect.any(String) as string },
+      });
+      expect(r.stderr, args.join(' ')).toBe('');
+    }
+  });
+
+  it('init refuses a folder that already holds a key, with FILE_EXISTS, and writes nothing', async () => {
+    const folder = join(dir, 'has-key');
+    expect((await runCli(['keys', 'generate', '--out', folder + '-key'])).code).toBe(0);
+    await mkdir(folder);
+    await copyFile(folder + '-key', join(folder, 'operator.key'));
+    const r = await runCli(['init', '--dir', folder, '--nodes', '1', '--json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code: 'FILE_EXISTS' } });
+    expect(await readdir(folder)).toEqual(['operator.key']);
+  });
+
+  it('submit --p2p to a port where nothing listens is NODE_UNREACHABLE', async () => {
+    const port = await closedPort();
+    const r = await runCli(['submit', '--p2p', `/ip4/127.0.0.1/tcp/${port}`, '-', '--json'], { input: '{}' });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code: 'NODE_UNREACHABLE' } });
   });
 
   it('rejects an unknown command with exit 2', async () => {
@@ -344,6 +395,14 @@ describe('bitnexus devnet (what npm start runs)', () => {
       const submitted = await runCli(['submit', '--p2p', node.p2p, '-', '--json'], { input: tx.stdout });
       expect(submitted.code, submitted.stderr).toBe(0);
       expect(JSON.parse(submitted.stdout)).toMatchObject({ status: 'committed', receipt: { code: 'OK' } });
+      // the right address with another node's peer id: the identity check fails, nothing is sent
+      const other = '12D3KooWGRgwtxY1L4Zf8VP1SWqnT1xw6v9ZbnWFtsrn3HY2ceLp';
+      const impostor = node.p2p.replace(/\/p2p\/\w+$/, `/p2p/${other}`);
+      const wrongId = await runCli(['submit', '--p2p', impostor, '-', '--json'], { input: tx.stdout });
+      expect(wrongId.code).toBe(2);
+      const refusal = JSON.parse(wrongId.stdout) as { error: { code: string; message: string } };
+      expect(refusal.error.code).toBe('NODE_UNREACHABLE');
+      expect(refusal.error.message).toContain('identity did not match');
     } finally {
       devnet.kill('SIGINT');
     }

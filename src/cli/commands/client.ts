@@ -5,10 +5,20 @@ import type { NodeStatus, SubmitResult } from '../../api/node-api.js';
 import { toHex } from '../../codec/index.js';
 import { signAdminRequest, signTransaction } from '../../ledger/index.js';
 import { readKeyFile } from '../../node/keyfile.js';
-import { submitOverP2P } from '../../network/index.js';
-import { api } from '../http.js';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import { SUBMIT_TIMEOUT } from '../../api/schemas.js';
+import {
+  FrameTooLargeError,
+  NetworkConfigError,
+  ProtocolViolationError,
+  RemoteError,
+  RequestTimeoutError,
+  submitOverP2P,
+} from '../../network/index.js';
+import { api, nodeUrl } from '../http.js';
 import { CliError, jsonOption, output } from '../output.js';
-import { nodeOption } from './args.js';
+import { intInRange, nodeOption } from './args.js';
 
 export function registerClient(program: Command, setExit: (code: number) => void): void {
   program
@@ -38,13 +48,21 @@ export function registerClient(program: Command, setExit: (code: number) => void
     .addOption(nodeOption())
     .option('--p2p <multiaddr>', 'submit over libp2p to this multiaddr instead of HTTP')
     .option('--no-wait', 'return once accepted, without waiting for the receipt')
-    .option('--timeout <ms>', 'how long to wait for the receipt', '10000')
+    .option(
+      '--timeout <ms>',
+      `how long the node waits for the receipt, ${SUBMIT_TIMEOUT.min}–${SUBMIT_TIMEOUT.max}`,
+      String(SUBMIT_TIMEOUT.default),
+    )
     .addOption(jsonOption())
     .action(
       async (
         file: string,
         opts: { node: string; p2p?: string; wait: boolean; timeout: string; json?: boolean },
       ) => {
+        // arguments first: bad input is refused before any file or node is touched
+        const timeoutMs = intInRange(opts.timeout, '--timeout', SUBMIT_TIMEOUT.min, SUBMIT_TIMEOUT.max);
+        if (opts.p2p !== undefined) checkP2pAddress(opts.p2p);
+        else nodeUrl(opts.node);
         const text =
           file === '-'
             ? await readStdin()
@@ -57,17 +75,24 @@ export function registerClient(program: Command, setExit: (code: number) => void
         } catch {
           throw new CliError('MALFORMED_JSON', `${file === '-' ? 'stdin' : file} is not JSON`);
         }
-        const timeoutMs = Number(opts.timeout);
         let result: SubmitResult;
         if (opts.p2p !== undefined) {
+          const address = opts.p2p;
+          // the node gives up after timeoutMs and answers TIMEOUT; the client waits a little longer
+          const clientTimeoutMs = timeoutMs + 5000;
           const resp = await submitOverP2P(
-            opts.p2p,
+            address,
             Buffer.from(JSON.stringify({ tx, wait: opts.wait, timeoutMs })),
-            { timeoutMs: timeoutMs + 5000 },
-          );
-          const body = JSON.parse(Buffer.from(resp).toString('utf8')) as SubmitResult & {
-            error?: { code: string; message: string; details?: unknown };
-          };
+            { timeoutMs: clientTimeoutMs },
+          ).catch((err: unknown) => {
+            throw p2pError(err, address, clientTimeoutMs);
+          });
+          let body: SubmitResult & { error?: { code: string; message: string; details?: unknown } };
+          try {
+            body = JSON.parse(Buffer.from(resp).toString('utf8')) as typeof body;
+          } catch {
+            throw new CliError('BAD_RESPONSE', `${address} answered the submit with non-JSON`);
+          }
           if (body.error)
             throw new CliError(
               body.error.code,
@@ -161,6 +186,87 @@ export function registerClient(program: Command, setExit: (code: number) => void
       const r = await api<{ detail?: string }>(opts.node, 'v1/admin', { method: 'POST', body: req });
       output(opts.json === true).out(r.detail ?? 'ok', r);
     });
+}
+
+/**
+ * `--p2p ADDRESS` is a multiaddr whose /p2p/ part, if any, is a peer id: checked here, since
+ * libp2p reports a bad peer id only as a bare decoding error once it dials.
+ */
+export function checkP2pAddress(address: string): void {
+  let peer: string | undefined;
+  try {
+    peer = multiaddr(address)
+      .getComponents()
+      .find((c) => c.name === 'p2p')?.value;
+  } catch (err) {
+    throw new CliError(
+      'INVALID_ARGUMENT',
+      `--p2p: ${JSON.stringify(address)} is not a multiaddr (${(err as Error).message})`,
+    );
+  }
+  if (peer === undefined) return;
+  try {
+    peerIdFromString(peer);
+  } catch {
+    throw new CliError('INVALID_ARGUMENT', `--p2p: ${JSON.stringify(peer)} in ${address} is not a peer id`);
+  }
+}
+
+/** libp2p's and Node's names for a peer that could not be reached or dropped the connection. */
+const TRANSPORT_ERRORS = new Set([
+  'AbortError',
+  'ConnectionClosedError',
+  'ConnectionClosingError',
+  'ConnectionFailedError',
+  'DialError',
+  'EncryptionFailedError',
+  'InvalidCryptoExchangeError',
+  'MuxerClosedError',
+  'MuxerUnavailableError',
+  'StreamAbortedError',
+  'StreamResetError',
+  'StreamStateError',
+  'TimeoutError',
+  'UnexpectedPeerError',
+  'UnsupportedProtocolError',
+]);
+
+/**
+ * What `submitOverP2P` threw, as the CLI reports it (exported for tests): a bad address is the
+ * caller's INVALID_ARGUMENT; a peer that cannot be reached, is not who the address says, or drops
+ * the exchange is NODE_UNREACHABLE; a node's refusal keeps the node's code (exit 1). Anything else
+ * is returned unchanged and ends as INTERNAL.
+ */
+export function p2pError(err: unknown, address: string, timeoutMs: number): unknown {
+  if (!(err instanceof Error)) return err;
+  const unreachable = (why: string) => new CliError('NODE_UNREACHABLE', `${address}: ${why}`);
+  if (err instanceof NetworkConfigError) return new CliError('INVALID_ARGUMENT', `--p2p: ${err.message}`);
+  if (err instanceof FrameTooLargeError)
+    return new CliError('INVALID_ARGUMENT', `the transaction is too large to submit: ${err.message}`);
+  if (err instanceof RemoteError) return new CliError(err.code, err.message, 1);
+  if (err instanceof ProtocolViolationError)
+    return new CliError('BAD_RESPONSE', `${address} broke the submit protocol: ${err.message}`);
+  if (err instanceof RequestTimeoutError)
+    return unreachable(
+      `no answer within ${timeoutMs} ms (if the node got the transaction it may still commit; resubmitting the same file is safe)`,
+    );
+  if (err.name === 'NoValidAddressesError')
+    return new CliError(
+      'INVALID_ARGUMENT',
+      `--p2p: ${address} is not an address this client can dial (/ip4|/ip6|/dns4/HOST/tcp/PORT[/p2p/PEER_ID])`,
+    );
+  if (err.name === 'EncryptionFailedError' && /does not match/.test(err.message))
+    return unreachable(`the peer's identity did not match the /p2p/ id in the address (${err.message})`);
+  if (err.name === 'EncryptionFailedError')
+    return unreachable(`the libp2p handshake failed; is this the node's libp2p port? (${err.message})`);
+  if (err.name === 'UnsupportedProtocolError')
+    return unreachable(`the peer does not serve the BitNexus submit protocol (${err.message})`);
+  if (err instanceof AggregateError && err.errors[0] !== undefined)
+    return p2pError(err.errors[0], address, timeoutMs);
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return unreachable(`cannot connect (${code})`);
+  if (TRANSPORT_ERRORS.has(err.name)) return unreachable(`${err.name}: ${err.message}`);
+  return err;
 }
 
 async function readStdin(): Promise<string> {

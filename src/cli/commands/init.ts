@@ -42,6 +42,8 @@ export function registerInit(program: Command): void {
           chainId: opts.chainId,
           basePort: intArg(opts.basePort, '--base-port'),
           ...(opts.hosts === undefined ? {} : { hosts: hostList(opts.hosts) }),
+        }).catch((err: unknown) => {
+          throw fileError(err);
         });
         const lines = [
           `network ${result.chainId} created in ${opts.dir}`,
@@ -52,6 +54,22 @@ export function registerInit(program: Command): void {
         output(opts.json === true).out(lines.join('\n'), { ok: true, ...result });
       },
     );
+}
+
+/**
+ * A file-system failure of init as the CLI reports it: a key or file already there is
+ * FILE_EXISTS (init never overwrites a key), any other system error IO_ERROR. Anything else
+ * (InitError, a bug) is returned unchanged.
+ */
+function fileError(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof e.code !== 'string' || e.syscall === undefined) return err;
+  const path = e.path ?? 'a file';
+  if (e.code === 'EEXIST' && e.syscall === 'mkdir')
+    return new CliError('FILE_EXISTS', `${path} exists and is not a folder`);
+  if (e.code === 'EEXIST')
+    return new CliError('FILE_EXISTS', `${path} exists; init refuses to overwrite it (use an empty folder)`);
+  return new CliError('IO_ERROR', `cannot write ${path} (${e.code})`);
 }
 
 /** `--hosts a,b,c`: DNS names or IPv4 addresses, as a /dns4 multiaddr and a URL take them. */

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { CheckReport, SearchResult, SyncServiceStatus } from '../../sync/index.js';
 import { api } from '../http.js';
-import { CliError, jsonOption, output } from '../output.js';
-import { intArg, nodeOption } from './args.js';
+import { jsonOption, output } from '../output.js';
+import { intArg, intInRange, MAX_TIMER_MS, nodeOption } from './args.js';
 
 interface SearchOpts {
   node: string;
@@ -154,8 +154,7 @@ export function registerSearch(program: Command, setExit: (code: number) => void
     .option('--timeout <ms>', 'how long to wait for the report (it reads the whole mirror)', '600000')
     .addOption(jsonOption())
     .action(async (opts: { node: string; timeout: string; json?: boolean }) => {
-      const timeoutMs = intArg(opts.timeout, '--timeout');
-      if (timeoutMs < 1) throw new CliError('INVALID_ARGUMENT', '--timeout must be positive');
+      const timeoutMs = intInRange(opts.timeout, '--timeout', 1, MAX_TIMER_MS);
       const report = await api<CheckReport>(opts.node, 'v1/sync/check', { timeoutMs });
       const human = formatCheck(report);
       // like verify: a failed check goes to stderr, and the exit status is 1
