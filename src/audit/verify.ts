@@ -74,6 +74,11 @@ export interface VerifyReport {
   blocks: number;
   transactions: number;
   seconds: number;
+  /** the chain id and genesis block hash of the chain checked (what to compare with a known network) */
+  chainId?: string;
+  genesisHash?: string;
+  /** hash of the last block checked */
+  headHash?: string;
   failure?: VerifyFailure;
 }
 
@@ -83,6 +88,13 @@ export interface VerifyOptions {
   onProgress?: (height: number, lastHeight: number) => void;
   /** the signature worker script; for tests */
   signatureWorker?: URL;
+  /**
+   * The genesis block hash the auditor knows for the network (published by
+   * its operators): a store whose genesis differs is another network, however
+   * consistent, and fails with GENESIS_MISMATCH. Without it, the chain is
+   * checked against its own stored genesis, which the report names.
+   */
+  genesisHash?: string;
 }
 
 class Failed extends Error {
@@ -119,6 +131,9 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
   let receipts: Cursor | undefined;
   /** a store other than the block store that could not be read */
   let storeFailure: VerifyFailure | undefined;
+  let chainId: string | undefined;
+  let genesisHash: string | undefined;
+  let headHash: string | undefined;
   const report = (failure?: VerifyFailure): VerifyReport => {
     const r: VerifyReport = {
       ok: failure === undefined,
@@ -127,6 +142,9 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
       transactions,
       seconds: (performance.now() - started) / 1000,
     };
+    if (chainId !== undefined) r.chainId = chainId;
+    if (genesisHash !== undefined) r.genesisHash = genesisHash;
+    if (headHash !== undefined) r.headHash = headHash;
     if (failure) r.failure = failure;
     return r;
   };
@@ -188,8 +206,21 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
           blockFailure = explainBlockError(err, block);
           break;
         }
+        if (h === 0) {
+          chainId = block.block.header.chainId;
+          genesisHash = block.hash;
+          if (opts.genesisHash !== undefined && block.hash !== opts.genesisHash.toLowerCase()) {
+            blockFailure = {
+              code: 'GENESIS_MISMATCH',
+              height: 0,
+              message: `the stored genesis is ${block.hash}, not ${opts.genesisHash}: another network's chain`,
+            };
+            break;
+          }
+        }
         state.merge(processed.writes);
         height = h;
+        headHash = block.hash;
         blocks++;
         transactions += block.txs.length;
         expected.hashes.set(block.hash, h);

@@ -26,10 +26,16 @@ export function registerVerify(program: Command, setExit: (code: number) => void
       '--threads <n>',
       `signature-checking worker threads, besides the main thread, 0–${MAX_THREADS} (default: one per core but one, at least 1; 0 = none)`,
     )
+    .option(
+      '--genesis <hash>',
+      "the network's genesis block hash, as its operators publish it: a chain with another genesis fails (GENESIS_MISMATCH)",
+    )
     .addOption(jsonOption())
-    .action(async (opts: { dataDir: string; threads?: string; json?: boolean }) => {
+    .action(async (opts: { dataDir: string; threads?: string; genesis?: string; json?: boolean }) => {
       // checked before the store is opened: bad input is refused without touching it
       const threads = opts.threads === undefined ? undefined : threadsArg(opts.threads);
+      if (opts.genesis !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.genesis))
+        throw new CliError('INVALID_ARGUMENT', '--genesis must be a block hash: 64 hex digits');
       const location = await chainLocation(opts.dataDir);
       let kv: LevelStore;
       try {
@@ -48,6 +54,7 @@ export function registerVerify(program: Command, setExit: (code: number) => void
       try {
         const vopts: Parameters<typeof verifyChain>[1] = { onProgress: (h, last) => bar.update(h, last) };
         if (threads !== undefined) vopts.threads = threads;
+        if (opts.genesis !== undefined) vopts.genesisHash = opts.genesis;
         report = await verifyChain(kv, vopts);
       } finally {
         bar.done();
@@ -55,7 +62,9 @@ export function registerVerify(program: Command, setExit: (code: number) => void
       }
       const rate = report.seconds > 0 ? Math.round(report.transactions / report.seconds) : 0;
       const human = report.ok
-        ? `ok: ${report.blocks} blocks, ${report.transactions} transactions verified up to height ${report.height} in ${report.seconds.toFixed(2)} s (${rate} tx/s)`
+        ? `ok: ${report.blocks} blocks, ${report.transactions} transactions verified up to height ${report.height} in ${report.seconds.toFixed(2)} s (${rate} tx/s)\n` +
+          `  chain ${report.chainId}, genesis ${report.genesisHash}${opts.genesis === undefined ? ' (not pinned: compare it with the one your network publishes, or pass --genesis)' : ' (as given)'}\n` +
+          `  head ${report.headHash}`
         : `FAILED ${report.failure!.code}: ${report.failure!.message}`;
       if (!report.ok && !opts.json) process.stderr.write(human + '\n');
       else output(opts.json === true).out(human, report);

@@ -5,6 +5,8 @@ import { Level } from 'level';
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../../src/audit/index.js';
 import { ChainStore, LevelStore, MemoryStore } from '../../../src/storage/index.js';
+import { decodeBlock, parseBlock } from '../../../src/ledger/index.js';
+import { CHAIN_ID } from '../../support/ledger-fixture.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 
 const dirs: string[] = [];
@@ -59,6 +61,26 @@ describe('verify', () => {
       blocks: tc.chain.height + 1,
       transactions: 14,
     });
+  });
+
+  it('names the chain it checked, and refuses another genesis than the one pinned', async () => {
+    const { kv, tc } = await sample();
+    const hashAt = async (h: number) =>
+      decodeBlock(
+        parseBlock(JSON.parse(Buffer.from((await new ChainStore(kv).getBlock(h))!).toString('utf8'))),
+      ).hash;
+    const report = await verifyChain(kv, { threads: 0 });
+    expect(report).toMatchObject({
+      ok: true,
+      chainId: CHAIN_ID,
+      genesisHash: await hashAt(0),
+      headHash: await hashAt(tc.chain.height),
+    });
+    expect(await verifyChain(kv, { threads: 0, genesisHash: report.genesisHash! })).toMatchObject({
+      ok: true,
+    });
+    const other = await verifyChain(kv, { threads: 0, genesisHash: 'ab'.repeat(32) });
+    expect(other).toMatchObject({ ok: false, failure: { code: 'GENESIS_MISMATCH', height: 0 } });
   });
 
   it('fails, naming the place, when any single byte of any stored entry is altered', async () => {
