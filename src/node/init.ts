@@ -74,6 +74,18 @@ export async function initNetwork(opts: InitOptions): Promise<InitResult> {
   if (await exists(genesisPath)) {
     throw new InitError('ALREADY_INITIALISED', `${genesisPath} exists: ${opts.dir} already holds a network`);
   }
+  // Every file init writes is checked first: finding one half way would leave a half-made folder
+  // (an operator key written, say) that the next attempt then refuses.
+  const targets = [join(opts.dir, 'operator.key')];
+  for (let i = 1; i <= opts.nodes; i++)
+    targets.push(join(opts.dir, `node-${i}`, 'node.key'), join(opts.dir, `node-${i}`, 'config.json'));
+  for (const path of targets) {
+    if (await exists(path))
+      throw new InitError(
+        'FILE_EXISTS',
+        `${path} exists; init refuses to overwrite it (use an empty folder)`,
+      );
+  }
   await mkdir(opts.dir, { recursive: true });
   const operator = await writeKeyFile(join(opts.dir, 'operator.key'));
   const nodes = [];
