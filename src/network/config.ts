@@ -1,5 +1,6 @@
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { PeerId } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from 'pino';
 import { NetworkConfigError } from './errors.js';
 import { assertNodeId, peerIdFromNodeId } from './identity.js';
@@ -48,6 +49,21 @@ export function parseMultiaddr(address: string): Multiaddr {
 /** The /p2p/ component of a multiaddr, if any. */
 export function peerIdStringOf(address: Multiaddr): string | undefined {
   return address.getComponents().find((c) => c.name === 'p2p')?.value;
+}
+
+/**
+ * A node address to submit to (`bitnexus submit --p2p`): a multiaddr whose
+ * /p2p/ part, if any, is a peer id. Checked before dialling: libp2p reports
+ * a bad peer id only as a bare decoding error once it dials.
+ */
+export function checkSubmitAddress(address: string): void {
+  const peer = peerIdStringOf(parseMultiaddr(address));
+  if (peer === undefined) return;
+  try {
+    peerIdFromString(peer);
+  } catch {
+    throw new NetworkConfigError('BAD_MULTIADDR', `${JSON.stringify(peer)} in ${address} is not a peer id`);
+  }
 }
 
 export function resolveStaticPeers(peers: readonly StaticPeer[], selfNodeId: string): DialablePeer[] {

@@ -5,6 +5,7 @@ export { P2PNetwork, type NetworkStats } from './p2p-network.js';
 export type { NetworkConfig, StaticPeer } from './config.js';
 export { DEFAULT_LIMITS, MAX_BLOCKS_PER_REQUEST, type NetworkLimits } from './limits.js';
 export { submitOverP2P, type SubmitOptions } from './submit-client.js';
+export { checkSubmitAddress } from './config.js';
 export type { SubmitHandler } from './submit-service.js';
 export type { BlockRangeHandler } from './block-sync.js';
 export type { RaftFrameHandler, RaftTransportStats } from './raft-transport.js';

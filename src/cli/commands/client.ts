@@ -5,10 +5,9 @@ import type { NodeStatus, SubmitResult } from '../../api/node-api.js';
 import { toHex } from '../../codec/index.js';
 import { signAdminRequest, signTransaction } from '../../ledger/index.js';
 import { readKeyFile } from '../../node/keyfile.js';
-import { peerIdFromString } from '@libp2p/peer-id';
-import { multiaddr } from '@multiformats/multiaddr';
 import { SUBMIT_TIMEOUT } from '../../api/schemas.js';
 import {
+  checkSubmitAddress,
   FrameTooLargeError,
   NetworkConfigError,
   ProtocolViolationError,
@@ -188,27 +187,12 @@ export function registerClient(program: Command, setExit: (code: number) => void
     });
 }
 
-/**
- * `--p2p ADDRESS` is a multiaddr whose /p2p/ part, if any, is a peer id: checked here, since
- * libp2p reports a bad peer id only as a bare decoding error once it dials.
- */
+/** `--p2p ADDRESS`: a multiaddr whose /p2p/ part, if any, is a peer id (checked before dialling). */
 export function checkP2pAddress(address: string): void {
-  let peer: string | undefined;
   try {
-    peer = multiaddr(address)
-      .getComponents()
-      .find((c) => c.name === 'p2p')?.value;
+    checkSubmitAddress(address);
   } catch (err) {
-    throw new CliError(
-      'INVALID_ARGUMENT',
-      `--p2p: ${JSON.stringify(address)} is not a multiaddr (${(err as Error).message})`,
-    );
-  }
-  if (peer === undefined) return;
-  try {
-    peerIdFromString(peer);
-  } catch {
-    throw new CliError('INVALID_ARGUMENT', `--p2p: ${JSON.stringify(peer)} in ${address} is not a peer id`);
+    throw new CliError('INVALID_ARGUMENT', `--p2p: ${(err as Error).message}`);
   }
 }
 
