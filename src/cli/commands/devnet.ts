@@ -1,25 +1,64 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { access, open, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { peerIdFromNodeId } from '../../network/identity.js';
 import type { NodeConfig } from '../../node/config.js';
 import { initNetwork } from '../../node/init.js';
-import { jsonOption, output } from '../output.js';
+import { CliError, jsonOption, output } from '../output.js';
 import { intArg } from './args.js';
 
 const BIN = fileURLToPath(new URL('../../../../bin/bitnexus.js', import.meta.url));
 
+/** How long every node together may take from spawn to serving as itself. */
+const STARTUP_MS = 30_000;
+/** After SIGTERM, how long a node may take to stop before it gets SIGKILL. */
+const STOP_GRACE_MS = 10_000;
+
 /** How this machine reaches a node listening on `host`: one listening on every interface (init --hosts) on the loopback. */
 const reachable = (host: string) => (host === '0.0.0.0' ? '127.0.0.1' : host);
 
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** the process could not be started at all */
+  error?: Error;
+}
+
+interface DevnetNode {
+  name: string;
+  nodeId: string;
+  url: string;
+  /** the node's libp2p address with its peer id, as `bitnexus submit --p2p` takes it */
+  p2p: string;
+  log: string;
+  /** where this run's output starts in the (appended) log file */
+  logOffset: number;
+  child: ChildProcess;
+  exited: Promise<Exit>;
+  /** resolves when the child itself says it serves (over the IPC channel) */
+  serving: Promise<void>;
+  /** why the last readiness probe failed, for a timeout message */
+  problem: string;
+}
+
+/**
+ * `bitnexus devnet` (what `npm start` runs). Each node is a `bitnexus start`
+ * child with an IPC channel: when devnet goes away, even by kill -9, the
+ * channel closes and the nodes stop themselves. Each node writes straight to
+ * its own node.log (no pipe through devnet). A node counts as up once it has
+ * said over that channel that it serves and its HTTP URL answers as that node
+ * (/v1/status nodeId). A node that exits stops the devnet: while starting
+ * with exit status 2, later with exit status 1, naming the node and its log.
+ */
 export function registerDevnet(program: Command): void {
   program
     .command('devnet')
     .description(
-      'a local network: init if needed, start every node as its own process, stop them all on Ctrl-C',
+      'a local network: init if needed, start every node as its own process, stop them all on Ctrl-C or when one exits',
     )
     .option('--nodes <n>', 'number of nodes (when creating)', '3')
     .option('--dir <dir>', 'network folder', '.devnet')
@@ -28,79 +67,224 @@ export function registerDevnet(program: Command): void {
     .action(async (opts: { nodes: string; dir: string; basePort: string; json?: boolean }) => {
       const dir = resolve(opts.dir);
       const o = output(opts.json === true);
-      if (!(await exists(join(dir, 'genesis.json')))) {
-        await initNetwork({
-          dir,
-          nodes: intArg(opts.nodes, '--nodes'),
-          chainId: 'bitnexus-devnet',
-          basePort: intArg(opts.basePort, '--base-port'),
-        });
-      }
-      const names = await nodeNames(dir);
-      const children: ChildProcess[] = [];
-      const urls: string[] = [];
-      /** each node's libp2p address with its peer id, as `bitnexus submit --p2p` takes it */
-      const p2p: string[] = [];
-      // Ctrl-C from here on stops the children too, also while they start
-      let stopRequested = false;
-      let resolveStop: () => void = () => undefined;
-      const stopped = new Promise<void>((r) => (resolveStop = r));
-      const stop = () => {
-        stopRequested = true;
-        resolveStop();
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      const stopChildren = () =>
-        Promise.all(
-          children.map(
-            (c) =>
-              new Promise<void>((r) => {
-                if (c.exitCode !== null || c.signalCode !== null) return r();
-                c.once('exit', () => r());
-                c.kill('SIGTERM');
-                setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
-              }),
-          ),
-        );
-      for (const name of names) {
-        const configPath = join(dir, name, 'config.json');
-        const cfg = JSON.parse(await readFile(configPath, 'utf8')) as NodeConfig;
-        const log = createWriteStream(join(dir, name, 'node.log'), { flags: 'a' });
-        const child = spawn(process.execPath, [BIN, 'start', '--config', configPath], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        child.stdout?.pipe(log);
-        child.stderr?.pipe(log);
-        children.push(child);
-        urls.push(`http://${reachable(cfg.http.host)}:${cfg.http.port}`);
-        const listen = cfg.p2p.listen.replace(
-          /^\/ip4\/([^/]+)\//,
-          (_, host: string) => `/ip4/${reachable(host)}/`,
-        );
-        p2p.push(`${listen}/p2p/${peerIdFromNodeId(cfg.nodeId).toString()}`);
-      }
+      // Ctrl-C / SIGTERM from here on stops the children too, also while they start.
+      const stopAsked = new AbortController();
+      const onSignal = () => stopAsked.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      const nodes: DevnetNode[] = [];
+      // ends the readiness probes however the start ends
+      const probes = new AbortController();
       try {
-        await Promise.race([Promise.all(urls.map((u) => waitHealthy(u, 30_000))), stopped]);
-      } catch (err) {
-        await stopChildren(); // a node that never became healthy: leave nothing running
-        throw err;
+        if (!(await exists(join(dir, 'genesis.json')))) {
+          await initNetwork({
+            dir,
+            nodes: intArg(opts.nodes, '--nodes'),
+            chainId: 'bitnexus-devnet',
+            basePort: intArg(opts.basePort, '--base-port'),
+          });
+        }
+        const names = await nodeNames(dir);
+        if (names.length === 0)
+          throw new CliError('BAD_CONFIG', `${dir} holds a genesis.json but no node-1/config.json`);
+        for (const name of names) {
+          if (stopAsked.signal.aborted) break;
+          nodes.push(await spawnNode(dir, name));
+        }
+        if (stopAsked.signal.aborted) return;
+
+        const startup = AbortSignal.any([stopAsked.signal, probes.signal, AbortSignal.timeout(STARTUP_MS)]);
+        const outcome = await Promise.race([
+          Promise.all(nodes.map((n) => whenReady(n, startup))).then(
+            () => ({ kind: 'ready' }) as const,
+            () => ({ kind: 'aborted' }) as const,
+          ),
+          firstExit(nodes),
+        ]);
+        if (stopAsked.signal.aborted) return;
+        if (outcome.kind === 'exited') {
+          throw new CliError(
+            'NODE_EXITED',
+            `${await exitReport(outcome.node, outcome.exit, ' while starting')}; stopped the other nodes`,
+            2,
+          );
+        }
+        if (outcome.kind === 'aborted') {
+          const late = nodes.filter((n) => n.problem !== '');
+          throw new CliError(
+            'NODE_TIMEOUT',
+            `not ready within ${STARTUP_MS / 1000} s, stopped the devnet: ${late
+              .map((n) => `${n.name}: ${n.problem} (log ${n.log})`)
+              .join('; ')}`,
+            2,
+          );
+        }
+
+        o.out(
+          [
+            `devnet ${dir}: ${nodes.length} nodes up (logs in ${dir}/node-*/node.log)`,
+            ...nodes.map((n) => `${n.name}  ${n.url}  ${n.p2p}`),
+            'Ctrl-C stops them all; if one of them exits, the others are stopped too',
+          ].join('\n'),
+          {
+            ok: true,
+            dir,
+            nodes: nodes.map((n) => ({ name: n.name, url: n.url, p2p: n.p2p, pid: n.child.pid })),
+          },
+        );
+
+        const stopped = new Promise<void>((r) =>
+          stopAsked.signal.addEventListener('abort', () => r(), { once: true }),
+        );
+        const later = await Promise.race([stopped, firstExit(nodes)]);
+        if (later !== undefined && !stopAsked.signal.aborted) {
+          throw new CliError(
+            'NODE_EXITED',
+            `${await exitReport(later.node, later.exit, '')}; stopped the devnet`,
+            1,
+          );
+        }
+      } finally {
+        probes.abort();
+        await stopAll(nodes);
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
       }
-      if (stopRequested) {
-        await stopChildren();
-        return;
-      }
-      o.out(
-        [
-          `devnet ${dir}: ${names.length} nodes up (logs in ${dir}/node-*/node.log)`,
-          ...names.map((n, i) => `${n}  ${urls[i]}  ${p2p[i]}`),
-          'Ctrl-C stops them all',
-        ].join('\n'),
-        { ok: true, dir, nodes: names.map((n, i) => ({ name: n, url: urls[i], p2p: p2p[i] })) },
-      );
-      await stopped;
-      await stopChildren();
     });
+}
+
+async function spawnNode(dir: string, name: string): Promise<DevnetNode> {
+  const configPath = join(dir, name, 'config.json');
+  let cfg: NodeConfig;
+  let url: string;
+  let p2p: string;
+  try {
+    cfg = JSON.parse(await readFile(configPath, 'utf8')) as NodeConfig;
+    url = `http://${reachable(cfg.http.host)}:${cfg.http.port}`;
+    const listen = cfg.p2p.listen.replace(
+      /^\/ip4\/([^/]+)\//,
+      (_, host: string) => `/ip4/${reachable(host)}/`,
+    );
+    p2p = `${listen}/p2p/${peerIdFromNodeId(cfg.nodeId).toString()}`;
+  } catch (err) {
+    throw new CliError('BAD_CONFIG', `${configPath}: ${(err as Error).message}`);
+  }
+  // The node writes to its log file itself: nothing is lost when devnet goes away.
+  const log = join(dir, name, 'node.log');
+  const fd = openSync(log, 'a');
+  let child: ChildProcess;
+  let logOffset: number;
+  try {
+    logOffset = fstatSync(fd).size;
+    child = spawn(process.execPath, [BIN, 'start', '--config', configPath], {
+      stdio: ['ignore', fd, fd, 'ipc'],
+    });
+  } finally {
+    closeSync(fd);
+  }
+  const exited = new Promise<Exit>((r) => {
+    child.once('exit', (code, signal) => r({ code, signal }));
+    child.on('error', (error) => {
+      if (child.pid === undefined) r({ code: null, signal: null, error });
+    });
+  });
+  const serving = new Promise<void>((r) =>
+    child.on('message', (m: unknown) => {
+      if (typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'serving') r();
+    }),
+  );
+  return {
+    name,
+    nodeId: cfg.nodeId,
+    url,
+    p2p,
+    log,
+    logOffset,
+    child,
+    exited,
+    serving,
+    problem: 'not started yet',
+  };
+}
+
+/** The node's own process serves, and its URL answers as this node (not something else on the port). */
+async function whenReady(n: DevnetNode, signal: AbortSignal): Promise<void> {
+  n.problem = 'its process has not reported serving yet';
+  await Promise.race([
+    n.serving,
+    new Promise<never>((_, reject) =>
+      signal.aborted
+        ? reject(signal.reason as Error)
+        : signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+    ),
+  ]);
+  await waitHealthy(n.url, n.nodeId, signal, (p) => (n.problem = p));
+  n.problem = '';
+}
+
+/** The first node to exit, with how it exited. */
+function firstExit(nodes: DevnetNode[]) {
+  return Promise.race(
+    nodes.map((node) => node.exited.then((exit) => ({ kind: 'exited', node, exit }) as const)),
+  );
+}
+
+/** "node-2 exited with code 2 while starting: ADDRESS_IN_USE: … (log …)" */
+async function exitReport(n: DevnetNode, exit: Exit, when: string): Promise<string> {
+  const how =
+    exit.error !== undefined
+      ? `could not be started (${exit.error.message})`
+      : exit.signal !== null
+        ? `was killed by ${exit.signal}`
+        : `exited with code ${exit.code}`;
+  const last = await lastError(n.log, n.logOffset);
+  return `${n.name} ${how}${when}${last === undefined ? '' : `; its last error: ${last.replace(/^error /, '')}`} (log ${n.log})`;
+}
+
+/** The last error this run of the node wrote to its log: a CLI `error CODE: …` line or a pino error/fatal. */
+export async function lastError(log: string, from: number): Promise<string | undefined> {
+  let text: string;
+  try {
+    const f = await open(log, 'r');
+    try {
+      const { size } = await f.stat();
+      const start = Math.max(from, size - 16_384);
+      const buf = Buffer.alloc(size - start);
+      await f.read(buf, 0, buf.length, start);
+      text = buf.toString('utf8');
+    } finally {
+      await f.close();
+    }
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n').reverse()) {
+    if (/^error [A-Z_]+: /.test(line)) return line;
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { level?: number; msg?: string; err?: unknown };
+      if ((entry.level ?? 0) >= 50)
+        return `${entry.msg ?? ''}${typeof entry.err === 'string' ? `: ${entry.err}` : ''}`;
+    } catch {
+      // a line cut at the window's start
+    }
+  }
+  return undefined;
+}
+
+/** SIGTERM every node still running, SIGKILL after STOP_GRACE_MS; resolves when all have exited. */
+async function stopAll(nodes: DevnetNode[]): Promise<void> {
+  await Promise.all(
+    nodes.map(async ({ child, exited }) => {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        child.kill('SIGTERM');
+        const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        await exited;
+        clearTimeout(kill);
+      }
+      if (child.connected) child.disconnect();
+    }),
+  );
 }
 
 async function nodeNames(dir: string): Promise<string[]> {
@@ -118,16 +302,38 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-export async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+/**
+ * Polls until `url` is alive (/healthz) and answers as `nodeId` (/v1/status);
+ * rejects with the signal's reason once `signal` aborts. `onProblem` hears why
+ * each failed probe failed.
+ */
+export async function waitHealthy(
+  url: string,
+  nodeId: string,
+  signal: AbortSignal,
+  onProblem: (problem: string) => void = () => undefined,
+): Promise<void> {
+  while (true) {
+    signal.throwIfAborted();
+    const probe = AbortSignal.any([signal, AbortSignal.timeout(1000)]);
     try {
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return;
-    } catch {
-      // not up yet
+      const health = await fetch(`${url}/healthz`, { signal: probe });
+      if (!health.ok) onProblem(`${url}/healthz answered ${health.status}`);
+      else {
+        const status = await fetch(`${url}/v1/status`, { signal: probe });
+        const body = status.ok ? ((await status.json()) as { nodeId?: unknown }) : {};
+        if (body.nodeId === nodeId) return;
+        onProblem(
+          status.ok
+            ? `${url} answers as ${typeof body.nodeId === 'string' ? `node ${body.nodeId.slice(0, 16)}…` : 'something else'}, not ${nodeId.slice(0, 16)}…`
+            : `${url}/v1/status answered ${status.status}`,
+        );
+      }
+    } catch (err) {
+      signal.throwIfAborted();
+      const cause = (err as { cause?: { code?: string } }).cause?.code;
+      onProblem(`no answer at ${url} (${cause ?? (err as Error).message})`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100, undefined, { signal });
   }
-  throw new Error(`${url} did not become healthy within ${timeoutMs} ms`);
 }

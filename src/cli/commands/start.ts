@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runNode, type RunOptions } from '../../node/process.js';
+import { runNode, StartError, type RunningNode, type RunOptions } from '../../node/process.js';
 import { CliError } from '../output.js';
 import { intArg } from './args.js';
 import { rootLogger } from '../logger.js';
@@ -34,42 +34,77 @@ export function registerStart(program: Command, setExit: (code: number) => void)
         const logger = rootLogger(opts.logLevel);
         let resolveDone: (code: number) => void = () => undefined;
         const done = new Promise<number>((r) => (resolveDone = r));
-        const run: RunOptions = { noMirror: !opts.mirror };
-        if (opts.postgresUrl !== undefined) run.postgresUrl = opts.postgresUrl;
-        if (opts.embedderUrl !== undefined) {
-          if (opts.embedderModel === undefined || opts.embedderDimension === undefined) {
-            throw new CliError(
-              'INVALID_ARGUMENT',
-              '--embedder-url needs --embedder-model and --embedder-dimension',
-            );
-          }
-          run.embedder = {
-            url: opts.embedderUrl,
-            model: opts.embedderModel,
-            dimension: intArg(opts.embedderDimension, '--embedder-dimension'),
-          };
-        }
-        const running = await runNode(
-          opts.config,
-          logger,
-          (err) => {
-            logger.fatal({ err: err.message }, 'fatal error; stopping');
-            resolveDone(FATAL_EXIT);
-          },
-          run,
-        );
-        const onSignal = (sig: string) => {
-          logger.info({ signal: sig }, 'stopping');
+        // Stop requests count from the first moment, also while the node starts (runNode then
+        // closes what it has opened and returns as soon as it can).
+        const startup = new AbortController();
+        const stop = (why: Record<string, string>) => {
+          if (!startup.signal.aborted) logger.info(why, 'stopping');
+          startup.abort();
           resolveDone(0);
         };
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-        const code = await done;
-        await running
-          .stop()
-          .catch((err: unknown) => logger.error({ err: (err as Error).message }, 'error while stopping'));
-        logger.flush();
-        setExit(code);
+        const onSigint = () => stop({ signal: 'SIGINT' });
+        const onSigterm = () => stop({ signal: 'SIGTERM' });
+        // Started with an IPC channel (by `bitnexus devnet`): the parent going away, even by kill -9,
+        // closes the channel, and the node stops as on SIGTERM instead of running on unsupervised.
+        const supervised = typeof process.send === 'function';
+        const onDisconnect = () => stop({ reason: 'the parent process went away' });
+        process.once('SIGINT', onSigint);
+        process.once('SIGTERM', onSigterm);
+        if (supervised) {
+          process.once('disconnect', onDisconnect);
+          if (!process.connected) onDisconnect(); // gone before this listener was in place
+        }
+        try {
+          const run: RunOptions = { noMirror: !opts.mirror, signal: startup.signal };
+          if (opts.postgresUrl !== undefined) run.postgresUrl = opts.postgresUrl;
+          if (opts.embedderUrl !== undefined) {
+            if (opts.embedderModel === undefined || opts.embedderDimension === undefined) {
+              throw new CliError(
+                'INVALID_ARGUMENT',
+                '--embedder-url needs --embedder-model and --embedder-dimension',
+              );
+            }
+            run.embedder = {
+              url: opts.embedderUrl,
+              model: opts.embedderModel,
+              dimension: intArg(opts.embedderDimension, '--embedder-dimension'),
+            };
+          }
+          let running: RunningNode;
+          try {
+            running = await runNode(
+              opts.config,
+              logger,
+              (err) => {
+                logger.fatal({ err: err.message }, 'fatal error; stopping');
+                resolveDone(FATAL_EXIT);
+              },
+              run,
+            );
+          } catch (err) {
+            if (err instanceof StartError && err.code === 'STOPPED') {
+              logger.info('stopped while starting');
+              logger.flush();
+              return;
+            }
+            if (err instanceof StartError) throw new CliError(err.code, err.message);
+            throw err;
+          }
+          // tell a supervising devnet that this process (not another one on the port) serves
+          if (supervised && process.connected)
+            process.send?.({ type: 'serving', url: running.url }, undefined, undefined, () => undefined);
+          const code = await done;
+          await running
+            .stop()
+            .catch((err: unknown) => logger.error({ err: (err as Error).message }, 'error while stopping'));
+          logger.flush();
+          setExit(code);
+        } finally {
+          process.removeListener('SIGINT', onSigint);
+          process.removeListener('SIGTERM', onSigterm);
+          // with no 'disconnect' listener the IPC channel no longer keeps this process alive
+          process.removeListener('disconnect', onDisconnect);
+        }
       },
     );
 }
