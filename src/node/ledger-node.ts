@@ -287,12 +287,34 @@ export class LedgerNode implements LedgerNodeApi {
    * the API do not wait on the mirror, and the sink catches up from its cursor.
    */
   async attachMirror(mirror: NodeMirror): Promise<void> {
+    this.mirrorPending = undefined;
     if (this.stopped) {
       await mirror.close();
       return;
     }
     this.mirror = mirror;
     mirror.committed(this.opts.chain.height);
+  }
+
+  /**
+   * Why this node has no mirror to answer with, while it has none: it is
+   * still opening (`opening`), or it could not be opened (the error). Unset:
+   * the node runs without one (--no-mirror), or has it.
+   */
+  private mirrorPending: string | undefined;
+
+  /** The mirror is being opened (process.ts); attachMirror() or mirrorFailed() follows. */
+  mirrorOpening(): void {
+    this.mirrorPending = 'the mirror is still opening; retry shortly';
+  }
+
+  mirrorFailed(err: Error): void {
+    this.mirrorPending = `the mirror could not be opened (${err.message}); see the node's log`;
+  }
+
+  /** NOT_READY for a mirror route without a mirror, saying why. */
+  private noMirror(what: string): ApiError {
+    return new ApiError('NOT_READY', this.mirrorPending ?? `this node runs without a Postgres mirror${what}`);
   }
 
   private async closeMirror(): Promise<void> {
@@ -1411,6 +1433,8 @@ export class LedgerNode implements LedgerNodeApi {
     };
     const ready = Object.values(checks).every((c) => c.ok);
     const mirror = this.mirror?.status();
+    if (!this.mirror && this.mirrorPending !== undefined)
+      checks.sync = { ok: false, detail: this.mirrorPending };
     if (mirror) {
       // Reported, but not part of `ready`: consensus and writes do not depend on the mirror.
       checks.sync = {
@@ -1426,7 +1450,7 @@ export class LedgerNode implements LedgerNodeApi {
 
   async search(request: SearchRequest): Promise<SearchResult> {
     const m = this.mirror;
-    if (!m) throw new ApiError('NOT_READY', 'this node runs without a Postgres mirror; search needs one');
+    if (!m) throw this.noMirror('; search needs one');
     try {
       return await m.search(request);
     } catch (err) {
@@ -1439,12 +1463,14 @@ export class LedgerNode implements LedgerNodeApi {
   }
 
   syncStatus(): SyncServiceStatus | undefined {
+    // undefined: runs without a mirror (the API says so); opening or failed: says which
+    if (!this.mirror && this.mirrorPending !== undefined) throw this.noMirror('');
     return this.mirror?.status();
   }
 
   async syncCheck(): Promise<CheckReport> {
     const m = this.mirror;
-    if (!m) throw new ApiError('NOT_READY', 'this node runs without a Postgres mirror');
+    if (!m) throw this.noMirror('');
     try {
       return await m.check();
     } catch (err) {

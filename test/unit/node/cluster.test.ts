@@ -144,6 +144,31 @@ describe('an in-process 3-node network', () => {
     unsubscribe();
   });
 
+  it('says why it has no mirror: none configured, still opening, or failed to open', async () => {
+    cluster = new TestCluster(1);
+    await cluster.startAll();
+    const n = await cluster.waitForLeader();
+    const refusal = async () =>
+      (await n.search({ q: 'x', k: 1 }).catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(await refusal()).toMatchObject({
+      code: 'NOT_READY',
+      message: expect.stringContaining('without') as unknown,
+    });
+    expect(n.syncStatus()).toBeUndefined();
+    n.mirrorOpening();
+    expect(await refusal()).toMatchObject({
+      code: 'NOT_READY',
+      message: expect.stringContaining('still opening') as unknown,
+    });
+    expect(() => n.syncStatus()).toThrow(/still opening/);
+    expect(n.readiness().checks.sync).toMatchObject({ ok: false });
+    expect(n.readiness().ready).toBe(true); // the mirror never decides readiness
+    n.mirrorFailed(new Error('disk full'));
+    await expect(n.syncCheck()).rejects.toMatchObject({
+      message: expect.stringContaining('disk full') as unknown,
+    });
+  });
+
   it('accepts a transaction over the P2P submit handler', async () => {
     cluster = new TestCluster(3);
     await cluster.startAll();
