@@ -30,10 +30,12 @@ function blockEvent(block: Block, hash: string): string {
 
 /**
  * Queued blocks are written on the next turn of the event loop. This many
- * waiting means the loop is not turning (a replay from an in-memory store):
- * they are written at once rather than all held.
+ * waiting means the loop is not turning (a burst of live blocks applied in
+ * one turn): they are written at once rather than all held.
  */
 const MAX_QUEUED = 16;
+/** heartbeat intervals a socket may take to drain before its client counts as gone */
+const STALL_HEARTBEATS = 4;
 
 /** One SSE connection streaming committed blocks; ends itself on disconnect. */
 export class BlockStream {
@@ -45,6 +47,8 @@ export class BlockStream {
   /** settles once the queue is written and the socket has drained, or the stream ended */
   private room: { promise: Promise<void>; settle: () => void } | undefined;
   private awaitingDrain = false;
+  /** ends the stream if the socket does not drain in time (flush) */
+  private stalled: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -127,7 +131,19 @@ export class BlockStream {
     if (this.closed || this.awaitingDrain) return;
     if (!this.res.writableNeedDrain) return this.settleRoom();
     this.awaitingDrain = true;
+    // A client that stops reading never drains: the replay (which waits for this) would hold its
+    // stream, one of the node's few, for ever. No drain within a few heartbeats ends it; it can
+    // resume with Last-Event-ID.
+    this.stalled = setTimeout(() => {
+      this.opts.log.warn(
+        'event stream client stopped reading; disconnecting (it can resume with Last-Event-ID)',
+      );
+      this.res.destroy();
+      this.close();
+    }, this.opts.heartbeatMs * STALL_HEARTBEATS);
+    this.stalled.unref();
     this.res.once('drain', () => {
+      clearTimeout(this.stalled);
       this.awaitingDrain = false;
       this.settleRoom();
     });
@@ -156,6 +172,7 @@ export class BlockStream {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.heartbeat);
+    clearTimeout(this.stalled);
     this.queue.length = 0;
     this.settleRoom();
     const unsubscribe = this.unsubscribe;

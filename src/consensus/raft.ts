@@ -58,6 +58,8 @@ export class RaftNode {
   private isLearner = false;
 
   private readonly electionTimeout: number;
+  /** heartbeat ticks since this node last became leader (heardFromRecently) */
+  private ticksAsLeader = 0;
   private readonly heartbeatTimeout: number;
   private randomizedElectionTimeout = 0;
   /** Ticks since the last election timeout (leader, candidate) or since hearing from the leader (follower). */
@@ -384,6 +386,9 @@ export class RaftNode {
   heardFromRecently(id: NodeId): boolean {
     if (this.role !== 'leader') return false;
     if (id === this.id) return true;
+    // A new term's progress starts every peer at "just heard" (so checkQuorum does not depose the
+    // leader before the first answers): for its first election timeout, a leader knows nothing.
+    if (this.ticksAsLeader < this.electionTimeout) return false;
     const pr = this.prs.progress.get(id);
     return pr !== undefined && pr.ticksSinceActive < this.electionTimeout;
   }
@@ -528,6 +533,7 @@ export class RaftNode {
 
   private becomeLeader(): void {
     this.reset(this.term);
+    this.ticksAsLeader = 0;
     this.leader = this.id;
     this.role = 'leader';
     const self = this.prs.progress.get(this.id);
@@ -554,6 +560,7 @@ export class RaftNode {
   }
 
   private tickHeartbeat(): void {
+    this.ticksAsLeader++;
     this.heartbeatElapsed++;
     this.electionElapsed++;
     for (const [id, pr] of this.prs.progress) if (id !== this.id) pr.ticksSinceActive++;

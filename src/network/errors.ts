@@ -15,6 +15,15 @@ export class NetworkStateError extends Error {
   }
 }
 
+/** A peer could not be reached: nothing was sent to it (the dial, or opening the stream, failed). */
+export class PeerUnreachableError extends Error {
+  override readonly name = 'PeerUnreachableError';
+  readonly code = 'UNREACHABLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
 /** Configuration or arguments that can never work (bad node id, bad multiaddr, bad range). */
 export class NetworkConfigError extends Error {
   override readonly name = 'NetworkConfigError';

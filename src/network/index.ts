@@ -24,6 +24,7 @@ export {
   NetworkConfigError,
   NetworkStateError,
   NotMemberError,
+  PeerUnreachableError,
   ProtocolViolationError,
   RemoteError,
   RequestTimeoutError,

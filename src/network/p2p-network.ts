@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from 'pino';
 import { BlockSync, type BlockRangeHandler } from './block-sync.js';
 import { parseMultiaddr, resolveStaticPeers, type DialablePeer, type NetworkConfig } from './config.js';
-import { FrameTooLargeError, NetworkConfigError, NetworkStateError } from './errors.js';
+import { FrameTooLargeError, NetworkConfigError, NetworkStateError, PeerUnreachableError } from './errors.js';
 import { createHost, memberGossipScore, type Host } from './host.js';
 import { nodeIdFromPeerId, nodeIdFromSeed, peerIdFromNodeId, privateKeyFromSeed } from './identity.js';
 import { resolveLimits, type NetworkLimits } from './limits.js';
@@ -215,10 +215,12 @@ export class P2PNetwork {
 
   /**
    * Sends `request` to member `nodeId` over `/bitnexus/submit/1.0.0` and
-   * returns the answer's body (a follower asking its leader). Throws a
-   * RemoteError for an error status, FrameTooLargeError for a request over
-   * maxSubmitRequestBytes, and the abort reason when `signal` fires, the
-   * network stops, or the handler's time and the exchange's run out.
+   * returns the answer's body (a follower asking its leader). Throws
+   * PeerUnreachableError (code UNREACHABLE) when the stream could not be
+   * opened, so nothing was sent; a RemoteError for an error status,
+   * FrameTooLargeError for a request over maxSubmitRequestBytes, and the abort
+   * reason when `signal` fires, the network stops, or the handler's time and
+   * the exchange's run out.
    */
   async submitTo(nodeId: string, request: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
     const running = this.#started();
@@ -232,9 +234,16 @@ export class P2PNetwork {
       signal,
     );
     try {
-      const stream = await running.host.dialProtocol(peerIdFromNodeId(nodeId), SUBMIT_PROTOCOL, {
-        signal: budget.signal,
-      });
+      let stream;
+      try {
+        stream = await running.host.dialProtocol(peerIdFromNodeId(nodeId), SUBMIT_PROTOCOL, {
+          signal: budget.signal,
+        });
+      } catch (err) {
+        throw new PeerUnreachableError(`cannot open a submit stream to ${nodeId}: ${toError(err).message}`, {
+          cause: err,
+        });
+      }
       return await exchangeSubmit(stream, request, limits.maxSubmitResponseBytes, budget.signal);
     } catch (err) {
       throw budget.signal.aborted ? toError(budget.signal.reason) : err;

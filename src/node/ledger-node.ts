@@ -136,10 +136,10 @@ const FORWARD_RETRY_MAX_MS = 60_000;
 const FORWARD_RETRY_TICKS = 5;
 /** transactions per forward frame at most; a longer queue is sent at once */
 const FORWARD_BATCH_TXS = 512;
-/** asking the leader about a refused `wait=none` submission: its answer comes without waiting for a block */
-const ASK_LEADER_ACCEPT_MS = 5_000;
-/** beyond the leader's own wait, for the exchange itself */
-const ASK_LEADER_SLACK_MS = 2_000;
+/** asking the leader about a refusal (answerFromLeader): its answer comes without waiting for a block */
+const ASK_LEADER_TIMEOUT_MS = 5_000;
+/** questions to the leader at once; more wait their turn (the leader serves 16 streams per connection) */
+const ASK_LEADER_CONCURRENCY = 8;
 /** room over the ledger's transaction limit when splitting a forward frame (the ledger checks exactly) */
 const FORWARD_SLACK_BYTES = 256;
 
@@ -877,6 +877,9 @@ export class LedgerNode implements LedgerNodeApi {
     return m !== undefined && (m.voters.includes(this.nodeId) || m.learners.includes(this.nodeId));
   }
 
+  /** turns to ask the leader about a refusal (answerFromLeader) */
+  private readonly askSlots = new Slots(ASK_LEADER_CONCURRENCY);
+
   /** why the ledger's membership is not yet Raft's (reconcileMembership), '' when nothing waits */
   private membershipWaiting = '';
 
@@ -904,11 +907,14 @@ export class LedgerNode implements LedgerNodeApi {
         // caught up, and alive now: a learner that never connected has match 0, one that went
         // away keeps its last match
         const match = st.progress?.[id]?.match ?? 0;
-        if (match > 0 && match + 100 >= st.commit && live(id) && quorumLive([...cs.voters, id])) {
+        const ready = match > 0 && match + 100 >= st.commit && live(id);
+        if (ready && quorumLive([...cs.voters, id])) {
           cc = { type: 'promoteLearner', nodeId: id };
           break;
         }
-        waiting.push(`promote ${id.slice(0, 12)}: not caught up and connected yet`);
+        waiting.push(
+          `promote ${id.slice(0, 12)}: ${ready ? 'the voters would have no live majority' : 'not caught up and connected yet'}`,
+        );
       }
     }
     if (!cc) {
@@ -1113,11 +1119,11 @@ export class LedgerNode implements LedgerNodeApi {
       } catch (err) {
         // refused as a duplicate of itself in a block not committed yet: waited for, not refused
         if (!this.inUncommittedBlock(dtx)) {
-          waiting?.cancel();
           if (opts.forwarded !== true && mayBeThisNodesLag(err)) {
-            const answer = await this.answerFromLeader(json, opts, startedAt);
+            const answer = await this.answerFromLeader(json, dtx.id, waiting);
             if (answer !== undefined) return answer;
           }
+          waiting?.cancel();
           throw err;
         }
       }
@@ -1144,34 +1150,62 @@ export class LedgerNode implements LedgerNodeApi {
    * itself committed, in a block this node has not applied yet (it cannot
    * tell that it lags: heartbeats carry a commit index capped at what it
    * holds), or a time window read on its own clock. The leader decides what
-   * its blocks hold, so its answer (a receipt, "accepted", or its own
-   * refusal) is the client's. Undefined when no leader is known or it cannot
-   * be reached: this node's refusal then stands. Running out of time while
-   * asking is a TIMEOUT: the leader may have taken the transaction.
+   * its blocks hold, so its answer is the client's: its refusal, the receipt
+   * if committed, or "accepted", after which a waiting client waits here for
+   * the block (`waiting`, registered before asking, so the apply is not
+   * missed). The leader is asked without waiting, so a question holds its
+   * stream briefly (the leader serves 16 per connection), at most
+   * ASK_LEADER_CONCURRENCY at once.
+   *
+   * Undefined when no leader is known or it could not be reached (the
+   * request never left): this node's refusal then stands. Any other failure
+   * leaves the leader's decision unknown, so the client is told what is sure:
+   * it waits for the block here, or gets TIMEOUT ("may still commit").
    */
   private async answerFromLeader(
     tx: unknown,
-    opts: { wait: boolean; timeoutMs: number; signal?: AbortSignal },
-    startedAt: number,
+    id: string,
+    waiting: { result: Promise<SubmitResult>; cancel: () => void } | undefined,
   ): Promise<SubmitResult | undefined> {
     const leader = this.leader;
     if (this.isLeader || leader === null || leader === this.nodeId) return undefined;
-    const left = Math.max(SUBMIT_TIMEOUT.min, Math.round(opts.timeoutMs - (performance.now() - startedAt)));
-    const timeoutMs = opts.wait ? left : ASK_LEADER_ACCEPT_MS;
-    const request = Buffer.from(JSON.stringify({ tx, wait: opts.wait, timeoutMs, forwarded: true }));
-    const signals = [AbortSignal.timeout(timeoutMs + ASK_LEADER_SLACK_MS)];
-    if (opts.signal) signals.push(opts.signal);
-    const signal = AbortSignal.any(signals);
+    const request = Buffer.from(
+      JSON.stringify({ tx, wait: false, timeoutMs: ASK_LEADER_TIMEOUT_MS, forwarded: true }),
+    );
+    const unsure = (): Promise<SubmitResult> => {
+      if (waiting) return waiting.result;
+      throw new ApiError('TIMEOUT', 'the leader did not answer; the transaction may still commit', {
+        details: { id },
+      });
+    };
+    await this.askSlots.acquire();
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error('no answer in time')), ASK_LEADER_TIMEOUT_MS);
     let body: Uint8Array;
     try {
-      body = await this.opts.network.submitTo(leader, request, signal);
+      body = await this.opts.network.submitTo(leader, request, abort.signal);
     } catch (err) {
-      const timedOut = signal.aborted || (err as { code?: unknown }).code === 'TIMEOUT';
-      this.log.debug({ leader, err: (err as Error).message, timedOut }, 'could not ask the leader');
-      if (!timedOut) return undefined;
-      throw new ApiError('TIMEOUT', 'the leader did not answer in time; the transaction may still commit');
+      const notSent = (err as { code?: unknown }).code === 'UNREACHABLE';
+      this.log.debug({ leader, err: (err as Error).message, notSent }, 'could not ask the leader');
+      if (notSent) return undefined;
+      return unsure();
+    } finally {
+      clearTimeout(timer);
+      this.askSlots.release();
     }
-    return submitAnswer(body);
+    let answer: SubmitResult | undefined;
+    try {
+      answer = submitAnswer(body);
+    } catch (err) {
+      waiting?.cancel(); // the leader refused it: its refusal is the answer
+      throw err;
+    }
+    if (answer === undefined) return unsure();
+    if (answer.status === 'committed' || !waiting) {
+      waiting?.cancel();
+      return answer;
+    }
+    return waiting.result; // accepted by the leader: the receipt once this node applies its block
   }
 
   /**
@@ -1381,8 +1415,16 @@ export class LedgerNode implements LedgerNodeApi {
   subscribeBlocks(after: number, onBlock: (block: Block, hash: string) => void | Promise<void>): () => void {
     const l: BlockListener = { next: Math.max(0, after + 1), live: false, onBlock };
     this.listeners.add(l);
-    void this.pump(l);
+    this.pumpBlocks(l);
     return () => this.listeners.delete(l);
+  }
+
+  /** pump(), its failure (the store closed under it at a stop, say) ending that listener */
+  private pumpBlocks(l: BlockListener): void {
+    this.pump(l).catch((err: unknown) => {
+      this.listeners.delete(l);
+      if (!this.stopped) this.log.warn({ err: (err as Error).message }, 'block stream replay failed');
+    });
   }
 
   /** Replay stored blocks to a listener until it reaches the head, then go live. */
@@ -1405,7 +1447,7 @@ export class LedgerNode implements LedgerNodeApi {
       void l.onBlock(block.block, block.hash);
     } else if (h > l.next) {
       l.live = false;
-      void this.pump(l);
+      this.pumpBlocks(l);
     }
   }
 
@@ -1558,6 +1600,27 @@ function decodeFetchedBlock(bytes: Uint8Array): DecodedBlock {
   const block = decodeBlock(parseBlock(JSON.parse(Buffer.from(bytes).toString('utf8'))));
   block.bytes = encodeDecodedBlock(block);
   return block;
+}
+
+/** At most `n` holders at once; the others wait in order. */
+class Slots {
+  private free: number;
+  private readonly queue: (() => void)[] = [];
+  constructor(n: number) {
+    this.free = n;
+  }
+  acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.queue.push(resolve));
+  }
+  release(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.free++;
+  }
 }
 
 /** The chain head a snapshot names (compactLog), or height -1 for one without data. */

@@ -16,8 +16,9 @@ export interface NodeNetwork {
   handleSubmit(handler: (request: Uint8Array, from: string) => Promise<Uint8Array>): void;
   /**
    * A submit request (NETWORK.md, /bitnexus/submit/1.0.0) to member `nodeId`:
-   * its answer's body. Throws when the member cannot be reached, answers with
-   * an error status (an error with that `code`), or `signal` aborts first.
+   * its answer's body. Throws an error with code UNREACHABLE when nothing was
+   * sent (the member cannot be reached); otherwise when it answers with an
+   * error status (an error with that `code`), or `signal` aborts first.
    */
   submitTo(nodeId: string, request: Uint8Array, signal?: AbortSignal): Promise<Uint8Array>;
   handleBlockRange(handler: (from: number, to: number) => Promise<Uint8Array[]>): void;

@@ -84,8 +84,10 @@ export class LevelStore implements KeyValueStore {
         } catch (err) {
           // LevelDB skips a damaged block of a table (LEVEL_CORRUPTION) and reports it only where
           // the walk ends, failing that read's whole batch: read the batch again one entry at a
-          // time, so the caller gets every entry that can be read before the error.
-          yield* this.oneByOne(last === undefined ? { gte } : { gt: last }, lt);
+          // time, so the caller gets every entry that can be read before the error. Any other
+          // failure (the store closing, say) is passed on as it is.
+          if ((err as { code?: unknown }).code === 'LEVEL_CORRUPTION')
+            yield* this.oneByOne(last === undefined ? { gte } : { gt: last }, lt);
           throw err;
         }
         if (batch.length === 0) return;

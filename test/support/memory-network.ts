@@ -119,7 +119,7 @@ export class MemoryNetwork implements NodeNetwork {
   async submitTo(nodeId: string, request: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
     const peer = this.hub.nodes.get(nodeId);
     if (!this.up || !peer?.submit || !this.hub.reachable(this.nodeId, nodeId))
-      throw new Error(`${nodeId} unreachable`);
+      throw Object.assign(new Error(`${nodeId} unreachable`), { code: 'UNREACHABLE' });
     this.hub.submitsTo.push(nodeId);
     signal?.throwIfAborted();
     const answer = peer.submit(Uint8Array.from(request), this.nodeId);

@@ -346,6 +346,33 @@ describe('GET /v1/events', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('drops a client that stops reading during the replay, after a few heartbeats, freeing its stream', async () => {
+    await app.close();
+    app = buildApi(node, {
+      logger: false,
+      metrics: prom.metrics,
+      events: { maxBufferedBytes: 1024 * 1024, heartbeatMs: 50 },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'bitnexus-sse-'));
+    try {
+      const socketPath = join(dir, 'api.sock');
+      await app.listen({ path: socketPath });
+      const { block: base, hash } = node.blocks.at(-1)!;
+      const first = node.height + 1;
+      for (let h = first; h < first + 40; h++) {
+        const txs = Array.from({ length: 150 }, () => base.txs[0]!);
+        node.blocks.push({ block: { ...base, header: { ...base.header, height: h }, txs }, hash });
+      }
+      const reader = await open(`/v1/events?after=${first - 1}`, {}, { socketPath });
+      reader.response.pause(); // and never reads again
+      expect(node.subscribers.size).toBe(1);
+      await eventually(() => node.subscribers.size === 0, 10_000);
+    } finally {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('over a real socket', () => {

@@ -147,9 +147,33 @@ describe('membership and leadership', () => {
     await expect(leader.submit(t.tx, { wait: true, timeoutMs: 5000 })).resolves.toMatchObject({
       status: 'committed',
     });
+    // a new leader does not take every voter for live in its first moments (its fresh progress
+    // says "just heard" of all): b leads, c is still down, and b is still not removed
+    await leader.admin(
+      signAdminRequest(
+        {
+          v: 1,
+          kind: 'leader.transfer',
+          chainId: 'bitnexus-test',
+          signer: pub(op),
+          nonce: 'to-b',
+          timestamp: Date.now(),
+          payload: { to: b },
+        },
+        op.secretKey,
+      ),
+    );
+    const nb = cluster.nodes.get(b)!;
+    await cluster.waitFor('b leads', () => nb.raftStatus.role === 'leader');
+    await new Promise((r) => setTimeout(r, 400));
+    expect(nb.raftStatus.confState.voters).toContain(b);
+    expect(nb.raftStatus.role).toBe('leader');
     // once c is back, the removal goes ahead
     await cluster.start(c);
-    await cluster.waitFor('b removed from Raft', () => !leader.raftStatus.confState.voters.includes(b));
+    await cluster.waitFor(
+      'b removed from Raft',
+      () => !cluster!.leader()?.raftStatus.confState.voters.includes(b),
+    );
   });
 
   it('a removed node refuses writes and reports not ready', async () => {

@@ -207,16 +207,52 @@ describe('answers and recovery that hold', () => {
       },
       { timestamp: Date.now() },
     );
-    // f's own view says UNKNOWN_SIGNER; the leader's says committed
-    const answer = await f.submit(rec.tx, { wait: true, timeoutMs: 5000 });
-    expect(answer).toMatchObject({ id: rec.id, status: 'committed' });
-    expect(answer.receipt?.tx).toBe(rec.id);
+    // f's own view says UNKNOWN_SIGNER; the leader takes it, and f answers once it holds the block
+    let settled: unknown;
+    const pending = f.submit(rec.tx, { wait: true, timeoutMs: 10_000 }).then(
+      (r) => (settled = r),
+      (e: unknown) => (settled = e),
+    );
+    await c.waitFor('the leader commits it', async () => (await leader.getTransaction(rec.id)) !== undefined);
     expect(c.hub.submitsTo).toEqual([leader.nodeId]);
+    expect(settled).toBeUndefined(); // not refused
+    c.hub.dropRaft = undefined;
+    await pending;
+    expect(settled).toMatchObject({ id: rec.id, status: 'committed', receipt: { tx: rec.id } }); // its code is the ledger's (WRONG_ROLE: no affiliate)
+    // asked without waiting, the leader's "accepted" is the answer
+    c.hub.dropRaft = (from, to, frame) =>
+      from === leader.nodeId && to === fId && decodeRaftMessage(frame).type === 'app';
+    const shopLate = keyFor('later-shop');
+    const reg2 = tx(
+      'participant.register',
+      c.operator,
+      { participant: pub(shopLate), role: 'merchant', name: 'later-shop' },
+      { timestamp: Date.now() },
+    );
+    await leader.submit(reg2.tx, { wait: true, timeoutMs: 5000 });
+    const rec3 = tx(
+      'commission.record',
+      shopLate,
+      {
+        merchant: pub(shopLate),
+        affiliate: pub(shop),
+        amount: '300',
+        currency: 'EUR',
+        orderId: 'o-later',
+        description: 'not waited for',
+      },
+      { timestamp: Date.now() },
+    );
+    await expect(f.submit(rec3.tx, { wait: false, timeoutMs: 5000 })).resolves.toEqual({
+      id: rec3.id,
+      status: 'accepted',
+    });
+    expect(c.hub.submitsTo).toEqual([leader.nodeId, leader.nodeId]);
     // asked as a leader (forwarded), a node answers from its own view and asks no one
     const net = c.hub.nodes.get(fId)!;
     const other = tx(
       'participant.register',
-      shop,
+      keyFor('stranger'),
       { participant: pub(keyFor('nobody')), role: 'affiliate', name: 'nobody' },
       { timestamp: Date.now() },
     );
@@ -228,13 +264,45 @@ describe('answers and recovery that hold', () => {
     expect(forwarded).toMatchObject({
       error: { code: 'REJECTED', details: { receiptCode: 'UNKNOWN_SIGNER' } },
     });
-    expect(c.hub.submitsTo).toEqual([leader.nodeId]);
+    expect(c.hub.submitsTo).toHaveLength(2); // no new question;
     const bad = JSON.parse(
       Buffer.from(
         await net.clientSubmit(Buffer.from(JSON.stringify({ tx: other.tx, forwarded: 1 }))),
       ).toString('utf8'),
     ) as unknown;
     expect(bad).toMatchObject({ error: { code: 'INVALID_FIELD', field: 'forwarded' } });
+  });
+
+  it('a follower that cannot ask its leader keeps its refusal only if nothing was sent', async () => {
+    const c = (cluster = new TestCluster(3));
+    await c.startAll();
+    const leader = await c.waitForLeader();
+    const fId = c.ids.find((id) => id !== leader.nodeId)!;
+    const f = c.nodes.get(fId)!;
+    await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
+    const stranger = keyFor('never-registered');
+    const signed = (n: string) =>
+      tx(
+        'participant.register',
+        stranger,
+        { participant: pub(keyFor(n)), role: 'affiliate', name: n },
+        { timestamp: Date.now() },
+      );
+    const net = c.hub.nodes.get(fId)!;
+    // the stream could not be opened: nothing reached the leader, f's refusal stands
+    net.submitTo = () => Promise.reject(Object.assign(new Error('no route'), { code: 'UNREACHABLE' }));
+    await expect(f.submit(signed('a').tx, { wait: false, timeoutMs: 1000 })).rejects.toMatchObject({
+      code: 'REJECTED',
+      details: { receiptCode: 'UNKNOWN_SIGNER' },
+    });
+    // the exchange broke after the request left: the leader may have taken it, so no refusal
+    net.submitTo = () => Promise.reject(new Error('stream reset'));
+    await expect(f.submit(signed('b').tx, { wait: false, timeoutMs: 1000 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+    });
+    await expect(f.submit(signed('c').tx, { wait: true, timeoutMs: 300 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+    });
   });
 
   it('a retry at a lagging follower of a committed transaction past its age gets the receipt, and other waits stand', async () => {
