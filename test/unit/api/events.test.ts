@@ -306,20 +306,37 @@ describe('GET /v1/events', () => {
     await again.until(() => again.blocks().length === 1);
   });
 
-  it('replays to a client that reads slowly at its pace instead of dropping it', async () => {
+  /**
+   * The API on a Unix socket (small buffers that fill quickly) with `events`
+   * options, 40 stored blocks of ~100 KB above the head (4 MB, far more than
+   * the socket and a 1 MiB buffer bound hold), and `fn` given the socket and
+   * the first of those heights.
+   */
+  async function withBigBacklog(
+    events: NonNullable<Parameters<typeof buildApi>[1]['events']>,
+    fn: (socketPath: string, first: number) => Promise<void>,
+  ): Promise<void> {
     await app.close();
-    app = buildApi(node, { logger: false, metrics: prom.metrics, events: { maxBufferedBytes: 1024 * 1024 } });
+    app = buildApi(node, { logger: false, metrics: prom.metrics, events });
     const dir = mkdtempSync(join(tmpdir(), 'bitnexus-sse-'));
     try {
       const socketPath = join(dir, 'api.sock');
       await app.listen({ path: socketPath });
-      // 40 stored blocks of ~100 KB: 4 MB, far more than the socket and the 1 MiB buffer bound hold
       const { block: base, hash } = node.blocks.at(-1)!;
       const first = node.height + 1;
       for (let h = first; h < first + 40; h++) {
         const txs = Array.from({ length: 150 }, () => base.txs[0]!);
         node.blocks.push({ block: { ...base, header: { ...base.header, height: h }, txs }, hash });
       }
+      await fn(socketPath, first);
+    } finally {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('replays to a client that reads slowly at its pace instead of dropping it', async () => {
+    await withBigBacklog({ maxBufferedBytes: 1024 * 1024 }, async (socketPath, first) => {
       const blockIds = (r: EventReader) =>
         r.events.filter((e) => e.event === 'block').map((e) => Number(e.id));
 
@@ -341,37 +358,16 @@ describe('GET /v1/events', () => {
       expect(blockIds(reader)).toEqual(Array.from({ length: 40 }, (_, i) => first + i));
       await eventually(() => sub.live);
       expect(node.subscribers.size).toBe(1);
-    } finally {
-      await app.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('drops a client that stops reading during the replay, after a few heartbeats, freeing its stream', async () => {
-    await app.close();
-    app = buildApi(node, {
-      logger: false,
-      metrics: prom.metrics,
-      events: { maxBufferedBytes: 1024 * 1024, heartbeatMs: 50 },
-    });
-    const dir = mkdtempSync(join(tmpdir(), 'bitnexus-sse-'));
-    try {
-      const socketPath = join(dir, 'api.sock');
-      await app.listen({ path: socketPath });
-      const { block: base, hash } = node.blocks.at(-1)!;
-      const first = node.height + 1;
-      for (let h = first; h < first + 40; h++) {
-        const txs = Array.from({ length: 150 }, () => base.txs[0]!);
-        node.blocks.push({ block: { ...base, header: { ...base.header, height: h }, txs }, hash });
-      }
+    await withBigBacklog({ maxBufferedBytes: 1024 * 1024, heartbeatMs: 50 }, async (socketPath, first) => {
       const reader = await open(`/v1/events?after=${first - 1}`, {}, { socketPath });
       reader.response.pause(); // and never reads again
       expect(node.subscribers.size).toBe(1);
       await eventually(() => node.subscribers.size === 0, 10_000);
-    } finally {
-      await app.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 

@@ -21,6 +21,37 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A 3-node cluster, its leader, and a follower `f` that knows it. */
+async function withFollower(nodeOptions: TestCluster['nodeOptions'] = {}) {
+  const c = (cluster = new TestCluster(3));
+  c.nodeOptions = nodeOptions;
+  await c.startAll();
+  const leader = await c.waitForLeader();
+  const fId = c.ids.find((id) => id !== leader.nodeId)!;
+  const f = c.nodes.get(fId)!;
+  await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
+  return { c, leader, fId, f };
+}
+
+/** `f` hears the leader's heartbeats, not its appends: it lags and cannot tell. */
+function lagAppends(c: TestCluster, leaderId: string, fId: string): void {
+  c.hub.dropRaft = (from, to, frame) =>
+    from === leaderId && to === fId && decodeRaftMessage(frame).type === 'app';
+}
+
+/** A cluster whose follower `lagging` was stopped while the leader committed `count` blocks and compacted its log. */
+async function withStoppedFollower(count: number, prefix: string) {
+  const c = (cluster = new TestCluster(3));
+  c.nodeOptions = { compactEvery: 5, compactKeep: 2 };
+  await c.startAll();
+  const leader = await c.waitForLeader();
+  const lagging = c.ids.find((id) => id !== leader.nodeId)!;
+  await c.stop(lagging);
+  for (let i = 0; i < count; i++)
+    await leader.submit(register(`${prefix}${i}`).tx, { wait: true, timeoutMs: 5000 });
+  return { c, leader, lagging };
+}
+
 function register(name: string, timestamp = Date.now(), nonce?: string) {
   return tx(
     'participant.register',
@@ -32,13 +63,7 @@ function register(name: string, timestamp = Date.now(), nonce?: string) {
 
 describe('answers and recovery that hold', () => {
   it('a node stopped while it fetches a snapshot’s blocks restarts and catches up', async () => {
-    const c = (cluster = new TestCluster(3));
-    c.nodeOptions = { compactEvery: 5, compactKeep: 2 };
-    await c.startAll();
-    const leader = await c.waitForLeader();
-    const lagging = c.ids.find((id) => id !== leader.nodeId)!;
-    await c.stop(lagging);
-    for (let i = 0; i < 20; i++) await leader.submit(register(`p${i}`).tx, { wait: true, timeoutMs: 5000 });
+    const { c, leader, lagging } = await withStoppedFollower(20, 'p');
     // back with a block fetch that never answers (a slow peer); it is stopped once the
     // leader's snapshot is on its disk, before it holds the snapshot's blocks
     const net = c.hub.connect(lagging);
@@ -66,13 +91,7 @@ describe('answers and recovery that hold', () => {
   });
 
   it('a node catching up stores the canonical bytes of blocks a peer served re-formatted', async () => {
-    const c = (cluster = new TestCluster(3));
-    c.nodeOptions = { compactEvery: 5, compactKeep: 2 };
-    await c.startAll();
-    const leader = await c.waitForLeader();
-    const lagging = c.ids.find((id) => id !== leader.nodeId)!;
-    await c.stop(lagging);
-    for (let i = 0; i < 12; i++) await leader.submit(register(`f${i}`).tx, { wait: true, timeoutMs: 5000 });
+    const { c, leader, lagging } = await withStoppedFollower(12, 'f');
     // its peers serve valid blocks, pretty-printed: the same hashes and signatures, other bytes
     const net = c.hub.connect(lagging);
     const fetch = net.fetchBlocks.bind(net);
@@ -96,12 +115,7 @@ describe('answers and recovery that hold', () => {
   });
 
   it('a waiting client is not told TX_EXPIRED for a transaction that commits', async () => {
-    const c = (cluster = new TestCluster(3));
-    await c.startAll();
-    const leader = await c.waitForLeader();
-    const fId = c.ids.find((id) => id !== leader.nodeId)!;
-    const f = c.nodes.get(fId)!;
-    await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
+    const { c, leader, fId, f } = await withFollower();
     // old enough to expire by the clocks within a second, not before its block
     const x = register('late', Date.now() - DEFAULT_PARAMS.txMaxAgeMs + 1000);
     c.hub.dropRaft = (from, to) => from === leader.nodeId && to === fId; // f hears nothing of the block
@@ -152,13 +166,8 @@ describe('answers and recovery that hold', () => {
   });
 
   it('a waiting client whose nonce another transaction took is told NONCE_REUSED, with that one', async () => {
-    const c = (cluster = new TestCluster(3));
-    c.nodeOptions = { forwardRetryMs: 60_000 }; // no resend (nor its gossip) within the test
-    await c.startAll();
-    const leader = await c.waitForLeader();
-    const fId = c.ids.find((id) => id !== leader.nodeId)!;
-    const f = c.nodes.get(fId)!;
-    await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
+    // no resend (nor its gossip) within the test
+    const { c, leader, fId, f } = await withFollower({ forwardRetryMs: 60_000 });
     c.hub.dropRaft = (from, _to, frame) => from === fId && isTxForward(frame); // x stays on f
     const x = register('first', Date.now(), 'shared-nonce');
     const y = register('second', Date.now(), 'shared-nonce');
@@ -174,15 +183,8 @@ describe('answers and recovery that hold', () => {
   });
 
   it('a follower that has not applied a signer’s registration asks the leader instead of refusing', async () => {
-    const c = (cluster = new TestCluster(3));
-    await c.startAll();
-    const leader = await c.waitForLeader();
-    const fId = c.ids.find((id) => id !== leader.nodeId)!;
-    const f = c.nodes.get(fId)!;
-    await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
-    // f hears the leader's heartbeats, not its appends: it lags and cannot tell
-    c.hub.dropRaft = (from, to, frame) =>
-      from === leader.nodeId && to === fId && decodeRaftMessage(frame).type === 'app';
+    const { c, leader, fId, f } = await withFollower();
+    lagAppends(c, leader.nodeId, fId);
     const shop = keyFor('late-shop');
     const reg = tx(
       'participant.register',
@@ -220,8 +222,7 @@ describe('answers and recovery that hold', () => {
     await pending;
     expect(settled).toMatchObject({ id: rec.id, status: 'committed', receipt: { tx: rec.id } }); // its code is the ledger's (WRONG_ROLE: no affiliate)
     // asked without waiting, the leader's "accepted" is the answer
-    c.hub.dropRaft = (from, to, frame) =>
-      from === leader.nodeId && to === fId && decodeRaftMessage(frame).type === 'app';
+    lagAppends(c, leader.nodeId, fId);
     const shopLate = keyFor('later-shop');
     const reg2 = tx(
       'participant.register',
@@ -274,12 +275,7 @@ describe('answers and recovery that hold', () => {
   });
 
   it('a follower that cannot ask its leader keeps its refusal only if nothing was sent', async () => {
-    const c = (cluster = new TestCluster(3));
-    await c.startAll();
-    const leader = await c.waitForLeader();
-    const fId = c.ids.find((id) => id !== leader.nodeId)!;
-    const f = c.nodes.get(fId)!;
-    await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
+    const { c, fId, f } = await withFollower();
     const stranger = keyFor('never-registered');
     const signed = (n: string) =>
       tx(
@@ -306,16 +302,9 @@ describe('answers and recovery that hold', () => {
   });
 
   it('a retry at a lagging follower of a committed transaction past its age gets the receipt, and other waits stand', async () => {
-    const c = (cluster = new TestCluster(3));
-    await c.startAll();
-    const leader = await c.waitForLeader();
-    const fId = c.ids.find((id) => id !== leader.nodeId)!;
-    const f = c.nodes.get(fId)!;
-    await c.waitFor('the follower knows the leader', () => f.status().leader === leader.nodeId);
+    const { c, leader, fId, f } = await withFollower();
     const x = register('retried', Date.now() - DEFAULT_PARAMS.txMaxAgeMs + 800);
-    // f hears the leader's heartbeats, not its appends: it lags and cannot tell
-    c.hub.dropRaft = (from, to, frame) =>
-      from === leader.nodeId && to === fId && decodeRaftMessage(frame).type === 'app';
+    lagAppends(c, leader.nodeId, fId);
     let first: unknown;
     const firstAnswer = f.submit(x.tx, { wait: true, timeoutMs: 20_000 }).then(
       (r) => (first = r),
