@@ -365,11 +365,18 @@ const causeOf = (err: unknown) => (err instanceof Error ? err.message : String(e
 /** STORE_CORRUPT for block h if reading it fails (it is in a damaged part of a table). */
 async function unreadableBlock(kv: KeyValueStore, h: number): Promise<VerifyFailure | undefined> {
   const key = chainKeys.block(h);
+  const cause = await readFailure(kv, key);
+  if (cause === undefined) return undefined;
+  return { code: 'STORE_CORRUPT', height: h, key, message: `block ${h} cannot be read (${cause})` };
+}
+
+/** Why `key` cannot be read on its own (a damaged table), or undefined when it can. */
+async function readFailure(kv: KeyValueStore, key: string): Promise<string | undefined> {
   try {
     await kv.get(key);
     return undefined;
   } catch (err) {
-    return { code: 'STORE_CORRUPT', height: h, key, message: `block ${h} cannot be read (${causeOf(err)})` };
+    return causeOf(err);
   }
 }
 
@@ -385,15 +392,13 @@ async function unreadableEntry(
   for (const store of STORES) {
     const missing = findings.missing.get(store) ?? (await missingEntry(kv, store, expected, findings, true));
     if (missing?.key === undefined) continue;
-    try {
-      await kv.get(missing.key);
-    } catch (err) {
+    const cause = await readFailure(kv, missing.key);
+    if (cause !== undefined)
       return {
         ...missing,
         code: 'STORE_CORRUPT',
-        message: `${describeKey(missing.key).what} cannot be read (${causeOf(err)})`,
+        message: `${describeKey(missing.key).what} cannot be read (${cause})`,
       };
-    }
   }
   return undefined;
 }

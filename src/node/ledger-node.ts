@@ -65,6 +65,7 @@ import type { NodeMirror } from './mirror.js';
 import { LayeredState } from './layered-state.js';
 import type { LedgerChain } from './ledger-chain.js';
 import { Mempool } from './mempool.js';
+import { deadline } from '../network/wait.js';
 import type { NodeNetwork } from './network-port.js';
 import {
   decodeRaftMessage,
@@ -1179,18 +1180,17 @@ export class LedgerNode implements LedgerNodeApi {
       });
     };
     await this.askSlots.acquire();
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new Error('no answer in time')), ASK_LEADER_TIMEOUT_MS);
+    const budget = deadline(ASK_LEADER_TIMEOUT_MS);
     let body: Uint8Array;
     try {
-      body = await this.opts.network.submitTo(leader, request, abort.signal);
+      body = await this.opts.network.submitTo(leader, request, budget.signal);
     } catch (err) {
       const notSent = (err as { code?: unknown }).code === 'UNREACHABLE';
       this.log.debug({ leader, err: (err as Error).message, notSent }, 'could not ask the leader');
       if (notSent) return undefined;
       return unsure();
     } finally {
-      clearTimeout(timer);
+      budget.clear();
       this.askSlots.release();
     }
     let answer: SubmitResult | undefined;

@@ -1,3 +1,4 @@
+import { raceAbort } from '../../src/network/wait.js';
 import type { NodeNetwork } from '../../src/node/network-port.js';
 
 /**
@@ -123,13 +124,7 @@ export class MemoryNetwork implements NodeNetwork {
     this.hub.submitsTo.push(nodeId);
     signal?.throwIfAborted();
     const answer = peer.submit(Uint8Array.from(request), this.nodeId);
-    if (!signal) return answer;
-    return Promise.race([
-      answer,
-      new Promise<never>((_, reject) =>
-        signal.addEventListener('abort', () => reject(signal.reason as Error)),
-      ),
-    ]);
+    return signal ? raceAbort(answer, signal) : answer;
   }
   /** for tests: what a P2P client would send */
   clientSubmit(request: Uint8Array): Promise<Uint8Array> {

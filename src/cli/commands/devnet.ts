@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { peerIdFromNodeId } from '../../network/identity.js';
+import { raceAbort } from '../../network/wait.js';
 import type { NodeConfig } from '../../node/config.js';
 import { initNetwork } from '../../node/init.js';
 import { CliError, jsonOption, output } from '../output.js';
@@ -210,14 +211,7 @@ async function spawnNode(dir: string, name: string): Promise<DevnetNode> {
 /** The node's own process serves, and its URL answers as this node (not something else on the port). */
 async function whenReady(n: DevnetNode, signal: AbortSignal): Promise<void> {
   n.problem = 'its process has not reported serving yet';
-  await Promise.race([
-    n.serving,
-    new Promise<never>((_, reject) =>
-      signal.aborted
-        ? reject(signal.reason as Error)
-        : signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
-    ),
-  ]);
+  await raceAbort(n.serving, signal);
   await waitHealthy(n.url, n.nodeId, signal, (p) => (n.problem = p));
   n.problem = '';
 }
