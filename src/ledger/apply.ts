@@ -137,12 +137,14 @@ function applyKind(
     case 'commission.record': {
       const p = tx.payload;
       if (signer.role !== 'merchant' || p.merchant !== tx.signer) return { code: 'UNAUTHORIZED' };
-      const affiliate = s.get(keys.participant(p.affiliate)) as ParticipantRec | undefined;
-      if (!affiliate) return { code: 'UNKNOWN_PARTICIPANT' };
-      if (affiliate.role !== 'affiliate') return { code: 'WRONG_ROLE' };
+      // Idempotent on merchant + order id before anything else about the payload: a second
+      // submit of an order answers "exists" with the first commission, whatever else it says.
       const orderKey = keys.order(p.merchant, p.orderId);
       const order = s.get(orderKey) as OrderRec | undefined;
       if (order) return { code: 'COMMISSION_EXISTS', existing: order.commission };
+      const affiliate = s.get(keys.participant(p.affiliate)) as ParticipantRec | undefined;
+      if (!affiliate) return { code: 'UNKNOWN_PARTICIPANT' };
+      if (affiliate.role !== 'affiliate') return { code: 'WRONG_ROLE' };
       const amount = BigInt(p.amount);
       s.set(keys.commission(id), {
         t: 'commission',

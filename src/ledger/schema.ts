@@ -40,7 +40,7 @@ export function str(value: unknown, path: string, opts: StrOptions): string {
   if (value.length < min)
     throw new ValidationError('INVALID_FIELD', `must have at least ${min} characters`, path);
   if (value.length > opts.max)
-    throw new ValidationError('TOO_LARGE', `must have at most ${opts.max} characters`, path);
+    throw new ValidationError('INVALID_FIELD', `must have at most ${opts.max} characters`, path);
   if (!(value as string & { isWellFormed(): boolean }).isWellFormed()) {
     throw new ValidationError('INVALID_FIELD', 'holds a lone surrogate', path);
   }
@@ -56,7 +56,8 @@ export function int(
   min: number,
   max: number = Number.MAX_SAFE_INTEGER,
 ): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+  // -0 passes isSafeInteger, but canonical JSON has no encoding for it (docs/FORMAT.md §1)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || Object.is(value, -0)) {
     throw new ValidationError('INVALID_FIELD', 'must be an integer', path);
   }
   if (value < min || value > max)
@@ -86,10 +87,13 @@ export function oneOf<T extends string>(value: unknown, path: string, options: r
 export const AMOUNT_RE = /^[1-9][0-9]{0,17}$/;
 
 export function amount(value: unknown, path: string): string {
-  return str(value, path, {
-    max: 18,
-    pattern: AMOUNT_RE,
-    patternText:
-      'a positive integer in minor units written as a decimal string without leading zeros (< 10^18)',
-  });
+  // The pattern alone: a 19-digit amount is out of range, not "too long"
+  if (typeof value !== 'string' || !AMOUNT_RE.test(value)) {
+    throw new ValidationError(
+      'INVALID_FIELD',
+      'must be a positive integer in minor units written as a decimal string without leading zeros (< 10^18)',
+      path,
+    );
+  }
+  return value;
 }

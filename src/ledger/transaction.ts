@@ -195,7 +195,7 @@ function metadata(value: unknown, path: string): Record<string, string> {
   }
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length > LIMITS.metadataEntries) {
-    throw new ValidationError('TOO_LARGE', `must have at most ${LIMITS.metadataEntries} entries`, path);
+    throw new ValidationError('INVALID_FIELD', `must have at most ${LIMITS.metadataEntries} entries`, path);
   }
   const out: Record<string, string> = {};
   for (const [k, v] of entries) {

@@ -62,6 +62,19 @@ describe('commission lifecycle', () => {
     expect(receipts[1]!.existing).toBe(first.id);
   });
 
+  it('answers "exists" for a second record of an order even when its affiliate is unknown or no affiliate', async () => {
+    const { tc, shopA, shopB, record } = await setup();
+    const first = record('o-1');
+    const stranger = keyFor('never-registered');
+    const receipts = await tc.append(
+      first,
+      record('o-1', '10000', shopA, shopA, stranger), // was UNKNOWN_PARTICIPANT
+      record('o-1', '10000', shopA, shopA, shopB), // was WRONG_ROLE
+    );
+    expect(receipts.map((r) => r.code)).toEqual(['OK', 'COMMISSION_EXISTS', 'COMMISSION_EXISTS']);
+    expect(receipts.slice(1).map((r) => r.existing)).toEqual([first.id, first.id]);
+  });
+
   it('lets two merchants use the same order id', async () => {
     const { tc, shopB, record } = await setup();
     const receipts = await tc.append(record('o-1'), record('o-1', '500', shopB, shopB));

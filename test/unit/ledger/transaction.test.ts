@@ -96,10 +96,36 @@ describe('transaction validation', () => {
       '$.payload.currency',
     ],
     [
+      // a field's own limit is INVALID_FIELD (400); TOO_LARGE (413) is the 8 KiB transaction
       'oversized description',
       (t: SignedTx) => ({ ...t, payload: { ...t.payload, description: 'x'.repeat(1001) } }),
-      'TOO_LARGE',
+      'INVALID_FIELD',
       '$.payload.description',
+    ],
+    [
+      'a 19-digit amount (out of range, not "too long")',
+      (t: SignedTx) => ({ ...t, payload: { ...t.payload, amount: '1000000000000000000' } }),
+      'INVALID_FIELD',
+      '$.payload.amount',
+    ],
+    [
+      'too many metadata entries',
+      (t: SignedTx) => ({
+        ...t,
+        payload: {
+          ...t.payload,
+          metadata: Object.fromEntries(Array.from({ length: LIMITS.metadataEntries + 1 }, (_, i) => [`k${i}`, 'v'])),
+        },
+      }),
+      'INVALID_FIELD',
+      '$.payload.metadata',
+    ],
+    [
+      // JSON.parse gives -0, which isSafeInteger accepts and canonical JSON cannot encode
+      'a timestamp of -0',
+      (t: Record<string, unknown>) => JSON.parse(JSON.stringify(t).replace(/"timestamp":\d+/, '"timestamp":-0')) as unknown,
+      'INVALID_FIELD',
+      '$.timestamp',
     ],
     ['unknown field', (t: Record<string, unknown>) => ({ ...t, extra: 1 }), 'UNKNOWN_FIELD', '$.extra'],
     [
