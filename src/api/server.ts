@@ -5,6 +5,7 @@ import Fastify, {
   type FastifyReply,
 } from 'fastify';
 import type { Logger } from 'pino';
+import { hasDuplicateKeys } from '../codec/index.js';
 import { blockHash, type Block } from '../ledger/index.js';
 import { ApiError, apiErrorBody, mapError } from './errors.js';
 import { jsonByteLength } from './json-size.js';
@@ -93,6 +94,23 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
 
   // A JSON API: any other media type is 415 UNSUPPORTED_MEDIA_TYPE.
   app.removeContentTypeParser('text/plain');
+  // Fastify's own JSON parser (`__proto__` and `constructor` keys refused), and no key twice in
+  // one object: JSON.parse would keep the last value, where a proxy or log may keep the first.
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string; // parseAs: 'string'
+    void jsonParser(request, text, (err, parsed) => {
+      if (err) return done(err, undefined);
+      if (hasDuplicateKeys(text, parsed)) {
+        return done(
+          new ApiError('MALFORMED_JSON', 'the body names the same key twice in one object'),
+          undefined,
+        );
+      }
+      done(null, parsed);
+    });
+  });
 
   app.setErrorHandler((err, request, reply) => {
     const mapped = mapError(err);

@@ -3,6 +3,7 @@ export { canonicalize, canonicalBytes, type JsonValue, type JsonObject } from '.
 export { toHex, fromHex, isHex } from './hex.js';
 export { utf8, concatBytes, bytesEqual } from './bytes.js';
 export { CodecError } from './errors.js';
+export { hasDuplicateKeys, parseJsonStrict } from './strict-json.js';
 export {
   signingMessage,
   signingMessageFromBody,

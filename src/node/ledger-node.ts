@@ -13,7 +13,7 @@ import type {
   SubmitResult,
   TransactionView,
 } from '../api/node-api.js';
-import { fromHex } from '../codec/index.js';
+import { CodecError, fromHex, parseJsonStrict } from '../codec/index.js';
 import {
   decodeConfChange,
   MemoryStorage,
@@ -1290,9 +1290,13 @@ export class LedgerNode implements LedgerNodeApi {
   private async onP2PSubmit(request: Uint8Array): Promise<Uint8Array> {
     let json: unknown;
     try {
-      json = JSON.parse(Buffer.from(request).toString('utf8'));
-    } catch {
-      return Buffer.from(JSON.stringify(apiErrorBody('MALFORMED_JSON', 'the request is not JSON').body));
+      json = parseJsonStrict(Buffer.from(request).toString('utf8'));
+    } catch (err) {
+      const why =
+        err instanceof CodecError
+          ? 'the request names the same key twice in one object'
+          : 'the request is not JSON';
+      return Buffer.from(JSON.stringify(apiErrorBody('MALFORMED_JSON', why).body));
     }
     // a bare transaction, or the envelope { tx, wait?: boolean, timeoutMs?: integer, forwarded?: boolean }
     // (NETWORK.md)

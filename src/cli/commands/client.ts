@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { NodeStatus, SubmitResult } from '../../api/node-api.js';
-import { toHex } from '../../codec/index.js';
+import { CodecError, parseJsonStrict, toHex } from '../../codec/index.js';
 import { signAdminRequest, signTransaction } from '../../ledger/index.js';
 import { readKeyFile } from '../../node/keyfile.js';
 import { SUBMIT_TIMEOUT } from '../../api/schemas.js';
@@ -69,10 +69,17 @@ export function registerClient(program: Command, setExit: (code: number) => void
                 throw new CliError('IO_ERROR', `cannot read ${file}`);
               });
         let tx: unknown;
+        const source = file === '-' ? 'stdin' : file;
         try {
-          tx = JSON.parse(text);
-        } catch {
-          throw new CliError('MALFORMED_JSON', `${file === '-' ? 'stdin' : file} is not JSON`);
+          // refused as the node would: re-serialised here, a duplicate key would vanish unseen
+          tx = parseJsonStrict(text);
+        } catch (err) {
+          throw new CliError(
+            'MALFORMED_JSON',
+            err instanceof CodecError
+              ? `${source} names the same key twice in one object`
+              : `${source} is not JSON`,
+          );
         }
         let result: SubmitResult;
         if (opts.p2p !== undefined) {

@@ -176,6 +176,34 @@ describe('POST /v1/transactions', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it('a key named twice in one object → 400 MALFORMED_JSON (JSON.parse would keep the last silently)', async () => {
+    for (const payload of [
+      '{"v":1,"v":1}',
+      '{"payload":{"amount":"999","amount":"100"}}',
+      '[{"a":1},{"b":{"c":1,"c":2}}]',
+    ]) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/transactions',
+        headers: { 'content-type': 'application/json' },
+        payload,
+      });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toMatchObject({
+        code: 'MALFORMED_JSON',
+        message: expect.stringContaining('twice') as unknown,
+      });
+    }
+    // a colon or an escaped quote inside a string is no key
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/transactions',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"a":"x:\\":y","b":{"a":"::"}}',
+    });
+    expect(errorOf(res).code).not.toBe('MALFORMED_JSON');
+  });
+
   it('a body that is not an object → 400 BAD_REQUEST (schema)', async () => {
     for (const payload of ['[1,2]', '"tx"', '42', 'null']) {
       const res = await app.inject({

@@ -183,6 +183,14 @@ describe('an in-process 3-node network', () => {
       error: { code: string };
     };
     expect(bad.error.code).toBe('MALFORMED_JSON');
+    const twice = Buffer.from(JSON.stringify(t.tx).replace('{', '{"nonce":"other",'));
+    const dup = JSON.parse(Buffer.from(await net.clientSubmit(twice)).toString('utf8')) as {
+      error: { code: string; message: string };
+    };
+    expect(dup.error).toMatchObject({
+      code: 'MALFORMED_JSON',
+      message: expect.stringContaining('twice') as unknown,
+    });
   });
 
   it('a leader sends its appends while its own log write runs, and applies nothing before it completes', async () => {
