@@ -114,6 +114,15 @@ export interface LedgerNodeOptions {
   onFatal?: (err: Error) => void;
   /** the Postgres/pgvector mirror of the committed chain (src/sync), if this node runs one; or attachMirror() later */
   mirror?: NodeMirror;
+  /**
+   * Node ids this node's configuration names as its peers. The network admits
+   * only members, as this node's applied chain and Raft configuration know
+   * them; these are admitted too while that knowledge may be out of date
+   * (updateNetworkMembers): before this node is a member in its own chain (it
+   * is joining, and the leader may be a member added since genesis), and
+   * while it has heard no leader for LEADERLESS_TRUST_TICKS.
+   */
+  peers?: readonly string[];
 }
 
 interface Waiter {
@@ -130,6 +139,8 @@ interface BlockListener {
 }
 
 const BLOCK_BYTES_BUDGET = 4 * 1024 * 1024;
+/** ticks without a known leader after which the configured peers are admitted as members (opts.peers) */
+const LEADERLESS_TRUST_TICKS = 60;
 const SWEEP_EVERY_TICKS = 50;
 /** Resends of what has not committed (retryPending): the first gap, the longest, and how often to look. */
 const FORWARD_RETRY_MS = 2_000;
@@ -141,6 +152,8 @@ const FORWARD_BATCH_TXS = 512;
 const ASK_LEADER_TIMEOUT_MS = 5_000;
 /** questions to the leader at once; more wait their turn (the leader serves 16 streams per connection) */
 const ASK_LEADER_CONCURRENCY = 8;
+/** Questions that may wait for one of those; past that, a follower's own refusal stands. */
+const ASK_LEADER_QUEUE = 256;
 /** room over the ledger's transaction limit when splitting a forward frame (the ledger checks exactly) */
 const FORWARD_SLACK_BYTES = 256;
 
@@ -269,7 +282,7 @@ export class LedgerNode implements LedgerNodeApi {
     const net = this.opts.network;
     net.onRaftFrame((from, frame) => this.onRaftFrame(from, frame));
     net.onTx((from, bytes) => this.onGossipTx(from, bytes));
-    net.handleSubmit((req) => this.onP2PSubmit(req));
+    net.handleSubmit((req, _from, signal) => this.onP2PSubmit(req, signal));
     net.handleBlockRange((from, to) => this.blockRange(from, to));
     this.updateNetworkMembers();
     await net.start();
@@ -348,6 +361,9 @@ export class LedgerNode implements LedgerNodeApi {
     if (this.stopped) return;
     this.raft.tick();
     this.ticks++;
+    this.leaderlessTicks = this.leader === null ? this.leaderlessTicks + 1 : 0;
+    const trust = !this.isMember() || this.leaderlessTicks >= LEADERLESS_TRUST_TICKS;
+    if (trust !== this.trustingPeers && (this.opts.peers?.length ?? 0) > 0) this.updateNetworkMembers();
     if (this.ticks % SWEEP_EVERY_TICKS === 0) this.sweepMempool();
     if (this.ticks % FORWARD_RETRY_TICKS === 0) this.retryPending(this.now());
     if (this.isLeader && this.ticks % 10 === 0) this.reconcileMembership();
@@ -425,17 +441,21 @@ export class LedgerNode implements LedgerNodeApi {
     // already durable (checked here), and nothing it commits is applied or announced before this
     // Ready's write completes: the next Ready, which could carry a commit index covering these
     // entries, is handled only after it.
+    // One exception: a commit index that already covers this Ready's own entries. The core counts
+    // the leader's entry as matched when it is proposed, so a leader that is the only voter
+    // commits it at once, and the same Ready would tell its learners so before the entry is on
+    // its disk: a learner would apply a block its leader could still lose in a crash.
+    const firstNew = rd.entries[0]?.index ?? Infinity;
     const early =
       this.isLeader &&
       rd.snapshot === undefined &&
       this.hardStateDurable(rd.hardState) &&
-      rd.messages.every((m) => LEADER_MESSAGES.has(m.type));
+      rd.messages.every((m) => LEADER_MESSAGES.has(m.type) && m.commit < firstNew);
     if (early) this.send(rd.messages);
     // Committed entries that were on disk before this Ready are applied while its write runs
     // (etcd applies on its own goroutine for the same reason): the cycle costs the longer of the
     // two, not their sum. Entries this Ready itself writes are applied only once written, and
     // the messages of a non-leader (acknowledgements, votes) leave only once written.
-    const firstNew = rd.entries[0]?.index ?? Infinity;
     const overlap = rd.snapshot === undefined;
     const applyNow = overlap ? rd.committedEntries.filter((e) => e.index < firstNew) : [];
     const applyAfter = overlap ? rd.committedEntries.filter((e) => e.index >= firstNew) : rd.committedEntries;
@@ -600,9 +620,11 @@ export class LedgerNode implements LedgerNodeApi {
 
   private cutBlocks(): void {
     if (!this.isLeader || !this.leaderReady || this.fatal) return;
-    const members = this.layered.get(keys.members) as MembersRec;
-    if (!members.voters.includes(this.nodeId)) return; // removed in the ledger: propose nothing more
     while (this.layered.depth < this.maxInflightBlocks && this.mempool.pendingCount() > 0) {
+      // Read again for each block: the one just cut may remove this leader from the voters, and a
+      // block it proposed after that would not be valid (processBlock: BAD_PROPOSER).
+      const members = this.layered.get(keys.members) as MembersRec;
+      if (!members.voters.includes(this.nodeId)) return; // removed in the ledger: propose nothing more
       const now = this.now();
       const sel = selectTransactions(this.layered, this.boundedCandidates(), now, this.maxBlockTxs);
       for (const r of sel.rejected) this.refuse(r.tx.id, r.code);
@@ -698,6 +720,10 @@ export class LedgerNode implements LedgerNodeApi {
     }
     if (height !== chain.height + 1)
       throw new Error(`committed block ${height} does not follow height ${chain.height}`);
+    // A leader signs a block for the term it proposes it in: a block in another term's entry is a
+    // bug or a damaged log, never something to apply.
+    if (block.block.header.term !== e.term)
+      throw new Error(`committed block ${height} names term ${block.block.header.term} in an entry of term ${e.term}`);
     if (!mine) this.checkSignatures(block);
     // Our own block was processed when we cut it, against the state its log predecessors produce.
     // Those predecessors are exactly the blocks applied since (the hash chain names them), so the
@@ -863,8 +889,18 @@ export class LedgerNode implements LedgerNodeApi {
       ...(ledger?.voters ?? []),
       ...(ledger?.learners ?? []),
     ]);
+    // A node learns of members only from blocks its leader sends; one that joins after the
+    // members of its genesis have handed over (or that was away while they did) would refuse
+    // the very leader that could tell it. Its operator's word stands in until it knows.
+    this.trustingPeers = !this.isMember() || this.leaderlessTicks >= LEADERLESS_TRUST_TICKS;
+    if (this.trustingPeers) for (const p of this.opts.peers ?? []) ids.add(p);
     this.opts.network.setMembers([...ids]);
   }
+
+  /** whether opts.peers are admitted now (updateNetworkMembers) */
+  private trustingPeers = false;
+  /** ticks since this node last knew a leader */
+  private leaderlessTicks = 0;
 
   /**
    * The leader moves Raft's configuration towards the ledger's membership,
@@ -879,7 +915,7 @@ export class LedgerNode implements LedgerNodeApi {
   }
 
   /** turns to ask the leader about a refusal (answerFromLeader) */
-  private readonly askSlots = new Slots(ASK_LEADER_CONCURRENCY);
+  private readonly askSlots = new Slots(ASK_LEADER_CONCURRENCY, ASK_LEADER_QUEUE);
 
   /** why the ledger's membership is not yet Raft's (reconcileMembership), '' when nothing waits */
   private membershipWaiting = '';
@@ -1121,7 +1157,7 @@ export class LedgerNode implements LedgerNodeApi {
         // refused as a duplicate of itself in a block not committed yet: waited for, not refused
         if (!this.inUncommittedBlock(dtx)) {
           if (opts.forwarded !== true && mayBeThisNodesLag(err)) {
-            const answer = await this.answerFromLeader(json, dtx.id, waiting);
+            const answer = await this.answerFromLeader(json, dtx.id, waiting, opts);
             if (answer !== undefined) return answer;
           }
           waiting?.cancel();
@@ -1167,6 +1203,7 @@ export class LedgerNode implements LedgerNodeApi {
     tx: unknown,
     id: string,
     waiting: { result: Promise<SubmitResult>; cancel: () => void } | undefined,
+    client: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<SubmitResult | undefined> {
     const leader = this.leader;
     if (this.isLeader || leader === null || leader === this.nodeId) return undefined;
@@ -1179,8 +1216,13 @@ export class LedgerNode implements LedgerNodeApi {
         details: { id },
       });
     };
-    await this.askSlots.acquire();
-    const budget = deadline(ASK_LEADER_TIMEOUT_MS);
+    // The client's own time and presence bound the question, its wait for a slot included: one
+    // asked for a client that has gone, or whose time is up, is never sent.
+    const budget = deadline(Math.min(ASK_LEADER_TIMEOUT_MS, client.timeoutMs), client.signal);
+    if (!(await this.askSlots.acquire(budget.signal))) {
+      budget.clear();
+      return undefined; // not sent: this node's refusal stands
+    }
     let body: Uint8Array;
     try {
       body = await this.opts.network.submitTo(leader, request, budget.signal);
@@ -1287,7 +1329,7 @@ export class LedgerNode implements LedgerNodeApi {
     return view && { id, status: 'committed', receipt: view.receipt, blockHash: view.blockHash };
   }
 
-  private async onP2PSubmit(request: Uint8Array): Promise<Uint8Array> {
+  private async onP2PSubmit(request: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
     let json: unknown;
     try {
       json = parseJsonStrict(Buffer.from(request).toString('utf8'));
@@ -1319,6 +1361,7 @@ export class LedgerNode implements LedgerNodeApi {
           SUBMIT_TIMEOUT.max,
         ),
         forwarded: forwarded === true,
+        ...(signal ? { signal } : {}),
       });
       return Buffer.from(JSON.stringify(r));
     } catch (err) {
@@ -1606,24 +1649,44 @@ function decodeFetchedBlock(bytes: Uint8Array): DecodedBlock {
   return block;
 }
 
-/** At most `n` holders at once; the others wait in order. */
+/** At most `n` holders at once; at most `maxWaiting` others wait, in order, each until its signal aborts. */
 class Slots {
   private free: number;
-  private readonly queue: (() => void)[] = [];
-  constructor(n: number) {
+  private readonly queue = new Set<() => void>(); // insertion order: first come, first served
+  constructor(
+    n: number,
+    private readonly maxWaiting: number,
+  ) {
     this.free = n;
   }
-  acquire(): Promise<void> {
+  /** True once a slot is held (release it); false, holding none, if `signal` aborts first or the queue is full. */
+  acquire(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
     if (this.free > 0) {
       this.free--;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
-    return new Promise((resolve) => this.queue.push(resolve));
+    if (this.queue.size >= this.maxWaiting) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        this.queue.delete(grant);
+        resolve(false);
+      };
+      const grant = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(true);
+      };
+      this.queue.add(grant);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
   release(): void {
-    const next = this.queue.shift();
-    if (next) next();
-    else this.free++;
+    const next = this.queue.values().next();
+    if (next.done === true) this.free++;
+    else {
+      this.queue.delete(next.value);
+      next.value();
+    }
   }
 }
 

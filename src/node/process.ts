@@ -125,6 +125,7 @@ export async function runNode(
       metrics,
       random: randomSeed(),
       onFatal,
+      peers: config.peers.map((p) => p.nodeId),
     });
     opened.length = 0; // the node closes the network and both stores
     opened.push(() => node.stop());

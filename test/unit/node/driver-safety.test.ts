@@ -1,0 +1,205 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { signAdminRequest } from '../../../src/ledger/index.js';
+import type { RaftWrite } from '../../../src/storage/raft/index.js';
+import { TestCluster } from '../../support/cluster.js';
+import { keyFor, pub, tx } from '../../support/ledger-fixture.js';
+
+let cluster: TestCluster | undefined;
+afterEach(async () => {
+  await cluster?.stopAll();
+  cluster = undefined;
+});
+
+const now = () => ({ timestamp: Date.now() });
+
+/** Internals these tests reach into, to hold a node in the state a race would leave it in. */
+interface DriverInternals {
+  running: boolean;
+  admit(dtx: unknown, signatureChecked: boolean): void;
+  kick(): void;
+  raft: { status(): { term: number } };
+}
+
+describe('the driver, where a race could break safety', () => {
+  it('a leader that is the only voter tells its learners of a commit only once the entry is on its disk', async () => {
+    cluster = new TestCluster(1);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const op = cluster.operator;
+    const k2 = keyFor('node-2');
+    const id2 = pub(k2);
+    await leader.submit(tx('member.add', op, { node: id2 }, now()).tx, { wait: true, timeoutMs: 5000 });
+    const learner = await cluster.start(id2, k2);
+    await cluster.waitFor(
+      'the learner to catch up',
+      () =>
+        learner.status().height === leader.status().height &&
+        leader.raftStatus.confState.learners.includes(id2),
+    );
+    // The leader's disk stalls on entry writes (a slow fsync, or a crash about to happen).
+    const disk = cluster.disks.get(leader.nodeId)!.raft;
+    const save = disk.save.bind(disk);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    disk.save = async (w: RaftWrite) => {
+      if ((w.entries?.length ?? 0) > 0) await held;
+      return save(w);
+    };
+    const before = learner.status().height;
+    const reg = tx(
+      'participant.register',
+      op,
+      { participant: pub(keyFor('m1')), role: 'merchant', name: 'm' },
+      now(),
+    );
+    await leader.submit(reg.tx, { wait: false, timeoutMs: 1000 });
+    await new Promise((r) => setTimeout(r, 400));
+    // before the fix the learner had applied it: a block its only voter could still lose
+    expect(learner.status().height).toBe(before);
+    release();
+    await cluster.waitFor(
+      'the learner to apply it once it is durable',
+      () => learner.status().height === before + 1,
+    );
+  });
+
+  it('a leader that cuts its own removal with more transactions waiting proposes nothing after it, and does not stop', async () => {
+    cluster = new TestCluster(3);
+    cluster.nodeOptions = { maxBlockTxs: 1 };
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const op = cluster.operator;
+    const rm = tx('member.remove', op, { node: leader.nodeId }, now());
+    const reg = tx(
+      'participant.register',
+      op,
+      { participant: pub(keyFor('m')), role: 'merchant', name: 'm' },
+      now(),
+    );
+    // both arrive while the driver is busy (as under load): admitted, then one turn cuts blocks
+    const d = leader as unknown as DriverInternals;
+    d.running = true;
+    d.admit(rm, true);
+    d.admit(reg, true);
+    d.running = false;
+    d.kick();
+    await cluster.waitFor('another leader', () => {
+      const l = cluster!.leader();
+      return l !== undefined && l.nodeId !== leader.nodeId;
+    });
+    expect(cluster.fatal.map((e) => e.message)).toEqual([]);
+    const next = cluster.leader()!;
+    // the removal committed; the registration is proposed by the next leader
+    await cluster.waitFor(
+      'the registration to commit',
+      async () => (await next.getTransaction(reg.id)) !== undefined,
+    );
+  });
+
+  it('a committed block whose header names another term than its entry stops the node', async () => {
+    cluster = new TestCluster(1);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const d = leader as unknown as DriverInternals;
+    const status = d.raft.status.bind(d.raft);
+    d.raft.status = () => ({ ...status(), term: status().term + 1 }); // a bug in the proposer
+    const reg = tx(
+      'participant.register',
+      cluster.operator,
+      { participant: pub(keyFor('m')), role: 'merchant', name: 'm' },
+      now(),
+    );
+    await leader.submit(reg.tx, { wait: false, timeoutMs: 1000 });
+    await cluster.waitFor('the node to stop', () => cluster!.fatal.length > 0);
+    expect(cluster.fatal[0]!.message).toMatch(/names term \d+ in an entry of term \d+/);
+  });
+
+  it('a node joins while its leader is a member added after genesis, when its configuration names that leader', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const op = cluster.operator;
+    const k4 = keyFor('node-4');
+    const id4 = pub(k4);
+    await (
+      await cluster.waitForLeader()
+    ).submit(tx('member.add', op, { node: id4 }, now()).tx, {
+      wait: true,
+      timeoutMs: 5000,
+    });
+    const n4 = await cluster.start(id4, k4, { peers: cluster.ids });
+    await cluster.waitFor(
+      'node 4 to catch up',
+      () => n4.status().height === cluster!.leader()?.status().height,
+    );
+    await cluster
+      .leader()!
+      .submit(tx('member.promote', op, { node: id4 }, now()).tx, { wait: true, timeoutMs: 5000 });
+    await cluster.waitFor('node 4 to vote', () =>
+      cluster!.leader()?.raftStatus.confState.voters.includes(id4),
+    );
+    const transfer = signAdminRequest(
+      {
+        v: 1,
+        kind: 'leader.transfer',
+        chainId: cluster.config.chainId,
+        signer: pub(op),
+        nonce: 'rotate-1',
+        timestamp: Date.now(),
+        payload: { to: id4 },
+      },
+      op.secretKey,
+    );
+    await cluster.leader()!.admin(transfer);
+    await cluster.waitFor('node 4 to lead', () => cluster!.leader()?.nodeId === id4);
+    // A fifth node: its genesis knows nodes 1–3 only; its configuration names node 4.
+    const k5 = keyFor('node-5');
+    const id5 = pub(k5);
+    await n4.submit(tx('member.add', op, { node: id5 }, now()).tx, { wait: true, timeoutMs: 5000 });
+    const n5 = await cluster.start(id5, k5, { peers: [id4] });
+    await cluster.waitFor('node 5 to catch up', () => n5.status().height === n4.status().height, 10_000);
+    expect(n5.raftStatus.leader).toBe(id4);
+  });
+});
+
+describe('a follower asking its leader about a refusal', () => {
+  it('never sends a question for a client that has gone or whose time is up, and queues a bounded number', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const fid = cluster.ids.find((id) => id !== leader.nodeId)!;
+    const follower = cluster.nodes.get(fid)!;
+    await cluster.waitFor(
+      'the follower to know its leader',
+      () => follower.raftStatus.leader === leader.nodeId,
+    );
+    // the leader answers slowly: 200 ms a question
+    const net = cluster.hub.nodes.get(fid)! as unknown as {
+      submitTo: (...a: unknown[]) => Promise<Uint8Array>;
+    };
+    const submitTo = net.submitTo.bind(net);
+    let asks = 0;
+    net.submitTo = async (...args: unknown[]) => {
+      asks++;
+      await new Promise((r) => setTimeout(r, 200));
+      return submitTo(...args);
+    };
+    // unregistered signers: UNKNOWN_SIGNER here, which may be this follower's lag, so it asks
+    const results = await Promise.allSettled(
+      Array.from({ length: 160 }, (_, i) => {
+        const t = tx(
+          'participant.register',
+          keyFor(`stranger-${i}`),
+          { participant: pub(keyFor(`x${i}`)), role: 'merchant', name: 'x' },
+          now(),
+        );
+        const gone = new AbortController();
+        setTimeout(() => gone.abort(), 100); // the client goes away after 100 ms
+        return follower.submit(t.tx, { wait: true, timeoutMs: 100, signal: gone.signal });
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    // 8 at once were sent before the clients left; before the fix all 160 were, one after another
+    expect(asks).toBeLessThanOrEqual(16);
+  });
+});
