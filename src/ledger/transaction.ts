@@ -121,7 +121,7 @@ function currency(value: unknown, path: string): string {
   return str(value, path, {
     max: 3,
     pattern: CURRENCY_RE,
-    patternText: 'an ISO 4217 code (three capital letters)',
+    patternText: 'three capital letters A-Z, as ISO 4217 codes are (the list itself is not checked)',
   });
 }
 
