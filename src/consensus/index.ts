@@ -22,7 +22,7 @@
 // Log compaction: const snap = node.compact(index, data); persist it
 // (RaftStore.save({ snapshot: snap }) then RaftStore.compact(index)) and
 // storage.applySnapshot(snap).
-export { RaftNode } from './raft.js';
+export { bootstrapState, RaftNode } from './raft.js';
 export { MemoryStorage, type LogStorage } from './memory-storage.js';
 export { messageSize, entrySize } from './message-size.js';
 export { encodeConfChange, decodeConfChange, applyConfChangeToConfState } from './conf-change.js';

@@ -47,6 +47,22 @@ const VOTE_RESPONSE: Partial<Record<MessageType, MessageType>> = { vote: 'voteRe
  * One Raft peer as a deterministic state machine (etcd raft + RawNode). See
  * index.ts and README.md for the driver contract.
  */
+/**
+ * The state every founding member starts from: a snapshot at index 1 (term 1)
+ * holding the initial membership, so that membership is part of the
+ * replicated state and a member that joins later receives it with the log.
+ * RaftNode builds it from `bootstrap` when its storage is empty; an operator
+ * tool writes it to a founding node's store ahead of time instead (`bitnexus
+ * init`), so that a node whose store was lost never bootstraps again.
+ */
+export function bootstrapState(conf: ConfState): { snapshot: Snapshot; hardState: HardState } {
+  if (conf.voters.length === 0) throw new RaftUsageError('invalidConfig', 'bootstrap needs at least one voter');
+  return {
+    snapshot: { meta: { index: 1, term: 1, confState: cloneConfState(conf) }, data: EMPTY },
+    hardState: { term: 1, vote: null, commit: 1 },
+  };
+}
+
 export class RaftNode {
   readonly id: NodeId;
   private term = 0;
@@ -115,15 +131,10 @@ export class RaftNode {
     let confState: ConfState;
     let term = 0;
     if (storageEmpty && config.bootstrap !== undefined) {
-      if (config.bootstrap.voters.length === 0) {
-        throw new RaftUsageError('invalidConfig', 'bootstrap needs at least one voter');
-      }
-      // Every founding member starts from the same snapshot at index 1, so
-      // the initial membership is part of the replicated state: a member that
-      // joins later receives it with the log.
+      const boot = bootstrapState(config.bootstrap);
       confState = cloneConfState(config.bootstrap);
-      this.log.restore({ meta: { index: 1, term: 1, confState: cloneConfState(confState) }, data: EMPTY });
-      term = 1;
+      this.log.restore(boot.snapshot);
+      term = boot.hardState.term;
       this.prevHardState = { term: 0, vote: null, commit: 0 };
     } else {
       if (hardState.commit > this.log.lastIndex() || hardState.commit < this.log.committed) {

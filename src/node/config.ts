@@ -28,6 +28,7 @@ export interface PeerConfig {
 }
 
 export const CHAIN_DIR = 'chain';
+export const RAFT_DIR = 'raft';
 
 export async function readNodeConfig(path: string): Promise<NodeConfig & { baseDir: string }> {
   const raw = JSON.parse(await readFile(path, 'utf8')) as NodeConfig;

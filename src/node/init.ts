@@ -9,8 +9,10 @@ import {
   encodeBlock,
   type GenesisConfig,
 } from '../ledger/index.js';
+import { bootstrapState } from '../consensus/index.js';
 import { LevelStore } from '../storage/index.js';
-import { CHAIN_DIR, type NodeConfig } from './config.js';
+import { LevelRaftStore } from '../storage/raft/index.js';
+import { CHAIN_DIR, RAFT_DIR, type NodeConfig } from './config.js';
 import { writeKeyFile } from './keyfile.js';
 import { LedgerChain } from './ledger-chain.js';
 
@@ -136,6 +138,15 @@ export async function initNetwork(opts: InitOptions): Promise<InitResult> {
       await chain.commit(decoded);
     } finally {
       await chain.close();
+    }
+    // A founding member's first Raft state, written here rather than made at start: a node that
+    // finds its Raft store empty waits to be sent the log, so one whose data was lost cannot
+    // found the network a second time (docs/OPERATIONS.md).
+    const raft = await LevelRaftStore.open(join(opts.dir, n.name, 'data', RAFT_DIR));
+    try {
+      await raft.save(bootstrapState({ voters: config.members, learners: [] }));
+    } finally {
+      await raft.close();
     }
   }
   return {

@@ -123,6 +123,15 @@ export interface LedgerNodeOptions {
    * while it has heard no leader for LEADERLESS_TRUST_TICKS.
    */
   peers?: readonly string[];
+  /**
+   * Found the network: with an empty Raft store, start from genesis's
+   * members (bootstrapState). Default false: a node whose store is empty
+   * waits for a leader to send it the log. `bitnexus start` never sets it,
+   * since `bitnexus init` writes a founding node's initial Raft state; a
+   * founding node whose data was lost must not found the network again, with
+   * no record of the terms and votes it gave (docs/OPERATIONS.md).
+   */
+  bootstrap?: boolean;
 }
 
 interface Waiter {
@@ -255,9 +264,15 @@ export class LedgerNode implements LedgerNodeApi {
       preVote: true,
       checkQuorum: true,
       maxMsgBytes: 4 * 1024 * 1024,
-      bootstrap: { voters: [...config.members], learners: [] },
+      ...(opts.bootstrap === true ? { bootstrap: { voters: [...config.members], learners: [] } } : {}),
       logger: opts.logger.child({ module: 'raft' }),
     });
+    if (opts.bootstrap !== true && persisted.snapshot === null && persisted.entries.length === 0) {
+      this.log.info(
+        'the Raft store is empty: waiting for a leader to send the log (a node added with `members add` ' +
+          'starts so; a founding node has the state `bitnexus init` wrote, see docs/OPERATIONS.md)',
+      );
+    }
   }
 
   /**

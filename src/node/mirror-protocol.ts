@@ -17,6 +17,21 @@ export interface WireError {
   message: string;
 }
 
+/**
+ * One page of a chain-store walk (`kv` iterate): at most KV_PAGE_ENTRIES
+ * entries or about KV_PAGE_BYTES, read and posted by the node's thread one
+ * page per request; `more` when the walk goes on after the last entry (the
+ * mirror thread asks again from there). A check of a million commissions
+ * was one array of hundreds of MB, gathered on the node's thread.
+ */
+export interface KvPage {
+  entries: [string, Uint8Array][];
+  more: boolean;
+}
+
+export const KV_PAGE_ENTRIES = 1_000;
+export const KV_PAGE_BYTES = 1 << 20;
+
 export type ToWorker =
   | { type: 'committed'; height: number; block?: CommittedBlock }
   | { type: 'kv'; id: number; value?: unknown; error?: string }

@@ -9,7 +9,15 @@ import type {
   SyncServiceStatus,
 } from '../sync/index.js';
 import type { LedgerChain } from './ledger-chain.js';
-import type { MirrorInit, ToMain, ToWorker, WireError } from './mirror-protocol.js';
+import {
+  KV_PAGE_BYTES,
+  KV_PAGE_ENTRIES,
+  type KvPage,
+  type MirrorInit,
+  type ToMain,
+  type ToWorker,
+  type WireError,
+} from './mirror-protocol.js';
 import { workerScript } from '../util/worker-script.js';
 
 /**
@@ -26,7 +34,13 @@ export interface NodeMirror {
   close(): Promise<void>;
 }
 
-/** An error from the mirror thread, with its original name and code (the API maps SyncError INVALID_QUERY). */
+/**
+ * An error from the mirror thread, with its original name and code: a
+ * SyncError's name is 'SyncError' and its code one of SYNC_ERROR_CODES
+ * (INVALID_QUERY: the request; MIRROR_UNAVAILABLE: the database cannot be
+ * reached or the mirror thread is gone; CHECK_IN_PROGRESS: one check at a
+ * time); anything else is a fault.
+ */
 export class MirrorCallError extends Error {
   constructor(
     override readonly name: string,
@@ -64,6 +78,10 @@ export class WorkerMirror implements NodeMirror {
   private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private stopped: (() => void) | undefined;
   private closed = false;
+  /** why calls fail at once: the thread exited (set on its exit) */
+  private dead: MirrorCallError | undefined;
+  /** a check is running (one at a time) */
+  private checking = false;
   /** when `last` arrived (Date.now) */
   private lastAt = 0;
   private gauges: NodeJS.Timeout | undefined;
@@ -88,10 +106,19 @@ export class WorkerMirror implements NodeMirror {
       }, GAUGE_REFRESH_MS);
       this.gauges.unref();
     }
-    this.worker.on('exit', () => {
-      clearInterval(this.gauges);
-      this.metrics?.setMirror(undefined);
-      this.failAll(new Error('the mirror thread exited'));
+    this.worker.on('exit', (code) => {
+      this.dead = unavailable(
+        this.closed ? 'the mirror is closed' : `the mirror thread exited (code ${code}); restart the node to mirror again`,
+      );
+      if (this.closed) {
+        clearInterval(this.gauges);
+        this.metrics?.setMirror(undefined);
+      } else {
+        // status() says 'stopped' from now on; the gauges go on showing it (and the lag growing)
+        this.log.error({ code }, 'the mirror thread exited; consensus goes on without it');
+        this.metrics?.setMirror(this.status());
+      }
+      this.failAll(this.dead);
       this.stopped?.();
     });
   }
@@ -124,6 +151,7 @@ export class WorkerMirror implements NodeMirror {
     if (this.closed) return;
     if (this.commitTimes.size < COMMIT_TIMES_LIMIT && !this.commitTimes.has(height))
       this.commitTimes.set(height, Date.now());
+    if (this.dead) return; // the lag goes on growing in status(); nobody to tell
     // Only to a thread that is listening: one busy in a long statement (an index build) would
     // queue every block's bytes meanwhile; it reads from the store what it was not handed.
     const listening = Date.now() - this.lastAt < HAND_OVER_SILENCE_MS;
@@ -135,11 +163,20 @@ export class WorkerMirror implements NodeMirror {
    * has committed that the report does not cover, and how long ago the
    * oldest of them was committed. The thread cannot report while PGlite
    * runs a statement (WebAssembly holds its event loop), so its own figures
-   * could only understate a lag; these cannot.
+   * could only understate a lag; these cannot. Once the thread has exited,
+   * its last report with state `stopped` (sink and index) and why.
    */
   status(): SyncServiceStatus | undefined {
-    const s = this.last;
-    if (!s) return undefined;
+    const reported = this.last;
+    if (!reported) return undefined;
+    const s: SyncServiceStatus = this.dead
+      ? {
+          ...reported,
+          state: 'stopped',
+          lastError: this.dead.message,
+          index: { ...reported.index, state: 'stopped' },
+        }
+      : reported;
     const lagBlocks = Math.max(0, this.chain.height - s.height);
     if (lagBlocks === 0) return { ...s, lagBlocks: 0, lagSeconds: 0 };
     const since = this.commitTimes.get(s.height + 1);
@@ -153,19 +190,41 @@ export class WorkerMirror implements NodeMirror {
     return this.call<SearchResult>('search', request);
   }
 
+  /**
+   * Compare the mirror with the chain. One at a time: a check reads the
+   * whole mirror and walks the chain's state through this thread, so a
+   * second one asked for meanwhile is refused (CHECK_IN_PROGRESS), not queued.
+   */
   check(): Promise<CheckReport> {
-    return this.call<CheckReport>('check');
+    if (this.checking) {
+      return Promise.reject(
+        new MirrorCallError(
+          'SyncError',
+          'CHECK_IN_PROGRESS',
+          'CHECK_IN_PROGRESS: a mirror check is already running on this node; retry when it has finished',
+        ),
+      );
+    }
+    this.checking = true;
+    return this.call<CheckReport>('check').finally(() => {
+      this.checking = false;
+    });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const done = new Promise<void>((r) => (this.stopped = r));
-    this.post({ type: 'stop' });
-    const timeout = setTimeout(() => void this.worker.terminate(), 10_000);
-    await done;
-    clearTimeout(timeout);
-    await this.worker.terminate();
+    if (!this.dead) {
+      const done = new Promise<void>((r) => (this.stopped = r));
+      this.post({ type: 'stop' });
+      const timeout = setTimeout(() => void this.worker.terminate(), 10_000);
+      await done;
+      clearTimeout(timeout);
+      await this.worker.terminate();
+    }
+    // the thread had exited already: nothing to wait for
+    clearInterval(this.gauges);
+    this.metrics?.setMirror(undefined);
   }
 
   private post(m: ToWorker): void {
@@ -173,7 +232,8 @@ export class WorkerMirror implements NodeMirror {
   }
 
   private call<T>(method: 'search' | 'check', request?: SearchRequest): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('the mirror is closed'));
+    if (this.dead) return Promise.reject(this.dead);
+    if (this.closed) return Promise.reject(unavailable('the mirror is closed'));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -232,12 +292,22 @@ export class WorkerMirror implements NodeMirror {
       if (m.op === 'get') {
         this.post({ type: 'kv', id: m.id, value: await kv.get(m.key) });
       } else {
+        // one page per request (KvPage): this is the node's consensus thread
         const entries: [string, Uint8Array][] = [];
         const opts: { gte?: string; lt?: string } = {};
         if (m.gte !== undefined) opts.gte = m.gte;
         if (m.lt !== undefined) opts.lt = m.lt;
-        for await (const e of kv.iterate(m.prefix, opts)) entries.push(e);
-        this.post({ type: 'kv', id: m.id, value: entries });
+        let bytes = 0;
+        let more = false;
+        for await (const e of kv.iterate(m.prefix, opts)) {
+          if (entries.length >= KV_PAGE_ENTRIES || bytes >= KV_PAGE_BYTES) {
+            more = true;
+            break;
+          }
+          entries.push(e);
+          bytes += e[0].length + e[1].byteLength;
+        }
+        this.post({ type: 'kv', id: m.id, value: { entries, more } satisfies KvPage });
       }
     } catch (err) {
       this.post({ type: 'kv', id: m.id, error: (err as Error).message });
@@ -247,4 +317,9 @@ export class WorkerMirror implements NodeMirror {
 
 function toError(e: WireError): MirrorCallError {
   return new MirrorCallError(e.name, e.code, e.message);
+}
+
+/** What calls to a mirror without its thread reject with (the node answers 503). */
+function unavailable(why: string): MirrorCallError {
+  return new MirrorCallError('SyncError', 'MIRROR_UNAVAILABLE', `MIRROR_UNAVAILABLE: ${why}`);
 }

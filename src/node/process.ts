@@ -8,13 +8,12 @@ import { decodeBlock, parseBlock } from '../ledger/index.js';
 import { NetworkConfigError, P2PNetwork } from '../network/index.js';
 import { LevelStore } from '../storage/index.js';
 import { LevelRaftStore } from '../storage/raft/index.js';
-import { CHAIN_DIR, configProblem, readNodeConfig, resolveIn, type NodeConfig } from './config.js';
+import { CHAIN_DIR, RAFT_DIR, configProblem, readNodeConfig, resolveIn, type NodeConfig } from './config.js';
 import { readKeyFile } from './keyfile.js';
 import { LedgerChain } from './ledger-chain.js';
 import { LedgerNode, randomSeed } from './ledger-node.js';
 import { WorkerMirror } from './mirror.js';
 
-export const RAFT_DIR = 'raft';
 export const PGLITE_DIR = 'pglite';
 
 export interface RunningNode {

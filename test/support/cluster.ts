@@ -76,6 +76,7 @@ export class TestCluster {
       metrics: null,
       tickMs: 10,
       onFatal: (err) => this.fatal.push(err),
+      bootstrap: key === undefined, // a founding member (init would have written its Raft state)
       ...this.nodeOptions,
       ...extra,
     });

@@ -161,6 +161,29 @@ describe('the driver, where a race could break safety', () => {
   });
 });
 
+describe('a founding node whose data was lost', () => {
+  it('does not found the network again: with an empty Raft store it waits for a leader', async () => {
+    cluster = new TestCluster(1);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const id = leader.nodeId;
+    const reg = tx(
+      'participant.register',
+      cluster.operator,
+      { participant: pub(keyFor('m')), role: 'merchant', name: 'm' },
+      now(),
+    );
+    await leader.submit(reg.tx, { wait: true, timeoutMs: 5000 });
+    await cluster.stop(id);
+    cluster.disks.delete(id); // a new disk, or init's genesis-only data copied back
+    const again = await cluster.start(id, undefined, { bootstrap: false }); // as `bitnexus start` runs it
+    await new Promise((r) => setTimeout(r, 600)); // 60 election ticks of 10 ms
+    // before, it bootstrapped from genesis, elected itself and committed a second chain
+    expect(again.raftStatus.role).not.toBe('leader');
+    expect(again.raftStatus.term).toBe(0);
+  });
+});
+
 describe('a follower asking its leader about a refusal', () => {
   it('never sends a question for a client that has gone or whose time is up, and queues a bounded number', async () => {
     cluster = new TestCluster(3);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { initNetwork } from '../../../src/node/init.js';
+import { LevelRaftStore } from '../../../src/storage/raft/index.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -22,5 +23,26 @@ describe('initNetwork', () => {
     // no operator key, no node-1: the next attempt (in a clean folder) is not blocked by this one
     expect((await readdir(dir)).sort()).toEqual(['node-2']);
     expect(await readdir(join(dir, 'node-2'))).toEqual(['node.key']);
+  });
+
+  it("writes each founding node's first Raft state: genesis's members at index 1", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bitnexus-init-'));
+    dirs.push(dir);
+    const net = await initNetwork({ dir, nodes: 3, basePort: 7900, chainId: 'init-test' });
+    const members = net.nodes.map((n) => n.nodeId);
+    for (const n of ['node-1', 'node-2', 'node-3']) {
+      const store = await LevelRaftStore.open(join(dir, n, 'data', 'raft'));
+      try {
+        const st = await store.load();
+        expect(st.snapshot?.meta).toEqual({
+          index: 1,
+          term: 1,
+          confState: { voters: members, learners: [] },
+        });
+        expect(st.hardState).toEqual({ term: 1, vote: null, commit: 1 });
+      } finally {
+        await store.close();
+      }
+    }
   });
 });
