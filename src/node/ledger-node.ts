@@ -65,6 +65,7 @@ import type { NodeMirror } from './mirror.js';
 import { LayeredState } from './layered-state.js';
 import type { LedgerChain } from './ledger-chain.js';
 import { Mempool } from './mempool.js';
+import { DEFAULT_LIMITS } from '../network/limits.js';
 import { deadline } from '../network/wait.js';
 import type { NodeNetwork } from './network-port.js';
 import {
@@ -148,6 +149,8 @@ interface BlockListener {
 }
 
 const BLOCK_BYTES_BUDGET = 4 * 1024 * 1024;
+/** what blockRange reads for one answer: the network's default cut (a smaller configured one cuts sooner) */
+const BLOCK_RANGE_BYTES = DEFAULT_LIMITS.maxBlockResponseBytes;
 /** ticks without a known leader after which the configured peers are admitted as members (opts.peers) */
 const LEADERLESS_TRUST_TICKS = 60;
 const SWEEP_EVERY_TICKS = 50;
@@ -298,7 +301,7 @@ export class LedgerNode implements LedgerNodeApi {
     net.onRaftFrame((from, frame) => this.onRaftFrame(from, frame));
     net.onTx((from, bytes) => this.onGossipTx(from, bytes));
     net.handleSubmit((req, _from, signal) => this.onP2PSubmit(req, signal));
-    net.handleBlockRange((from, to) => this.blockRange(from, to));
+    net.handleBlockRange((from, to, signal) => this.blockRange(from, to, signal));
     this.updateNetworkMembers();
     await net.start();
     const tickMs = this.opts.tickMs ?? 100;
@@ -738,7 +741,9 @@ export class LedgerNode implements LedgerNodeApi {
     // A leader signs a block for the term it proposes it in: a block in another term's entry is a
     // bug or a damaged log, never something to apply.
     if (block.block.header.term !== e.term)
-      throw new Error(`committed block ${height} names term ${block.block.header.term} in an entry of term ${e.term}`);
+      throw new Error(
+        `committed block ${height} names term ${block.block.header.term} in an entry of term ${e.term}`,
+      );
     if (!mine) this.checkSignatures(block);
     // Our own block was processed when we cut it, against the state its log predecessors produce.
     // Those predecessors are exactly the blocks applied since (the hash chain names them), so the
@@ -1387,13 +1392,26 @@ export class LedgerNode implements LedgerNodeApi {
     }
   }
 
-  private async blockRange(from: number, to: number): Promise<Uint8Array[]> {
+  /**
+   * Blocks from..to for a peer catching up, read only as far as one answer
+   * carries: the network cuts an answer at its byte limit and the peer asks
+   * again from there, so reading a whole range of large blocks first would
+   * hold up to 512 of them in memory for nothing. Stops when the request is
+   * given up.
+   */
+  private async blockRange(from: number, to: number, signal?: AbortSignal): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
+    let bytes = 0;
     const last = Math.min(to, this.opts.chain.height);
-    for (let h = Math.max(0, from); h <= last; h++) {
+    for (
+      let h = Math.max(0, from);
+      h <= last && bytes <= BLOCK_RANGE_BYTES && signal?.aborted !== true;
+      h++
+    ) {
       const b = await this.opts.chain.store.getBlock(h);
       if (!b) break;
       out.push(b);
+      bytes += b.byteLength;
     }
     return out;
   }

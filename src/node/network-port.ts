@@ -21,7 +21,7 @@ export interface NodeNetwork {
    * error status (an error with that `code`), or `signal` aborts first.
    */
   submitTo(nodeId: string, request: Uint8Array, signal?: AbortSignal): Promise<Uint8Array>;
-  handleBlockRange(handler: (from: number, to: number) => Promise<Uint8Array[]>): void;
+  handleBlockRange(handler: (from: number, to: number, signal?: AbortSignal) => Promise<Uint8Array[]>): void;
   fetchBlocks(nodeId: string, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array[]>;
   connectedMembers(): string[];
 }

@@ -226,3 +226,29 @@ describe('a follower asking its leader about a refusal', () => {
     expect(asks).toBeLessThanOrEqual(16);
   });
 });
+
+describe('serving blocks to a peer that catches up', () => {
+  it('reads only as many blocks as one answer carries, and none once the request is given up', async () => {
+    cluster = new TestCluster(1);
+    await cluster.startAll();
+    const node = await cluster.waitForLeader();
+    const inner = node as unknown as {
+      opts: { chain: { height: number; store: { getBlock(h: number): Promise<Uint8Array | undefined> } } };
+      blockRange(from: number, to: number, signal?: AbortSignal): Promise<Uint8Array[]>;
+    };
+    const chain = inner.opts.chain;
+    Object.defineProperty(chain, 'height', { get: () => 10_000, configurable: true });
+    const big = new Uint8Array(8 * 1024 * 1024); // 8 MiB blocks: 8 fill the network's 64 MiB answer
+    let reads = 0;
+    chain.store.getBlock = () => {
+      reads++;
+      return Promise.resolve(big);
+    };
+    const blocks = await inner.blockRange(1, 512);
+    expect(blocks.length).toBe(reads);
+    expect(reads).toBeLessThanOrEqual(9); // before: all 512 were read, 4 GiB for an answer of 64 MiB
+    reads = 0;
+    expect(await inner.blockRange(1, 512, AbortSignal.abort())).toEqual([]);
+    expect(reads).toBe(0);
+  });
+});
