@@ -217,3 +217,34 @@ describe('submit --p2p errors', () => {
     expect(p2pError(bug, ADDRESS, 1)).toBe(bug);
   });
 });
+
+describe('sync check --require-state', () => {
+  it('exits 1 when the node could not compare the state rows, 0 without the option', async () => {
+    const { createServer } = await import('node:http');
+    const report = {
+      ok: true,
+      chainHeight: 9,
+      mirrorHeight: 8,
+      blocksChecked: 9,
+      transactionsChecked: 40,
+      stateChecked: false,
+    };
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(report));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    try {
+      const node = `http://127.0.0.1:${port}`;
+      const plain = await run(['sync', 'check', '--node', node]);
+      expect(plain.status).toBe(0);
+      expect(plain.stdout).toContain('state rows not compared');
+      const strict = await run(['sync', 'check', '--node', node, '--require-state']);
+      expect(strict.status).toBe(1);
+      expect(strict.stderr).toContain('--require-state');
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
