@@ -219,11 +219,16 @@ export class LedgerNode implements LedgerNodeApi {
   private forwardedTerm = -1;
   private appliedIndex = 0;
   /**
-   * A snapshot on disk whose blocks the chain does not hold yet: the node
-   * stopped (or died) while fetching them. Raft counts it as applied, so the
-   * driver fetches them before anything else (restoreSnapshot).
+   * A snapshot whose blocks the chain does not hold yet: sent by the leader,
+   * or found on disk because the node stopped (or died) while fetching them.
+   * Raft counts it as applied; the blocks are fetched in the background
+   * (startRestore) and nothing committed after it applies before they are.
    */
   private unrestored: Snapshot | undefined;
+  /** a restore of `unrestored` runs (startRestore) */
+  private restoring = false;
+  /** committed entries waiting for that restore (applyEntry) */
+  private deferred: Entry[] = [];
   private persistedHard: { term: number; vote: string | null } = { term: 0, vote: null };
   private appliedSinceCompact = 0;
   private ticks = 0;
@@ -439,13 +444,10 @@ export class LedgerNode implements LedgerNodeApi {
   }
 
   private async loop(): Promise<void> {
-    if (this.unrestored) {
-      await this.restoreSnapshot(this.unrestored);
-      if (this.stopped) return; // still on disk: the next start fetches the rest
-      this.unrestored = undefined;
-    }
+    this.startRestore();
     do {
       this.again = false;
+      if (!this.unrestored && this.deferred.length > 0) await this.applyDeferred();
       while (this.raft.hasReady() && !this.stopped) await this.handleReady(this.raft.ready());
       if (!this.stopped) this.cutBlocks();
     } while ((this.again || this.raft.hasReady()) && !this.stopped);
@@ -486,7 +488,14 @@ export class LedgerNode implements LedgerNodeApi {
     } finally {
       await written;
     }
-    if (rd.snapshot && rd.snapshot.data.length > 0) await this.restoreSnapshot(rd.snapshot);
+    if (rd.snapshot && rd.snapshot.data.length > 0) {
+      // Its blocks are fetched in the background (startRestore) while Raft goes on: this node
+      // still answers appends and votes, so a cluster that needs it for a quorum keeps going.
+      const index = rd.snapshot.meta.index;
+      this.deferred = this.deferred.filter((e) => e.index > index);
+      this.unrestored = rd.snapshot;
+      this.startRestore();
+    }
     for (const e of applyAfter) await this.applyEntry(e);
     this.raft.advance();
     this.forwardToNewLeader();
@@ -637,7 +646,9 @@ export class LedgerNode implements LedgerNodeApi {
   }
 
   private cutBlocks(): void {
-    if (!this.isLeader || !this.leaderReady || this.fatal) return;
+    // a leader whose chain is still being fetched cannot build on it: it proposes nothing until then
+    if (!this.isLeader || !this.leaderReady || this.fatal || this.unrestored || this.deferred.length > 0)
+      return;
     while (this.layered.depth < this.maxInflightBlocks && this.mempool.pendingCount() > 0) {
       // Read again for each block: the one just cut may remove this leader from the voters, and a
       // block it proposed after that would not be valid (processBlock: BAD_PROPOSER).
@@ -713,7 +724,55 @@ export class LedgerNode implements LedgerNodeApi {
     return block;
   }
 
+  /**
+   * Apply a committed entry, or hold it back (in order) while a snapshot's
+   * blocks are still being fetched: it applies on top of them.
+   */
   private async applyEntry(e: Entry): Promise<void> {
+    if (this.unrestored || this.deferred.length > 0) {
+      this.deferred.push(e);
+      return;
+    }
+    await this.applyCommitted(e);
+  }
+
+  private async applyDeferred(): Promise<void> {
+    while (!this.unrestored && !this.stopped) {
+      const e = this.deferred.shift();
+      if (e === undefined) return;
+      await this.applyCommitted(e);
+    }
+  }
+
+  /**
+   * Fetch the blocks of the snapshot this node holds without them
+   * (`unrestored`), in the background; a newer snapshot that arrives
+   * meanwhile is fetched on to. Entries committed after it wait in
+   * `deferred` and are applied by the driver loop once it is done.
+   */
+  private startRestore(): void {
+    if (this.restoring || !this.unrestored) return;
+    this.restoring = true;
+    void (async () => {
+      while (this.unrestored && !this.stopped) {
+        const snap = this.unrestored;
+        await this.restoreSnapshot(snap);
+        if (this.stopped) return; // still on disk: the next start fetches the rest
+        if (this.unrestored === snap) this.unrestored = undefined;
+      }
+    })().then(
+      () => {
+        this.restoring = false;
+        this.kick();
+      },
+      (err: unknown) => {
+        this.restoring = false;
+        this.die(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  }
+
+  private async applyCommitted(e: Entry): Promise<void> {
     this.appliedIndex = e.index;
     this.appliedSinceCompact++;
     if (e.type === 'confChange') {

@@ -350,3 +350,38 @@ describe('answers and recovery that hold', () => {
     expect(await ask({ tx: x.tx, wait: true, timeoutMs: 5000 })).toMatchObject({ status: 'committed' });
   });
 });
+
+describe('a node restoring a snapshot', () => {
+  it('keeps answering Raft while it fetches the blocks, so a quorum that needs it still commits', async () => {
+    const { c, leader, lagging } = await withStoppedFollower(20, 'r');
+    // back with a block fetch that does not answer yet (a slow peer, a long chain)
+    const net = c.hub.connect(lagging);
+    const fetch = net.fetchBlocks.bind(net);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    net.fetchBlocks = async (peer: string, from: number, to: number, signal?: AbortSignal) => {
+      await held;
+      return fetch(peer, from, to, signal);
+    };
+    const back = await c.start(lagging, undefined, { network: net });
+    c.hub.nodes.set(lagging, net);
+    const disk = c.disks.get(lagging)!;
+    await c.waitFor(
+      'the snapshot on disk',
+      async () => ((await disk.raft.load()).snapshot?.data.length ?? 0) > 0,
+    );
+    // the third node goes: the leader's quorum is now itself and the restoring node
+    const third = c.ids.find((id) => id !== leader.nodeId && id !== lagging)!;
+    await c.stop(third);
+    // before, the restoring node's driver waited for the fetch and sent nothing: no commit
+    const during = await leader.submit(register('during').tx, { wait: true, timeoutMs: 5000 });
+    expect(during.status).toBe('committed');
+    expect(back.status().height).toBe(0);
+    release();
+    await c.waitFor(
+      'caught up, the held-back entries applied on top',
+      () => back.status().height === leader.status().height,
+    );
+    expect(c.fatal).toEqual([]);
+  });
+});
