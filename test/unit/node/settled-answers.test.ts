@@ -359,9 +359,9 @@ describe('a node restoring a snapshot', () => {
     const fetch = net.fetchBlocks.bind(net);
     let release: () => void = () => undefined;
     const held = new Promise<void>((r) => (release = r));
-    net.fetchBlocks = async (peer: string, from: number, to: number, signal?: AbortSignal) => {
+    net.fetchBlocks = async (peer: string, from: number, to: number) => {
       await held;
-      return fetch(peer, from, to, signal);
+      return fetch(peer, from, to);
     };
     const back = await c.start(lagging, undefined, { network: net });
     c.hub.nodes.set(lagging, net);
