@@ -45,7 +45,11 @@ export async function createHost(options: HostOptions): Promise<Host> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: options.gater,
+    // libp2p's default (one hour, counted from an address's first sighting) unless configured;
+    // members' addresses come from the dialer's own book instead (peer-dialer.ts).
+    peerStore: { maxAddressAge: limits.peerAddressAgeMs },
     connectionManager: {
+      // Above maxNonMemberConnections (connection-guard.ts): the rest is room for members.
       maxConnections: limits.maxConnections,
       dialTimeout: limits.dialTimeoutMs,
       inboundConnectionThreshold: limits.inboundConnectionsPerSecond,

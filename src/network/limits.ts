@@ -41,8 +41,27 @@ export interface NetworkLimits {
   logIntervalMs: number;
   /** new inbound connections per second from one host before libp2p refuses more */
   inboundConnectionsPerSecond: number;
-  /** libp2p connection-manager ceiling */
+  /**
+   * libp2p connection-manager ceiling: libp2p refuses every inbound connection
+   * once this many are open. Kept above `maxNonMemberConnections`, so the
+   * difference is always room for members and static peers.
+   */
   maxConnections: number;
+  /** open connections of peers that are neither members nor static peers, all addresses together */
+  maxNonMemberConnections: number;
+  /** open connections of non-member peers from one IPv4 address or one IPv6 /64 */
+  maxNonMemberConnectionsPerIp: number;
+  /**
+   * a non-member connection with no submit stream in progress is closed once it
+   * has been idle this long: after it opened, or after its last submit exchange
+   */
+  nonMemberIdleMs: number;
+  /**
+   * how long libp2p's peer store keeps an address, counted from when it was
+   * first seen (libp2p's default is one hour). Members are redialed at the
+   * addresses they last announced (identify), which do not depend on it.
+   */
+  peerAddressAgeMs: number;
 }
 
 /** Blocks per block-range request; a protocol constant, not a tunable. */
@@ -67,6 +86,10 @@ export const DEFAULT_LIMITS: Readonly<NetworkLimits> = Object.freeze({
   logIntervalMs: 10_000,
   inboundConnectionsPerSecond: 25,
   maxConnections: 200,
+  maxNonMemberConnections: 128,
+  maxNonMemberConnectionsPerIp: 8,
+  nonMemberIdleMs: 5_000,
+  peerAddressAgeMs: 60 * 60 * 1000,
 });
 
 export function resolveLimits(overrides: Partial<NetworkLimits> = {}): NetworkLimits {
@@ -86,6 +109,12 @@ export function resolveLimits(overrides: Partial<NetworkLimits> = {}): NetworkLi
   }
   if (limits.maxBlockResponseBytes < limits.maxBlockBytes) {
     throw new NetworkConfigError('BAD_LIMIT', 'maxBlockResponseBytes must be at least maxBlockBytes');
+  }
+  if (limits.maxNonMemberConnections >= limits.maxConnections) {
+    throw new NetworkConfigError(
+      'BAD_LIMIT',
+      'maxNonMemberConnections must be below maxConnections (the rest is room for members)',
+    );
   }
   if (limits.redialMaxMs < limits.redialMinMs) {
     throw new NetworkConfigError('BAD_LIMIT', 'redialMaxMs must be at least redialMinMs');

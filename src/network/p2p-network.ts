@@ -2,6 +2,7 @@ import type { ConnectionGater, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from 'pino';
 import { BlockSync, type BlockRangeHandler } from './block-sync.js';
+import { ConnectionGuard, type ConnectionGuardStats } from './connection-guard.js';
 import { parseMultiaddr, resolveStaticPeers, type DialablePeer, type NetworkConfig } from './config.js';
 import { FrameTooLargeError, NetworkConfigError, NetworkStateError, PeerUnreachableError } from './errors.js';
 import { createHost, memberGossipScore, type Host } from './host.js';
@@ -25,6 +26,8 @@ export interface NetworkStats {
   raft: RaftTransportStats & { queued: Record<string, number> };
   gossip: TxGossipStats;
   submit: SubmitServiceStats;
+  /** connections of peers that are neither members nor static peers */
+  nonMembers: ConnectionGuardStats & { connections: number };
 }
 
 /** The parts that exist only between start() and stop(). */
@@ -36,6 +39,7 @@ interface Running {
   blocks: BlockSync;
   dialer: PeerDialer;
   presence: MemberPresence;
+  guard: ConnectionGuard;
 }
 
 const CHAIN_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -60,6 +64,7 @@ export class P2PNetwork {
   readonly #logger: Logger;
   readonly #gate: MembershipGate;
   readonly #staticPeers: DialablePeer[];
+  readonly #staticIds: ReadonlySet<string>;
   readonly #controller = new AbortController();
   readonly #raftListeners: Listeners<[from: string, frame: Uint8Array]>;
   readonly #txListeners: Listeners<[from: string, tx: Uint8Array]>;
@@ -82,6 +87,7 @@ export class P2PNetwork {
     }
     for (const address of config.listen) parseMultiaddr(address);
     this.#staticPeers = resolveStaticPeers(config.peers, this.nodeId);
+    this.#staticIds = new Set(this.#staticPeers.map((p) => p.nodeId));
     const warnings = new LogRateLimiter(this.limits.logIntervalMs);
     this.#gate = new MembershipGate(config.members, this.#logger, warnings);
     this.#raftListeners = new Listeners(this.#logger, 'Raft frame');
@@ -153,6 +159,7 @@ export class P2PNetwork {
     const before = new Set(this.#gate.list());
     const removed = this.#gate.set(nodeIds);
     this.#running?.raft.forget(removed);
+    this.#running?.guard.membershipChanged();
     this.#running?.presence.membershipChanged(before);
     this.#running?.dialer.sync(this.#gate.list());
     this.#logger.info({ members: this.#gate.list().length, removed: removed.length }, 'membership updated');
@@ -295,6 +302,11 @@ export class P2PNetwork {
       },
       gossip: { ...(running?.gossip.stats ?? { published: 0, failed: 0, accepted: 0, rejected: 0 }) },
       submit: { ...(running?.submit.stats ?? { answered: 0, failed: 0, badRequests: 0 }) },
+      nonMembers: {
+        connections:
+          running?.host.getConnections().filter((c) => !this.#isPrivileged(c.remotePeer)).length ?? 0,
+        ...(running?.guard.stats ?? { refusedTotalCap: 0, refusedIpCap: 0, closedIdle: 0 }),
+      },
     };
   }
 
@@ -305,14 +317,21 @@ export class P2PNetwork {
     const gate = this.#gate;
     const signal = this.#controller.signal;
     const warnings = new LogRateLimiter(limits.logIntervalMs);
+    const guard = new ConnectionGuard({
+      logger,
+      limits,
+      warnings,
+      isPrivileged: (peer) => this.#isPrivileged(peer),
+    });
     const host = await createHost({
       privateKey: await privateKeyFromSeed(config.seed),
       listen: config.listen,
-      gater: this.#gater(),
+      gater: { ...this.#gater(), ...guard.gater },
       limits,
       gossipPeerScore: memberGossipScore((peer) => gate.has(nodeIdOfPeerString(peer))),
     });
-    const submit = new SubmitService({ host, logger, limits, signal, warnings });
+    guard.attach(host);
+    const submit = new SubmitService({ host, logger, limits, signal, warnings, exchanges: guard });
     submit.setHandler(this.#submitHandler);
     const blocks = new BlockSync({ host, gate, logger, limits, signal, warnings });
     blocks.setHandler(this.#blockHandler);
@@ -340,22 +359,24 @@ export class P2PNetwork {
       blocks,
       dialer: new PeerDialer({ host, logger, limits, signal, selfNodeId: this.nodeId }, this.#staticPeers),
       presence: new MemberPresence({ host, gate, listeners: this.#memberListeners }),
+      guard,
     };
   }
 
+  /** Members and static peers: dialed and kept, never capped or closed as idle non-members. */
+  #isPrivileged(peer: PeerId): boolean {
+    const nodeId = nodeIdFromPeerId(peer);
+    return nodeId !== undefined && (this.#gate.has(nodeId) || this.#staticIds.has(nodeId));
+  }
+
   /**
-   * Connections are gated only outbound: this node dials members and static
-   * peers, nobody else. Inbound connections stay open to anyone, because the
-   * submit protocol must; members-only protocols are gated per stream.
+   * Outbound, this node dials members and static peers, nobody else.
+   * Inbound connections are open to anyone, because the submit protocol must
+   * be, within the non-member caps of the ConnectionGuard; members-only
+   * protocols are gated per stream.
    */
   #gater(): ConnectionGater {
-    const staticPeers = new Set(this.#staticPeers.map((p) => p.nodeId));
-    return {
-      denyDialPeer: (peerId: PeerId) => {
-        const nodeId = nodeIdFromPeerId(peerId);
-        return nodeId === undefined || !(this.#gate.has(nodeId) || staticPeers.has(nodeId));
-      },
-    };
+    return { denyDialPeer: (peerId: PeerId) => !this.#isPrivileged(peerId) };
   }
 
   async #teardown(): Promise<void> {
@@ -372,6 +393,7 @@ export class P2PNetwork {
       };
       await step('dialer', () => running.dialer.stop());
       await step('presence', () => running.presence.stop());
+      await step('connection guard', () => running.guard.stop());
       await step('gossip', () => running.gossip.stop());
       await step('raft', () => running.raft.stop());
       await step('submit', () => running.submit.stop());

@@ -9,12 +9,12 @@ import { backoffDelay, type NetworkLimits } from './limits.js';
 import type { MembershipGate } from './membership.js';
 import { RAFT_PROTOCOL } from './protocols.js';
 import type { LogRateLimiter } from './rate-limited-log.js';
-import { deadline, pause, toError, Wakeup } from './wait.js';
+import { deadline, toError, Wakeup } from './wait.js';
 
 export type RaftFrameHandler = (from: string, frame: Uint8Array) => void;
 
 export interface RaftTransportComponents {
-  host: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>;
+  host: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'addEventListener' | 'removeEventListener'>;
   gate: MembershipGate;
   logger: Logger;
   limits: NetworkLimits;
@@ -78,7 +78,18 @@ export class RaftTransport {
 
   constructor(private readonly components: RaftTransportComponents) {}
 
+  /**
+   * A peer that (re)connects is worth trying at once: its link may be sleeping
+   * in a backoff grown while the peer was down (up to redialMaxMs), and a
+   * cluster that already misses one node cannot commit until the frames flow.
+   */
+  readonly #onConnect = (evt: CustomEvent<PeerId>): void => {
+    const nodeId = nodeIdFromPeerId(evt.detail);
+    if (nodeId !== undefined) this.#links.get(nodeId)?.peerConnected();
+  };
+
   async start(): Promise<void> {
+    this.components.host.addEventListener('peer:connect', this.#onConnect);
     await this.components.host.handle(
       RAFT_PROTOCOL,
       (stream, connection) => this.#onInboundStream(stream, connection),
@@ -88,6 +99,7 @@ export class RaftTransport {
   }
 
   async stop(): Promise<void> {
+    this.components.host.removeEventListener('peer:connect', this.#onConnect);
     await this.components.host.unhandle(RAFT_PROTOCOL);
     const links = [...this.#links.values()];
     this.#links.clear();
@@ -194,6 +206,10 @@ export class RaftTransport {
 class RaftPeerLink {
   readonly #queue: FrameQueue;
   readonly #wakeup = new Wakeup();
+  /** cuts a backoff short when the peer connects */
+  readonly #reconnected = new Wakeup();
+  #failures = 0;
+  #backingOff = false;
   readonly #controller = new AbortController();
   readonly #signal: AbortSignal;
   readonly #peerId: PeerId;
@@ -229,6 +245,12 @@ class RaftPeerLink {
     this.#wakeup.notify();
   }
 
+  /** The peer has just connected: forget past failures and stop waiting out the backoff. */
+  peerConnected(): void {
+    this.#failures = 0;
+    if (this.#backingOff) this.#reconnected.notify();
+  }
+
   async close(): Promise<void> {
     this.#controller.abort();
     this.#wakeup.notify();
@@ -237,7 +259,6 @@ class RaftPeerLink {
 
   async #run(): Promise<void> {
     const { limits, logger } = this.components;
-    let failures = 0;
     while (!this.#signal.aborted) {
       if (this.#queue.length === 0) {
         await this.#wakeup.wait(IDLE_WAIT_MS, this.#signal);
@@ -261,7 +282,7 @@ class RaftPeerLink {
           this.stats.framesSent += batch.length;
         }
         if (this.#lp === lp) {
-          failures = 0;
+          this.#failures = 0;
         } else if (Date.now() - this.#openedAt < SHORT_LIVED_STREAM_MS) {
           // A peer that resets every new stream (it refuses us, or is broken) must not make us spin.
           throw new Error('Raft stream closed by the peer right after opening');
@@ -269,9 +290,18 @@ class RaftPeerLink {
       } catch (err) {
         this.#drop(err);
         if (this.#signal.aborted) break;
-        failures += 1;
+        this.#failures += 1;
+        const failures = this.#failures;
         this.#warn('Raft stream failed; reopening with backoff', { err: toError(err).message, failures });
-        await pause(backoffDelay(failures, limits.redialMinMs, limits.redialMaxMs), this.#signal);
+        this.#backingOff = true;
+        try {
+          await this.#reconnected.wait(
+            backoffDelay(failures, limits.redialMinMs, limits.redialMaxMs),
+            this.#signal,
+          );
+        } finally {
+          this.#backingOff = false;
+        }
       }
     }
     this.#drop(new Error('Raft link closed'));

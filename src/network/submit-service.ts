@@ -20,6 +20,11 @@ export interface SubmitServiceComponents {
   limits: NetworkLimits;
   signal: AbortSignal;
   warnings: LogRateLimiter;
+  /** told when an exchange starts and ends (a non-member connection is closed once idle) */
+  exchanges?: {
+    exchangeStarted(connection: Connection): void;
+    exchangeEnded(connection: Connection): void;
+  };
 }
 
 export interface SubmitServiceStats {
@@ -51,7 +56,7 @@ export class SubmitService {
   async start(): Promise<void> {
     await this.components.host.handle(
       SUBMIT_PROTOCOL,
-      (stream, connection) => this.#serve(stream, connection),
+      (stream, connection) => this.#track(stream, connection),
       {
         maxInboundStreams: MAX_SUBMIT_STREAMS_PER_CONNECTION,
       },
@@ -60,6 +65,16 @@ export class SubmitService {
 
   async stop(): Promise<void> {
     await this.components.host.unhandle(SUBMIT_PROTOCOL);
+  }
+
+  async #track(stream: Stream, connection: Connection): Promise<void> {
+    const { exchanges } = this.components;
+    exchanges?.exchangeStarted(connection);
+    try {
+      await this.#serve(stream, connection);
+    } finally {
+      exchanges?.exchangeEnded(connection);
+    }
   }
 
   async #serve(stream: Stream, connection: Connection): Promise<void> {

@@ -63,6 +63,9 @@ describe('identity', () => {
     expect(() => resolveLimits({ maxRaftFrameBytes: 0 })).toThrow(NetworkConfigError);
     expect(() => resolveLimits({ raftQueueBytes: 10, maxRaftFrameBytes: 100 })).toThrow(/raftQueueBytes/);
     expect(resolveLimits({}).maxRaftFrameBytes).toBe(16 * 1024 * 1024);
+    expect(() => resolveLimits({ maxConnections: 10, maxNonMemberConnections: 10 })).toThrow(
+      /maxNonMemberConnections/,
+    );
   });
 });
 
@@ -90,6 +93,43 @@ describe('LogRateLimiter', () => {
     expect(limiter.admit('q')).toEqual({ suppressed: 0 });
     now = 1500;
     expect(limiter.admit('p')).toEqual({ suppressed: 1 });
+  });
+
+  it('limits each kind of line in total, so rotating peer ids does not flood the log', () => {
+    let now = 0;
+    const limiter = new LogRateLimiter(1000, 4096, () => now);
+    let admitted = 0;
+    for (let i = 0; i < 100; i++) if (limiter.admit(`submit:peer${i}`) !== undefined) admitted += 1;
+    expect(admitted).toBe(20); // the default per-kind limit
+    // another kind is not affected
+    expect(limiter.admit('raft:peer0')).toEqual({ suppressed: 0 });
+    // the next line of the kind reports what its global limit dropped
+    now = 1000;
+    expect(limiter.admit('submit:peer100')).toEqual({ suppressed: 80 });
+  });
+
+  it('forgets the oldest keys when full, never lifting suppression for everyone', () => {
+    let now = 0;
+    const limiter = new LogRateLimiter(1000, 8, () => now, 4);
+    expect(limiter.admit('raft:member')).toEqual({ suppressed: 0 });
+    expect(limiter.admit('raft:member')).toBeUndefined();
+    // a peer rotating its id: only 4 lines a second, so it never fills the 8 keys
+    for (let t = 0; t < 900; t += 100) {
+      now = t;
+      for (let i = 0; i < 50; i++) limiter.admit(`submit:${t}-${i}`);
+    }
+    // the member's key is still remembered: still suppressed within its interval
+    now = 950;
+    expect(limiter.admit('raft:member')).toBeUndefined();
+    now = 1000;
+    expect(limiter.admit('raft:member')).toEqual({ suppressed: 2 });
+    // with more keys than room, the least recently admitted one goes first
+    const small = new LogRateLimiter(1000, 2, () => 0);
+    small.admit('a:1');
+    small.admit('b:1');
+    small.admit('c:1'); // forgets a:1 only
+    expect(small.admit('b:1')).toBeUndefined();
+    expect(small.admit('a:1')).toEqual({ suppressed: 0 });
   });
 });
 
