@@ -25,6 +25,16 @@ interface ErrorJson {
   error: { code: string; message: string; field?: string; details?: Record<string, unknown> };
 }
 
+/** POST /v1/transactions with a JSON body given as text. */
+function postTransaction(payload: string) {
+  return app.inject({
+    method: 'POST',
+    url: '/v1/transactions',
+    headers: { 'content-type': 'application/json' },
+    payload,
+  });
+}
+
 function errorOf(res: { json: () => unknown }): ErrorJson['error'] {
   return (res.json() as ErrorJson).error;
 }
@@ -140,12 +150,7 @@ describe('POST /v1/transactions', () => {
 
   it('malformed JSON → 400 MALFORMED_JSON, never a stack', async () => {
     for (const payload of ['{"v":1,', '{"a":1}}', 'nul', '\u0000']) {
-      const res = await app.inject({
-        method: 'POST',
-        url: '/v1/transactions',
-        headers: { 'content-type': 'application/json' },
-        payload,
-      });
+      const res = await postTransaction(payload);
       expect(res.statusCode).toBe(400);
       expect(errorOf(res).code).toBe('MALFORMED_JSON');
       expect(res.body).not.toMatch(/\n\s+at /);
@@ -153,12 +158,7 @@ describe('POST /v1/transactions', () => {
   });
 
   it('an empty JSON body → 400 MALFORMED_JSON; no body at all → 400 BAD_REQUEST', async () => {
-    let res = await app.inject({
-      method: 'POST',
-      url: '/v1/transactions',
-      headers: { 'content-type': 'application/json' },
-      payload: '',
-    });
+    let res = await postTransaction('');
     expect(errorOf(res).code).toBe('MALFORMED_JSON');
     res = await app.inject({ method: 'POST', url: '/v1/transactions' });
     expect(res.statusCode).toBe(400);
@@ -166,12 +166,7 @@ describe('POST /v1/transactions', () => {
   });
 
   it('__proto__ keys are refused as malformed', async () => {
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/transactions',
-      headers: { 'content-type': 'application/json' },
-      payload: '{"__proto__":{"polluted":true}}',
-    });
+    const res = await postTransaction('{"__proto__":{"polluted":true}}');
     expect(res.statusCode).toBe(400);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
@@ -182,12 +177,7 @@ describe('POST /v1/transactions', () => {
       '{"payload":{"amount":"999","amount":"100"}}',
       '[{"a":1},{"b":{"c":1,"c":2}}]',
     ]) {
-      const res = await app.inject({
-        method: 'POST',
-        url: '/v1/transactions',
-        headers: { 'content-type': 'application/json' },
-        payload,
-      });
+      const res = await postTransaction(payload);
       expect(res.statusCode).toBe(400);
       expect(errorOf(res)).toMatchObject({
         code: 'MALFORMED_JSON',
@@ -195,23 +185,13 @@ describe('POST /v1/transactions', () => {
       });
     }
     // a colon or an escaped quote inside a string is no key
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/transactions',
-      headers: { 'content-type': 'application/json' },
-      payload: '{"a":"x:\\":y","b":{"a":"::"}}',
-    });
+    const res = await postTransaction('{"a":"x:\\":y","b":{"a":"::"}}');
     expect(errorOf(res).code).not.toBe('MALFORMED_JSON');
   });
 
   it('a body that is not an object → 400 BAD_REQUEST (schema)', async () => {
     for (const payload of ['[1,2]', '"tx"', '42', 'null']) {
-      const res = await app.inject({
-        method: 'POST',
-        url: '/v1/transactions',
-        headers: { 'content-type': 'application/json' },
-        payload,
-      });
+      const res = await postTransaction(payload);
       expect(res.statusCode).toBe(400);
       expect(errorOf(res)).toMatchObject({ code: 'BAD_REQUEST', field: '$' });
     }
