@@ -212,7 +212,8 @@ export const ROUTES = {
     description:
       'Every mirrored block hash and its transaction rows, and, when the mirror is at the head, every state ' +
       'row. Reads the whole mirror: slow on a long chain. 200 whatever the outcome (`ok` false names the ' +
-      'first difference); 503 NOT_READY when the node runs without a mirror.',
+      'first difference); 503 NOT_READY when the node runs without a mirror, its database is unreachable, ' +
+      'or another check is running on this node (one at a time).',
     schema: { response: { 200: CheckReport } },
     errors: ['NOT_READY'],
     replies: { 200: 'the report; ok is false when the mirror differs from the chain' },

@@ -328,7 +328,10 @@ export const SearchHit: JsonSchema = {
       items: { type: 'string', enum: ['exact', 'text', 'vector'] },
       description: 'the ranked lists that found it (empty for an empty query)',
     },
-    distance: { type: 'number', description: 'cosine distance to the query, when the vector list found it' },
+    distance: {
+      type: 'number',
+      description: 'cosine distance to the query (always a number), when the vector list found it',
+    },
     merchant: hex32,
     merchantName: { type: 'string' },
     affiliate: hex32,
@@ -355,9 +358,9 @@ export const SearchResult: JsonSchema = {
     vectorUsed: {
       type: 'boolean',
       description:
-        'false when the embedder failed (or the query was empty): only exact and full-text matches',
+        'false when the embedder failed, the query was empty, or its embedding is the zero vector (only stop words or punctuation): only exact and full-text matches',
     },
-    vectorError: { type: 'string', description: 'why the vector list did not answer' },
+    vectorError: { type: 'string', description: 'why the vector list did not answer a non-empty query' },
   },
 };
 
@@ -443,7 +446,8 @@ export const SyncStatus: JsonSchema = {
     state: {
       ...state,
       description:
-        'ok; degraded: the database is away, retrying; stopped: a fatal disagreement (see lastError)',
+        'ok; degraded: the database is away, retrying; stopped: a fatal disagreement, rows the database ' +
+        'refuses (DATA_REJECTED), or the mirror thread exited (see lastError)',
     },
     height: { ...position, description: 'the last mirrored block (-1 before genesis)' },
     hash: { ...hex32, description: 'its hash (64 zeros before genesis)' },
@@ -622,14 +626,14 @@ export const ISO_DATE_RE =
 const time = (description: string) => ({
   type: 'string',
   pattern: `${UNIX_MS_RE.source}|${ISO_DATE_RE.source}`,
-  description: `${description}: Unix ms, or ISO 8601 (\`2024-05-01\` = UTC midnight, \`2024-05-01T12:00:00+02:00\`; a time of day needs a zone)`,
+  description: `${description}: Unix ms, or ISO 8601 (\`2024-05-01\` = UTC midnight, \`2024-05-01T12:00:00+02:00\`; a time of day needs a zone); from 0001-01-01 to 9999-12-31T23:59:59.999Z`,
 });
 
 const party = (role: string) => ({
   type: 'string',
   minLength: 1,
   maxLength: LIMITS.name,
-  description: `${role} public key (64 hex) or registered name (case-insensitive)`,
+  description: `${role} public key (64 hex digits, either case) or registered name (case-insensitive)`,
 });
 
 const statusList = `(${COMMISSION_STATUSES.join('|')})`;

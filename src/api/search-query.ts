@@ -7,7 +7,7 @@ import { ISO_DATE_RE, searchQuery, UNIX_MS_RE } from './schemas.js';
  * GET /v1/search: the validated query string (schemas.ts `searchQuery`) as
  * the sync layer's SearchRequest. The schema has checked every pattern;
  * this only converts (status lists, times) and checks what a pattern cannot
- * (calendar dates, the range of a JavaScript Date).
+ * (calendar dates, times the mirror can hold).
  */
 export interface SearchQuery {
   q: string;
@@ -23,8 +23,14 @@ export interface SearchQuery {
   maxAmount?: string;
 }
 
-/** the largest time a Date can hold (±8.64e15 ms) */
-const MAX_TIME_MS = 8.64e15;
+/**
+ * The times a filter may name: those Postgres' timestamptz stores and the
+ * mirror can compare with, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z
+ * (the sync layer's TIME_RANGE_MS; years 0 and past 9999 are refused there too).
+ */
+const MIN_TIME_MS = -62_135_596_800_000;
+const MAX_TIME_MS = 253_402_300_799_999;
+const TIME_RANGE = 'outside the dates the mirror can hold (0001-01-01 to 9999-12-31 UTC)';
 
 const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
@@ -42,7 +48,7 @@ function badTime(field: string, value: string, why: string): ApiError {
 export function parseTime(value: string, field: string): number {
   if (UNIX_MS_RE.test(value)) {
     const ms = Number(value);
-    if (ms > MAX_TIME_MS) throw badTime(field, value, 'beyond the range of dates');
+    if (ms > MAX_TIME_MS) throw badTime(field, value, TIME_RANGE);
     return ms;
   }
   const m = ISO_DATE_RE.exec(value);
@@ -72,7 +78,9 @@ export function parseTime(value: string, field: string): number {
   // Date.UTC maps years 0–99 to 1900–1999; setUTCFullYear does not.
   const date = new Date(Date.UTC(2000, month - 1, day, hour, minute, second, ms));
   date.setUTCFullYear(year);
-  return date.getTime() - offsetMinutes * 60_000;
+  const time = date.getTime() - offsetMinutes * 60_000;
+  if (!(time >= MIN_TIME_MS && time <= MAX_TIME_MS)) throw badTime(field, value, TIME_RANGE);
+  return time;
 }
 
 /** `status=pending&status=approved,voided` → ['pending', 'approved', 'voided'] */

@@ -1635,11 +1635,7 @@ export class LedgerNode implements LedgerNodeApi {
     try {
       return await m.search(request);
     } catch (err) {
-      const e = err as { name?: string; code?: string };
-      if (e.name === 'SyncError' && e.code === 'INVALID_QUERY') throw err;
-      throw new ApiError('NOT_READY', `the mirror database is unavailable: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw mirrorCallError(err);
     }
   }
 
@@ -1655,9 +1651,7 @@ export class LedgerNode implements LedgerNodeApi {
     try {
       return await m.check();
     } catch (err) {
-      throw new ApiError('NOT_READY', `the mirror database is unavailable: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw mirrorCallError(err);
     }
   }
 
@@ -1780,6 +1774,27 @@ class Slots {
       next.value();
     }
   }
+}
+
+/**
+ * What a client is told when a call into the mirror fails (SyncError codes,
+ * src/sync/errors.ts; told apart by name so this module does not load the
+ * sync layer): its own query's fault (400), the database or the mirror
+ * thread out of reach, or another check running (503, worth a retry), or
+ * anything else (500, logged; the database's own words stay in the log).
+ */
+export function mirrorCallError(err: unknown): Error {
+  const e = err as { name?: unknown; code?: unknown; message?: unknown };
+  if (e.name === 'SyncError' && e.code === 'INVALID_QUERY') return err as Error;
+  if (e.name === 'SyncError' && e.code === 'MIRROR_UNAVAILABLE')
+    return new ApiError('NOT_READY', `the mirror database is unavailable: ${String(e.message)}`, {
+      cause: err,
+    });
+  if (e.name === 'SyncError' && e.code === 'CHECK_IN_PROGRESS')
+    return new ApiError('NOT_READY', 'a check is already running on this node; retry when it has answered', {
+      cause: err,
+    });
+  return new ApiError('INTERNAL', 'the mirror failed', { cause: err });
 }
 
 /** The chain head a snapshot names (compactLog), or height -1 for one without data. */

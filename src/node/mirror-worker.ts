@@ -11,7 +11,7 @@ import {
   type SearchRequest,
   type SyncLogger,
 } from '../sync/index.js';
-import type { MirrorInit, ToMain, ToWorker } from './mirror-protocol.js';
+import type { KvPage, MirrorInit, ToMain, ToWorker } from './mirror-protocol.js';
 
 /**
  * The Postgres mirror's thread (see mirror.ts). PGlite runs Postgres as
@@ -39,15 +39,27 @@ function kvCall<T>(
   });
 }
 
-/** The node's chain store, read over messages. */
+/**
+ * The node's chain store, read over messages. A walk comes a page at a time
+ * (KvPage), each next page from just after the last key of the one before
+ * (`key + '\0'`: the least key above it in LevelDB's byte order), so the node's
+ * thread never gathers a whole prefix (a check walks every commission).
+ */
 const remoteKv: KeyValueStore = {
   get: (key) => kvCall<Uint8Array | undefined>({ op: 'get', key }),
   batch: (_ops: readonly BatchOp[]) => Promise.reject(new Error('the mirror never writes the chain store')),
   async *iterate(prefix, opts = {}) {
-    const q: { op: 'iterate'; prefix: string; gte?: string; lt?: string } = { op: 'iterate', prefix };
-    if (opts.gte !== undefined) q.gte = opts.gte;
-    if (opts.lt !== undefined) q.lt = opts.lt;
-    for (const entry of await kvCall<[string, Uint8Array][]>(q)) yield entry;
+    let gte = opts.gte;
+    for (;;) {
+      const q: { op: 'iterate'; prefix: string; gte?: string; lt?: string } = { op: 'iterate', prefix };
+      if (gte !== undefined) q.gte = gte;
+      if (opts.lt !== undefined) q.lt = opts.lt;
+      const page = await kvCall<KvPage>(q);
+      for (const entry of page.entries) yield entry;
+      const last = page.entries[page.entries.length - 1];
+      if (!page.more || last === undefined) return;
+      gte = last[0] + '\u0000';
+    }
   },
   close: () => Promise.resolve(),
 };

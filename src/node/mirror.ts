@@ -108,7 +108,9 @@ export class WorkerMirror implements NodeMirror {
     }
     this.worker.on('exit', (code) => {
       this.dead = unavailable(
-        this.closed ? 'the mirror is closed' : `the mirror thread exited (code ${code}); restart the node to mirror again`,
+        this.closed
+          ? 'the mirror is closed'
+          : `the mirror thread exited (code ${code}); restart the node to mirror again`,
       );
       if (this.closed) {
         clearInterval(this.gauges);

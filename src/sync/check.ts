@@ -6,8 +6,10 @@ import {
   type StateRecord,
 } from '../ledger/index.js';
 import type { ChainStore } from '../storage/index.js';
+import { asCallError } from './errors.js';
 import { readReceipts, storedHeight } from './source.js';
 import { metadataText } from './rows.js';
+import { toMirrorText } from './text.js';
 import type { SqlExecutor, SqlTarget } from './target.js';
 import { readCursor } from './writer.js';
 
@@ -68,11 +70,26 @@ function differ(height: number, what: string, expected: unknown, actual: unknown
  * the cursor (REPEATABLE READ, when `db` is a target), and compared only
  * when that cursor and the chain's height, before and after its state is
  * read, are one and the same height.
+ *
+ * Throws SyncError MIRROR_UNAVAILABLE when the database cannot be reached
+ * (errors.ts isUnavailable); other errors as they are.
  */
 export async function checkMirror(
   db: SqlExecutor | SqlTarget,
   store: ChainStore,
   opts: CheckOptions = {},
+): Promise<CheckReport> {
+  try {
+    return await checkOnce(db, store, opts);
+  } catch (err) {
+    throw asCallError(err);
+  }
+}
+
+async function checkOnce(
+  db: SqlExecutor | SqlTarget,
+  store: ChainStore,
+  opts: CheckOptions,
 ): Promise<CheckReport> {
   const chainHeight = await storedHeight(store);
   const cursor = await readCursor(db);
@@ -219,25 +236,29 @@ async function mirrorState(db: SqlExecutor): Promise<Map<string, string>> {
   return out;
 }
 
-/** A state record as mirrorState writes its row; `names` holds the participants read before it (p/ < c/). */
+/**
+ * A state record as mirrorState reads its row; `names` holds the participants
+ * read before it (p/ < c/). Texts as the mirror stores them (text.ts: U+0000
+ * and U+2400 escaped).
+ */
 function chainFingerprint(rec: StateRecord, names: ReadonlyMap<string, string>): string | undefined {
   switch (rec.t) {
     case 'participant':
-      return [rec.role, rec.name, rec.since, rec.tx ?? '-'].join('|');
+      return [rec.role, toMirrorText(rec.name), rec.since, rec.tx ?? '-'].join('|');
     case 'commission':
       return [
         rec.merchant,
-        names.get(rec.merchant) ?? '',
+        toMirrorText(names.get(rec.merchant) ?? ''),
         rec.affiliate,
-        names.get(rec.affiliate) ?? '',
+        toMirrorText(names.get(rec.affiliate) ?? ''),
         rec.currency,
         rec.amount,
         rec.approved,
         rec.reversed,
         rec.status,
-        rec.orderId,
-        rec.description,
-        metadataText(rec.metadata),
+        toMirrorText(rec.orderId),
+        toMirrorText(rec.description),
+        toMirrorText(metadataText(rec.metadata)),
         rec.recordedAt,
         rec.updatedAt,
       ].join('|');

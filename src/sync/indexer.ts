@@ -104,11 +104,19 @@ export interface IndexerStatus {
   lastError?: string;
 }
 
+/**
+ * A mirror text as full-text search reads it: the escape characters of a
+ * U+0000 or U+2400 (text.ts) as spaces, so that they break words whatever the
+ * database's locale (under C.UTF-8 they would anyway; under C every non-ASCII
+ * character is a letter).
+ */
+const words = (column: string) => `translate(${column}, chr(9216) || chr(9217), '  ')`;
+
 /** A commission's full-text document: names (A) > description (B) > metadata (C) > order id (D). */
-export const SEARCH_TSV_SQL = `setweight(to_tsvector('english'::regconfig, c.merchant_name || ' ' || c.affiliate_name), 'A') ||
-  setweight(to_tsvector('english'::regconfig, c.description), 'B') ||
-  setweight(to_tsvector('english'::regconfig, c.metadata_text), 'C') ||
-  setweight(to_tsvector('simple'::regconfig, c.order_id), 'D')`;
+export const SEARCH_TSV_SQL = `setweight(to_tsvector('english'::regconfig, ${words("c.merchant_name || ' ' || c.affiliate_name")}), 'A') ||
+  setweight(to_tsvector('english'::regconfig, ${words('c.description')}), 'B') ||
+  setweight(to_tsvector('english'::regconfig, ${words('c.metadata_text')}), 'C') ||
+  setweight(to_tsvector('simple'::regconfig, ${words('c.order_id')}), 'D')`;
 
 /** Name of an embedder's HNSW index of a type: derived from its id, fits Postgres' 63-byte limit. */
 export function embedderIndexName(id: string, type: VectorIndexType = 'vector'): string {
@@ -142,6 +150,17 @@ async function indexExists(tx: SqlExecutor, schema: string, index: string): Prom
 /** The SQL literal of an embedder id (ids are restricted by EMBEDDER_ID_RE; quotes doubled anyway). */
 export function embedderLiteral(id: string): string {
   return `'${id.replaceAll("'", "''")}'`;
+}
+
+/**
+ * Whether a vector has a direction: finite, and not all zeros. The zero
+ * vector's cosine distance to anything is NaN (and pgvector's HNSW index
+ * leaves it out), so neither the indexer nor search use one.
+ */
+export function hasDirection(v: Float32Array): boolean {
+  let norm = 0;
+  for (const x of v) norm += x * x;
+  return norm > 0 && Number.isFinite(norm);
 }
 
 /** The vector as pgvector's text form. */
@@ -472,6 +491,12 @@ export class SearchIndexer {
       );
     }
     const to = { height: Number(last.recorded_height), index: Number(last.recorded_index) };
+    // A text without a word the embedder knows (only stop words or punctuation) embeds to the zero
+    // vector: its cosine distance to anything is NaN, so it is not stored (nor kept from an earlier
+    // embedder); search finds that commission by its exact and full-text lists only.
+    const keep: number[] = [];
+    const zero: string[] = [];
+    vectors.forEach((v, i) => (hasDirection(v) ? keep.push(i) : zero.push(rows[i]!.id)));
     await this.target.transaction(async (tx) => {
       const moved = await tx.query(
         `UPDATE embedders SET through_height = $2, through_index = $3
@@ -485,16 +510,20 @@ export class SearchIndexer {
           `the watermark of ${this.embedder.id} moved or was removed (another indexer?)`,
         );
       }
-      await tx.query(
-        `INSERT INTO commission_embeddings (commission_id, embedder, embedding)
-         SELECT u.id, $2, u.v::vector FROM unnest($1::text[], $3::text[]) AS u(id, v)
-         ON CONFLICT (commission_id) DO UPDATE
-           SET embedder = excluded.embedder, embedding = excluded.embedding, embedded_at = now()`,
-        [rows.map((r) => r.id), this.embedder.id, vectors.map(vectorLiteral)],
-      );
+      if (keep.length > 0) {
+        await tx.query(
+          `INSERT INTO commission_embeddings (commission_id, embedder, embedding)
+           SELECT u.id, $2, u.v::vector FROM unnest($1::text[], $3::text[]) AS u(id, v)
+           ON CONFLICT (commission_id) DO UPDATE
+             SET embedder = excluded.embedder, embedding = excluded.embedding, embedded_at = now()`,
+          [keep.map((i) => rows[i]!.id), this.embedder.id, keep.map((i) => vectorLiteral(vectors[i]!))],
+        );
+      }
+      if (zero.length > 0)
+        await tx.query(`DELETE FROM commission_embeddings WHERE commission_id = ANY($1::text[])`, [zero]);
     });
     this.through = to;
-    this.embedded += rows.length;
+    this.embedded += keep.length;
     this.vectorBatch.took(rows.length, performance.now() - started);
     return rows.length;
   }

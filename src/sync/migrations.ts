@@ -249,6 +249,67 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX commissions_affiliate ON commissions (affiliate, status, recorded_at) INCLUDE (id, currency, amount)`,
     ],
   },
+  {
+    version: 7,
+    name: 'amounts, balances and totals as unbounded numeric',
+    statements: [
+      // The ledger's balances and totals are sums without bound (each amount < 10^18, any number
+      // of them); numeric(20, 0) overflowed at 10^20 (101 commissions of 10^18 - 1) and the batch
+      // was refused for good. Dropping a numeric's precision neither rewrites the table nor
+      // rebuilds its indexes; only pair_balances is rewritten, because its generated column
+      // payable must be dropped to change the columns it is computed from (it comes back last).
+      `ALTER TABLE pair_balances DROP COLUMN payable,
+         ALTER COLUMN pending TYPE numeric, ALTER COLUMN approved TYPE numeric,
+         ALTER COLUMN clawed_back TYPE numeric, ALTER COLUMN paid TYPE numeric,
+         ADD COLUMN payable numeric GENERATED ALWAYS AS (approved - clawed_back - paid) STORED`,
+      `ALTER TABLE account_balances
+         ALTER COLUMN pending TYPE numeric, ALTER COLUMN balance TYPE numeric, ALTER COLUMN paid TYPE numeric`,
+      `ALTER TABLE currency_totals
+         ALTER COLUMN merchant_pending TYPE numeric, ALTER COLUMN affiliate_pending TYPE numeric,
+         ALTER COLUMN merchant_liabilities TYPE numeric, ALTER COLUMN affiliate_balances TYPE numeric,
+         ALTER COLUMN merchant_paid TYPE numeric, ALTER COLUMN affiliate_paid TYPE numeric`,
+      // one commission's amounts are below 10^18 and fitted; plain numeric too, so that no amount
+      // column of the mirror has a bound the ledger does not have
+      `ALTER TABLE commissions
+         ALTER COLUMN amount TYPE numeric, ALTER COLUMN approved TYPE numeric, ALTER COLUMN reversed TYPE numeric`,
+      `ALTER TABLE commission_text ALTER COLUMN amount TYPE numeric`,
+    ],
+  },
+  {
+    version: 8,
+    name: "U+2400 escaped in the mirror's texts",
+    statements: [
+      // From this version every text the mirror writes maps U+0000 to U+2400 U+2400 and U+2400 to
+      // U+2400 U+2401 (text.ts), since Postgres stores no NUL. Rows written before held U+0000
+      // nowhere (it could not be written) and U+2400 as itself: escaped here, so that every U+2400
+      // in the mirror starts an escape. Each statement touches only rows that hold one.
+      `UPDATE participants SET name = replace(name, chr(9216), chr(9216) || chr(9217))
+         WHERE strpos(name, chr(9216)) > 0`,
+      `UPDATE commissions SET
+         merchant_name = replace(merchant_name, chr(9216), chr(9216) || chr(9217)),
+         affiliate_name = replace(affiliate_name, chr(9216), chr(9216) || chr(9217)),
+         order_id = replace(order_id, chr(9216), chr(9216) || chr(9217)),
+         description = replace(description, chr(9216), chr(9216) || chr(9217)),
+         metadata_text = replace(metadata_text, chr(9216), chr(9216) || chr(9217)),
+         metadata = replace(metadata::text, chr(9216), chr(9216) || chr(9217))::jsonb
+       WHERE strpos(merchant_name || affiliate_name || order_id || description || metadata_text, chr(9216)) > 0`,
+      // jsonb's text form writes U+2400 as itself, and only inside strings (keys or values)
+      `UPDATE transactions SET payload = replace(payload::text, chr(9216), chr(9216) || chr(9217))::jsonb
+         WHERE strpos(payload::text, chr(9216)) > 0`,
+      `UPDATE blocks SET config = replace(config::text, chr(9216), chr(9216) || chr(9217))::jsonb
+         WHERE strpos(config::text, chr(9216)) > 0`,
+    ],
+  },
+  {
+    version: 9,
+    name: 'no zero-length embeddings',
+    statements: [
+      // A text without a word the embedder knows (only stop words or punctuation) embeds to the
+      // zero vector, whose cosine distance to anything is NaN: it ranked first or last at random
+      // and broke the API's JSON. The indexer no longer stores one; those it stored go.
+      `DELETE FROM commission_embeddings WHERE vector_norm(embedding) = 0`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

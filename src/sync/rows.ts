@@ -10,6 +10,7 @@ import {
   type StateView,
   type TotalsRec,
 } from '../ledger/index.js';
+import { toMirrorJson, toMirrorText } from './text.js';
 
 /**
  * Rows of the mirror, derived from blocks and the state writes that
@@ -260,7 +261,7 @@ export class MirrorBatch implements StateView {
       ledgerRoot: h.ledgerRoot,
       ledgerSize: h.ledgerSize,
       signature: block.block.signature,
-      config: block.block.config ? JSON.stringify(block.block.config) : null,
+      config: block.block.config ? toMirrorJson(block.block.config) : null,
     });
     const recordIndex = new Map<string, number>();
     block.txs.forEach((dtx, idx) => {
@@ -274,7 +275,7 @@ export class MirrorBatch implements StateView {
         signer: t.signer,
         nonce: t.nonce,
         time: isoTime(t.timestamp),
-        payload: JSON.stringify(t.payload),
+        payload: toMirrorJson(t.payload),
         signature: t.signature,
         code: r.code,
         commission: r.commission ?? null,
@@ -343,7 +344,8 @@ export class MirrorBatch implements StateView {
   }
 
   private commissionRow(c: CommissionRec, touch: Touch): CommissionRow {
-    const name = (key: string) => (this.get(keys.participant(key)) as ParticipantRec | undefined)?.name ?? '';
+    const name = (key: string) =>
+      toMirrorText((this.get(keys.participant(key)) as ParticipantRec | undefined)?.name ?? '');
     const updatedAt = this.blockTime(c.updatedAt);
     return {
       id: c.id,
@@ -356,10 +358,10 @@ export class MirrorBatch implements StateView {
       approved: c.approved.toString(),
       reversed: c.reversed.toString(),
       status: c.status,
-      orderId: c.orderId,
-      description: c.description,
-      metadata: JSON.stringify(c.metadata),
-      metadataText: metadataText(c.metadata),
+      orderId: toMirrorText(c.orderId),
+      description: toMirrorText(c.description),
+      metadata: toMirrorJson(c.metadata),
+      metadataText: toMirrorText(metadataText(c.metadata)),
       recordedHeight: c.recordedAt,
       recordedIndex: touch.index ?? -1,
       recordedAt: isoTime(touch.created ? touch.time : updatedAt),
@@ -376,7 +378,7 @@ export class MirrorBatch implements StateView {
 }
 
 function participantRow(p: ParticipantRec): ParticipantRow {
-  return { key: p.key, role: p.role, name: p.name, since: p.since, txId: p.tx };
+  return { key: p.key, role: p.role, name: toMirrorText(p.name), since: p.since, txId: p.tx };
 }
 
 function pairRow(p: PairRec, merchant: string, affiliate: string, currency: string, height: number): PairRow {

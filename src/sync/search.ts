@@ -1,8 +1,15 @@
 import type { CommissionStatus } from '../ledger/index.js';
 import type { Embedder } from './embedder.js';
-import { errorMessage, SyncError } from './errors.js';
-import { embedderIndexType, embedderLiteral, embeddingExpression, vectorLiteral } from './indexer.js';
+import { asCallError, errorMessage, SyncError } from './errors.js';
+import {
+  embedderIndexType,
+  embedderLiteral,
+  embeddingExpression,
+  hasDirection,
+  vectorLiteral,
+} from './indexer.js';
 import { SEARCH_SESSION_SETTINGS, type SqlTarget, type VectorIndexType } from './target.js';
+import { fromMirrorJson, fromMirrorText, toMirrorText } from './text.js';
 
 /**
  * Hybrid search over the mirrored commissions (docs/SYNC.md §Search).
@@ -23,16 +30,16 @@ import { SEARCH_SESSION_SETTINGS, type SqlTarget, type VectorIndexType } from '.
 export const COMMISSION_STATUSES: readonly CommissionStatus[] = ['pending', 'approved', 'voided', 'reversed'];
 
 export interface SearchFilters {
-  /** merchant public key (64 hex), or its registered name (case-insensitive) */
+  /** merchant public key (64 hex digits, either case), or its registered name (case-insensitive) */
   merchant?: string;
-  /** affiliate public key (64 hex), or its registered name (case-insensitive) */
+  /** affiliate public key (64 hex digits, either case), or its registered name (case-insensitive) */
   affiliate?: string;
   status?: CommissionStatus | readonly CommissionStatus[];
   /** ISO 4217 code */
   currency?: string;
-  /** recorded at or after (Unix ms, block time) */
+  /** recorded at or after (Unix ms, block time; TIME_RANGE_MS: years 1 to 9999) */
   from?: number;
-  /** recorded before (Unix ms, block time) */
+  /** recorded before (Unix ms, block time; TIME_RANGE_MS) */
   to?: number;
   /** amount in minor units, inclusive bounds */
   minAmount?: string | bigint;
@@ -92,12 +99,26 @@ export interface SearchOptions {
 
 export interface SearchResult {
   hits: SearchHit[];
-  /** false when the embedder failed and only the exact and text lists answered */
+  /**
+   * false when only the exact and text lists answered: the query was empty,
+   * the embedder failed, or the query's embedding is the zero vector (no word
+   * the embedder knows: only stop words or punctuation)
+   */
   vectorUsed: boolean;
+  /** why the vector list did not answer a non-empty query */
   vectorError?: string;
 }
 
-const HEX_KEY = /^[0-9a-f]{64}$/;
+/** A public key: 64 hex digits. Either case; keys are stored lower-case. */
+const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+
+/**
+ * The times a filter may name: what Postgres' timestamptz stores and reads
+ * back as ISO 8601 with a four-digit year, 0001-01-01T00:00:00.000Z to
+ * 9999-12-31T23:59:59.999Z (JavaScript writes year 0 and years past 9999 in
+ * forms Postgres refuses).
+ */
+export const TIME_RANGE_MS = { min: -62_135_596_800_000, max: 253_402_300_799_999 } as const;
 const AMOUNT = /^(0|[1-9][0-9]{0,19})$/;
 
 function invalid(message: string): SyncError {
@@ -126,11 +147,11 @@ export function filterConditions(
   for (const side of ['merchant', 'affiliate'] as const) {
     const v = f[side];
     if (v === undefined) continue;
-    if (HEX_KEY.test(v)) out.push(`${on}.${side} = ${p(v)}`);
+    if (HEX_KEY.test(v)) out.push(`${on}.${side} = ${p(v.toLowerCase())}`);
     // by name: through the (small) participants table, so the index on commissions.<side> still serves
     else
       out.push(
-        `${on}.${side} IN (SELECT pt.key FROM participants pt WHERE pt.role = '${side}' AND lower(pt.name) = lower(${p(v)}))`,
+        `${on}.${side} IN (SELECT pt.key FROM participants pt WHERE pt.role = '${side}' AND lower(pt.name) = lower(${p(toMirrorText(v))}))`,
       );
   }
   if (f.status !== undefined) {
@@ -143,8 +164,8 @@ export function filterConditions(
     if (!/^[A-Z]{3}$/.test(f.currency)) throw invalid('currency must be an ISO 4217 code');
     out.push(`${on}.currency = ${p(f.currency)}`);
   }
-  if (f.from !== undefined) out.push(`${on}.recorded_at >= ${p(msToIso(f.from))}::timestamptz`);
-  if (f.to !== undefined) out.push(`${on}.recorded_at < ${p(msToIso(f.to))}::timestamptz`);
+  if (f.from !== undefined) out.push(`${on}.recorded_at >= ${p(msToIso(f.from, 'from'))}::timestamptz`);
+  if (f.to !== undefined) out.push(`${on}.recorded_at < ${p(msToIso(f.to, 'to'))}::timestamptz`);
   for (const [key, op] of [
     ['minAmount', '>='],
     ['maxAmount', '<='],
@@ -158,8 +179,12 @@ export function filterConditions(
   return out;
 }
 
-function msToIso(ms: number): string {
-  if (!Number.isSafeInteger(ms)) throw invalid('times are integer Unix milliseconds');
+function msToIso(ms: number, field: string): string {
+  if (!Number.isSafeInteger(ms)) throw invalid(`${field}: times are integer Unix milliseconds`);
+  if (ms < TIME_RANGE_MS.min || ms > TIME_RANGE_MS.max)
+    throw invalid(
+      `${field}: ${ms} is outside the times the mirror can hold (0001-01-01 to 9999-12-31, Unix ms ${TIME_RANGE_MS.min} to ${TIME_RANGE_MS.max})`,
+    );
   return new Date(ms).toISOString();
 }
 
@@ -199,23 +224,24 @@ interface FusedRow extends HitRow {
   distance: number | null;
 }
 
+/** A hit with its texts as the ledger holds them (the mirror escapes U+0000 and U+2400: text.ts). */
 function toHit(r: HitRow, score: number, matchedBy: SearchHit['matchedBy']): SearchHit {
   return {
     id: r.id,
     score,
     matchedBy,
     merchant: r.merchant,
-    merchantName: r.merchant_name,
+    merchantName: fromMirrorText(r.merchant_name),
     affiliate: r.affiliate,
-    affiliateName: r.affiliate_name,
+    affiliateName: fromMirrorText(r.affiliate_name),
     currency: r.currency,
     amount: r.amount,
     approved: r.approved,
     reversed: r.reversed,
     status: r.status,
-    orderId: r.order_id,
-    description: r.description,
-    metadata: r.metadata,
+    orderId: fromMirrorText(r.order_id),
+    description: fromMirrorText(r.description),
+    metadata: fromMirrorJson(r.metadata),
     recordedHeight: Number(r.recorded_height),
     recordedAt: Number(r.recorded_ms),
     updatedHeight: Number(r.updated_height),
@@ -249,14 +275,15 @@ function toHit(r: HitRow, score: number, matchedBy: SearchHit['matchedBy']): Sea
  * (exact + 1, text, vector), so ties and ordering are those of plain RRF.
  */
 function hybridStatement(
-  q: string,
+  q: { exact: string; words: string },
   f: SearchFilters,
   vector: { literal: string; embedder: Embedder; indexType: VectorIndexType } | undefined,
   k: number,
   n: number,
   opts: SearchOptions,
 ): { sql: string; params: unknown[] } {
-  const params: unknown[] = [q];
+  // $1: the query as the mirror stores texts (an id or order id); $2: as full-text search reads it
+  const params: unknown[] = [q.exact, q.words];
   const filters = filterConditions(f, params);
   const p = (v: unknown) => {
     params.push(v);
@@ -308,7 +335,7 @@ function hybridStatement(
        FROM commissions c WHERE (c.id = $1 OR c.order_id = $1) AND ${w}
        ORDER BY c.recorded_height DESC, c.recorded_index DESC LIMIT ${nP}
      )`,
-    `tq AS (SELECT websearch_to_tsquery('english', $1) AS tq)`,
+    `tq AS (SELECT websearch_to_tsquery('english', $2) AS tq)`,
     `matched AS (${textMatches})`,
     `text AS (
        SELECT m.id, row_number() OVER (ORDER BY ts_rank_cd(m.search_tsv, tq.tq) DESC, m.id) AS rank
@@ -350,9 +377,12 @@ function hybridStatement(
          ORDER BY ${indexOrder} LIMIT ${nP}
        )`,
       // relaxed order may return the nearest slightly out of order: ranked again here
+      // a distance that is not a number (a zero vector, which neither the indexer nor search
+      // store or use) ranks nothing
       `vector AS (
          SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank
          FROM (${few ? 'SELECT id, distance FROM vec_exact UNION ALL ' : ''}SELECT id, distance FROM vec_index) v
+         WHERE distance <> 'NaN'::float8
        )`,
     );
     lists.push(`SELECT id, NULL, NULL, rank, distance FROM vector`);
@@ -407,12 +437,34 @@ export async function searchIndexType(target: SqlTarget, embedder: Embedder): Pr
   return type;
 }
 
-/** Search with fusion details (whether the vector list answered). */
+/** What the vector list says when the query's embedding is the zero vector. */
+export const ZERO_QUERY_VECTOR =
+  'the query has no word the embedder can place (only stop words or punctuation): its embedding is the zero vector, so the vector list was not used';
+
+/**
+ * Search with fusion details (whether the vector list answered). Errors:
+ * SyncError INVALID_QUERY for a request it cannot answer as asked,
+ * MIRROR_UNAVAILABLE when the database cannot be reached (errors.ts
+ * isUnavailable), and any other database error as it is (a fault).
+ */
 export async function searchDetailed(
   target: SqlTarget,
   embedder: Embedder,
   req: SearchRequest,
   opts: SearchOptions = {},
+): Promise<SearchResult> {
+  try {
+    return await searchOnce(target, embedder, req, opts);
+  } catch (err) {
+    throw asCallError(err);
+  }
+}
+
+async function searchOnce(
+  target: SqlTarget,
+  embedder: Embedder,
+  req: SearchRequest,
+  opts: SearchOptions,
 ): Promise<SearchResult> {
   const k = req.k ?? 10;
   if (!Number.isInteger(k) || k < 1 || k > 100) throw invalid('k must be an integer in 1..100');
@@ -443,7 +495,11 @@ export async function searchDetailed(
     if (!v || v.length !== embedder.dimension) {
       throw new SyncError('BAD_EMBEDDING', 'query embedding has the wrong size');
     }
-    literal = vectorLiteral(v);
+    if (!v.every(Number.isFinite))
+      throw new SyncError('BAD_EMBEDDING', 'query embedding holds a value that is not a finite number');
+    // the zero vector's cosine distance to every commission is NaN: no ranking at all
+    if (hasDirection(v)) literal = vectorLiteral(v);
+    else vectorError = ZERO_QUERY_VECTOR;
   } catch (err) {
     vectorError = errorMessage(err);
   }
@@ -451,7 +507,8 @@ export async function searchDetailed(
     literal === undefined
       ? undefined
       : { literal, embedder, indexType: await searchIndexType(target, embedder) };
-  const { sql, params } = hybridStatement(q, f, vector, k, n, opts);
+  const words = q.replace(/[\0\u2400\u2401]/g, ' '); // as the full-text index reads texts (indexer.ts)
+  const { sql, params } = hybridStatement({ exact: toMirrorText(q), words }, f, vector, k, n, opts);
 
   let rows: FusedRow[];
   const sessionEf = Number(SEARCH_SESSION_SETTINGS['hnsw.ef_search']);
@@ -478,7 +535,8 @@ export async function searchDetailed(
     if (r.text_rank !== null) matchedBy.push('text');
     if (r.vector_rank !== null) matchedBy.push('vector');
     const hit = toHit(r, Number(r.score), matchedBy);
-    if (r.vector_rank !== null && r.distance !== null) hit.distance = Number(r.distance);
+    const distance = r.distance === null ? NaN : Number(r.distance);
+    if (r.vector_rank !== null && Number.isFinite(distance)) hit.distance = distance;
     return hit;
   });
   const result: SearchResult = { hits, vectorUsed: vector !== undefined };

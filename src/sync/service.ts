@@ -52,10 +52,14 @@ export class SyncService {
         opts.onAdvance?.(cursor);
       },
       // The mirror is not this node's to write (another writer, another chain, corrupt rows, a
-      // newer schema): the indexer and the maintenance stop writing to it as well.
+      // newer schema): the indexer and the maintenance stop writing to it as well. Rows the
+      // database refused (DATA_REJECTED) leave the mirror this node's: search goes on over what
+      // was mirrored up to there.
       onFatal: (err) => {
-        void this.indexer.stop();
-        void this.maintenance.stop();
+        if (err.code !== 'DATA_REJECTED') {
+          void this.indexer.stop();
+          void this.maintenance.stop();
+        }
         opts.onFatal?.(err);
       },
     });

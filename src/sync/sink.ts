@@ -6,7 +6,7 @@ import {
   type Receipt,
   type StateView,
 } from '../ledger/index.js';
-import { errorMessage, isFatal, SyncError } from './errors.js';
+import { errorMessage, isDataError, isFatal, schemaMissing, sqlState, SyncError } from './errors.js';
 import { migrate } from './migrations.js';
 import { MirrorBatch } from './rows.js';
 import { decodeStoredBlock, type ChainSource } from './source.js';
@@ -134,9 +134,17 @@ export class PostgresSink {
   private prepared = false;
   /** a batch whose write failed: committed or not, the database's cursor will tell */
   private failed: Pending | undefined;
+  /** the error that write failed with */
+  private failedWith: unknown;
   /** a failed batch that had not committed when reconciled: written again as it is (reconcile) */
   private rewrite: Pending | undefined;
   private inflight: InFlight | undefined;
+  /**
+   * After the database refused a batch of several blocks with a data error:
+   * batches of one block up to this height, to find the block it refuses
+   * (everything before it is mirrored; the sink stops at it, naming it).
+   */
+  private narrowUntil: number | undefined;
   private running: Promise<void> | undefined;
   private stopping = false;
   private signalled = false;
@@ -290,17 +298,40 @@ export class PostgresSink {
         this.markHealthy();
         failures = 0;
         if (!advanced && !this.stopping) await this.sleep(this.pollMs, 'idle');
-      } catch (err) {
+      } catch (caught) {
         this.errors++;
+        let err = caught;
+        // a batch's write refused with a data error (not a read, nor a migration: those are retried)
+        const refused = this.failed;
+        if (refused && err === this.failedWith && !isFatal(err) && isDataError(err)) {
+          if (this.narrow(refused, err)) continue;
+          err = this.dataRejected(refused, err);
+        }
         this.lastError = errorMessage(err);
         if (isFatal(err)) {
           this.sinkState = 'stopped';
+          const e = err as SyncError;
           this.log.error(
-            { err, height: this.cursor.height },
-            'sync sink stopped: the mirror disagrees with the chain',
+            {
+              err: e,
+              code: e.code,
+              height: this.cursor.height,
+              ...(e.code === 'DATA_REJECTED' ? e.details : {}),
+            },
+            e.code === 'DATA_REJECTED'
+              ? `sync sink stopped: the database refused the rows of block ${String(e.details.block)}`
+              : 'sync sink stopped: the mirror disagrees with the chain',
           );
-          this.opts.onFatal?.(err as SyncError);
+          this.opts.onFatal?.(e);
           break;
+        }
+        if (schemaMissing(err)) {
+          // dropped while the node runs (docs/SYNC.md §Operations): migrate and backfill from genesis
+          this.prepared = false;
+          this.log.warn(
+            { err: this.lastError, height: this.cursor.height },
+            "the mirror's tables are gone: creating them again and mirroring from genesis",
+          );
         }
         this.sinkState = 'degraded';
         const delay = Math.min(this.retryMax, this.retryInitial * 2 ** Math.min(failures, 16));
@@ -315,6 +346,35 @@ export class PostgresSink {
     // never leave a transaction behind: wait for the batch in flight (commit or rollback)
     if (this.inflight) await this.finishInFlight().catch(() => undefined);
     for (const w of [...this.waiters]) w.resolve();
+  }
+
+  /**
+   * The database refused a batch of several blocks with a data error: write
+   * its blocks one at a time, so that the sink mirrors all before the one it
+   * refuses and stops there, naming it. True when it will (the batch is
+   * dropped: it had not committed, the database refused it).
+   */
+  private narrow(p: Pending, err: unknown): boolean {
+    if (p.batch.blockCount <= 1) return false;
+    this.narrowUntil = p.to.height;
+    this.log.warn(
+      { err: errorMessage(err), from: p.from.height + 1, to: p.to.height },
+      'the database refused a batch of blocks: writing them one at a time to find the block it refuses',
+    );
+    return true;
+  }
+
+  /** The fatal error for a batch refused with a data error (isDataError): which block, which SQLSTATE. */
+  private dataRejected(p: Pending, err: unknown): SyncError {
+    const block = p.from.height + 1;
+    const blocks = p.to.height > block ? `blocks ${block}–${p.to.height}` : `block ${block}`;
+    const state = sqlState(err) ?? 'unknown';
+    return new SyncError(
+      'DATA_REJECTED',
+      `the database refused the rows of ${blocks} (SQLSTATE ${state}: ${errorMessage(err)}); ` +
+        `the mirror stops at height ${this.cursor.height}: retrying would be refused again`,
+      { block, sqlstate: state },
+    );
   }
 
   /** Migrations, then the ledger state at the mirror's cursor. */
@@ -348,6 +408,7 @@ export class PostgresSink {
     this.cursor = cursor;
     this.failed = undefined;
     this.rewrite = undefined;
+    this.narrowUntil = undefined;
     this.prepared = true;
     this.log.info({ height: cursor.height }, 'sync sink resuming from its cursor');
   }
@@ -430,7 +491,8 @@ export class PostgresSink {
       await this.yieldToWrite();
       await this.checkReceipts(h, processed.receipts);
       batch.add(block, processed);
-      if (batch.blockCount >= this.maxBlocks || batch.txCount >= this.maxTxs) break;
+      const maxBlocks = this.narrowUntil !== undefined && h <= this.narrowUntil ? 1 : this.maxBlocks;
+      if (batch.blockCount >= maxBlocks || batch.txCount >= this.maxTxs) break;
       await this.yieldToWrite();
     }
     return batch;
@@ -457,6 +519,7 @@ export class PostgresSink {
         return;
       }
       this.failed = f.pending;
+      this.failedWith = err;
       throw err;
     }
     this.lastContact = this.now();
@@ -514,7 +577,8 @@ export class PostgresSink {
       // Not committed, or not yet: a COMMIT can outlive its client's timeout. Written again
       // as it is, the retry either commits or finds the cursor at this batch's end (finishInFlight).
       this.failed = undefined;
-      this.rewrite = p;
+      // a batch the database refused (narrow) is rebuilt one block at a time instead
+      if (this.narrowUntil === undefined || p.batch.blockCount <= 1) this.rewrite = p;
     } else {
       throw new SyncError(
         'CURSOR_MISMATCH',
@@ -534,6 +598,7 @@ export class PostgresSink {
   private applyCommitted(p: Pending): void {
     this.state.merge(p.batch.writes);
     this.cursor = p.to;
+    if (this.narrowUntil !== undefined && p.to.height >= this.narrowUntil) this.narrowUntil = undefined;
     for (const h of this.headerTimes.keys()) if (h <= p.to.height) this.headerTimes.delete(h);
     while (this.notices.length > 0 && this.notices[0]![0] <= p.to.height) this.notices.shift();
     this.markHealthy();

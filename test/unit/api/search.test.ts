@@ -83,6 +83,17 @@ describe('GET /v1/search', () => {
     });
   });
 
+  it('accepts the first and last instants Postgres stores (years 1 and 9999)', async () => {
+    await app.inject('/v1/search?from=0001-01-01&to=9999-12-31T23:59:59.999Z');
+    await app.inject('/v1/search?to=253402300799999');
+    expect(node.searchCalls.map((c) => c.filters)).toEqual([
+      { from: -62_135_596_800_000, to: 253_402_300_799_999 },
+      { to: 253_402_300_799_999 },
+    ]);
+    expect(new Date(-62_135_596_800_000).toISOString()).toBe('0001-01-01T00:00:00.000Z');
+    expect(() => parseTime('0000-12-31T23:59:59.999Z', 'from')).toThrow(ApiError);
+  });
+
   it.each([
     ['k=0', 'k'],
     ['k=101', 'k'],
@@ -121,7 +132,13 @@ describe('GET /v1/search', () => {
     ['to=2024-04-31', 'to', 'no such date'],
     ['from=2024-01-01T24:00:00Z', 'from', 'no such time of day'],
     ['from=2024-01-01T10:00:00%2B24:00', 'from', 'no such zone offset'],
-    ['to=9999999999999999', 'to', 'beyond the range of dates'],
+    ['to=9999999999999999', 'to', 'outside the dates the mirror can hold'],
+    // Postgres stores years 1 to 9999; these failed there (22008, 22009) or threw a RangeError
+    ['to=253402300800000', 'to', 'outside the dates the mirror can hold'], // 10000-01-01
+    ['from=8640000000000000', 'from', 'outside the dates the mirror can hold'],
+    ['from=0000-01-01', 'from', 'outside the dates the mirror can hold'],
+    ['from=0001-01-01T00:30:00%2B01:00', 'from', 'outside the dates the mirror can hold'],
+    ['to=9999-12-31T23:30:00-01:00', 'to', 'outside the dates the mirror can hold'],
   ])('refuses ?%s: dates a pattern cannot check (400)', async (q, field, why) => {
     const res = await app.inject(`/v1/search?${q}`);
     expect(res.statusCode).toBe(400);

@@ -252,3 +252,27 @@ describe('serving blocks to a peer that catches up', () => {
     expect(reads).toBe(0);
   });
 });
+
+describe('a failed call into the mirror', () => {
+  it('is the query’s fault (400), out of reach or busy (503), or internal (500, the database’s words kept out)', async () => {
+    const { mirrorCallError } = await import('../../../src/node/ledger-node.js');
+    const { SyncError } = await import('../../../src/sync/errors.js');
+    const { mapError } = await import('../../../src/api/errors.js');
+    const answer = (err: unknown) => {
+      const m = mapError(mirrorCallError(err));
+      return [m.status, m.body.error.code, m.body.error.message] as const;
+    };
+    expect(answer(new SyncError('INVALID_QUERY', 'k must be 1-100'))[0]).toBe(400);
+    expect(answer(new SyncError('MIRROR_UNAVAILABLE', 'connect ECONNREFUSED'))).toEqual([
+      503,
+      'NOT_READY',
+      expect.stringContaining('unavailable') as unknown,
+    ]);
+    expect(answer(new SyncError('CHECK_IN_PROGRESS', 'busy')).slice(0, 2)).toEqual([503, 'NOT_READY']);
+    // before: every other failure was 503 "unavailable" with Postgres' own message, worth a retry
+    const pg = Object.assign(new Error('date/time field value out of range: "+010000-01-01"'), {
+      code: '22008',
+    });
+    expect(answer(pg)).toEqual([500, 'INTERNAL', 'the mirror failed']);
+  });
+});
