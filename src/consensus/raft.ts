@@ -56,7 +56,8 @@ const VOTE_RESPONSE: Partial<Record<MessageType, MessageType>> = { vote: 'voteRe
  * init`), so that a node whose store was lost never bootstraps again.
  */
 export function bootstrapState(conf: ConfState): { snapshot: Snapshot; hardState: HardState } {
-  if (conf.voters.length === 0) throw new RaftUsageError('invalidConfig', 'bootstrap needs at least one voter');
+  if (conf.voters.length === 0)
+    throw new RaftUsageError('invalidConfig', 'bootstrap needs at least one voter');
   return {
     snapshot: { meta: { index: 1, term: 1, confState: cloneConfState(conf) }, data: EMPTY },
     hardState: { term: 1, vote: null, commit: 1 },

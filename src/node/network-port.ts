@@ -13,7 +13,9 @@ export interface NodeNetwork {
   onRaftFrame(handler: (from: string, frame: Uint8Array) => void): void;
   publishTx(bytes: Uint8Array): void;
   onTx(handler: (from: string, bytes: Uint8Array) => void): void;
-  handleSubmit(handler: (request: Uint8Array, from: string, signal?: AbortSignal) => Promise<Uint8Array>): void;
+  handleSubmit(
+    handler: (request: Uint8Array, from: string, signal?: AbortSignal) => Promise<Uint8Array>,
+  ): void;
   /**
    * A submit request (NETWORK.md, /bitnexus/submit/1.0.0) to member `nodeId`:
    * its answer's body. Throws an error with code UNREACHABLE when nothing was

@@ -114,7 +114,9 @@ describe('transaction validation', () => {
         ...t,
         payload: {
           ...t.payload,
-          metadata: Object.fromEntries(Array.from({ length: LIMITS.metadataEntries + 1 }, (_, i) => [`k${i}`, 'v'])),
+          metadata: Object.fromEntries(
+            Array.from({ length: LIMITS.metadataEntries + 1 }, (_, i) => [`k${i}`, 'v']),
+          ),
         },
       }),
       'INVALID_FIELD',
@@ -123,7 +125,8 @@ describe('transaction validation', () => {
     [
       // JSON.parse gives -0, which isSafeInteger accepts and canonical JSON cannot encode
       'a timestamp of -0',
-      (t: Record<string, unknown>) => JSON.parse(JSON.stringify(t).replace(/"timestamp":\d+/, '"timestamp":-0')) as unknown,
+      (t: Record<string, unknown>) =>
+        JSON.parse(JSON.stringify(t).replace(/"timestamp":\d+/, '"timestamp":-0')) as unknown,
       'INVALID_FIELD',
       '$.timestamp',
     ],
