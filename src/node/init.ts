@@ -59,6 +59,21 @@ export class InitError extends Error {
  *   DIR/node-<i>/config.json  node i's config (ports, peers)
  *   DIR/node-<i>/data/chain   node i's chain store, holding genesis
  */
+/**
+ * A founding member's first Raft state (genesis's members at index 1, the
+ * state RaftNode builds at bootstrap), written ahead of its first start: a
+ * node that finds its Raft store empty waits to be sent the log, so one whose
+ * data was lost cannot found the network a second time (docs/OPERATIONS.md).
+ */
+export async function writeFoundingRaftState(dataDir: string, members: readonly string[]): Promise<void> {
+  const raft = await LevelRaftStore.open(join(dataDir, RAFT_DIR));
+  try {
+    await raft.save(bootstrapState({ voters: [...members], learners: [] }));
+  } finally {
+    await raft.close();
+  }
+}
+
 export async function initNetwork(opts: InitOptions): Promise<InitResult> {
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 99) {
     throw new InitError('INVALID_ARGUMENT', '--nodes must be an integer from 1 to 99');
@@ -139,15 +154,7 @@ export async function initNetwork(opts: InitOptions): Promise<InitResult> {
     } finally {
       await chain.close();
     }
-    // A founding member's first Raft state, written here rather than made at start: a node that
-    // finds its Raft store empty waits to be sent the log, so one whose data was lost cannot
-    // found the network a second time (docs/OPERATIONS.md).
-    const raft = await LevelRaftStore.open(join(opts.dir, n.name, 'data', RAFT_DIR));
-    try {
-      await raft.save(bootstrapState({ voters: config.members, learners: [] }));
-    } finally {
-      await raft.close();
-    }
+    await writeFoundingRaftState(join(opts.dir, n.name, 'data'), config.members);
   }
   return {
     chainId: opts.chainId,

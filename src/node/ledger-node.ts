@@ -120,8 +120,9 @@ export interface LedgerNodeOptions {
    * only members, as this node's applied chain and Raft configuration know
    * them; these are admitted too while that knowledge may be out of date
    * (updateNetworkMembers): before this node is a member in its own chain (it
-   * is joining, and the leader may be a member added since genesis), and
-   * while it has heard no leader for LEADERLESS_TRUST_TICKS.
+   * is joining, and the leader may be a member added since genesis), while
+   * it has heard no leader for LEADERLESS_TRUST_TICKS, and while its leader is
+   * one it does not know as a member (shouldTrustPeers).
    */
   peers?: readonly string[];
   /**
@@ -366,7 +367,7 @@ export class LedgerNode implements LedgerNodeApi {
     this.stopped = true;
     this.abort.abort();
     if (this.timer) clearInterval(this.timer);
-    while (this.running) await new Promise((r) => setTimeout(r, 5));
+    while (this.running || this.restoring) await new Promise((r) => setTimeout(r, 5));
     for (const [id, ws] of this.waiters) {
       for (const w of ws) w.reject(new ApiError('NOT_READY', `node stopping; ${id} may still commit`));
     }
@@ -385,11 +386,14 @@ export class LedgerNode implements LedgerNodeApi {
     this.raft.tick();
     this.ticks++;
     this.leaderlessTicks = this.leader === null ? this.leaderlessTicks + 1 : 0;
-    const trust = !this.isMember() || this.leaderlessTicks >= LEADERLESS_TRUST_TICKS;
-    if (trust !== this.trustingPeers && (this.opts.peers?.length ?? 0) > 0) this.updateNetworkMembers();
+    if (this.shouldTrustPeers() !== this.trustingPeers && (this.opts.peers?.length ?? 0) > 0)
+      this.updateNetworkMembers();
     if (this.ticks % SWEEP_EVERY_TICKS === 0) this.sweepMempool();
     if (this.ticks % FORWARD_RETRY_TICKS === 0) this.retryPending(this.now());
-    if (this.isLeader && this.ticks % 10 === 0) this.reconcileMembership();
+    if (this.isLeader && this.ticks % 10 === 0) {
+      if (this.restoringChain) this.handOverLeadership();
+      else this.reconcileMembership();
+    }
     // Walking libp2p's connections costs more than a whole Ready of a small block: once a tick.
     this.opts.metrics?.setPeers(this.opts.network.connectedMembers().length);
     this.kick();
@@ -551,7 +555,12 @@ export class LedgerNode implements LedgerNodeApi {
     this.opts.metrics?.setIsLeader(leader);
     if (leader && !was) {
       this.log.info({ term: this.raft.status().term }, 'became leader');
-      this.rebuildSpeculativeState();
+      if (this.restoringChain) {
+        // Its chain is below the snapshot it holds: it can neither build blocks nor judge
+        // transactions or membership until the restore is done (applyDeferred rebuilds then).
+        this.leaderReady = false;
+        this.handOverLeadership();
+      } else this.rebuildSpeculativeState();
       // What gossip brought while following, decoded and admitted now against the state this
       // leader's log will produce.
       const raw = this.mempool.takeRaw();
@@ -647,8 +656,7 @@ export class LedgerNode implements LedgerNodeApi {
 
   private cutBlocks(): void {
     // a leader whose chain is still being fetched cannot build on it: it proposes nothing until then
-    if (!this.isLeader || !this.leaderReady || this.fatal || this.unrestored || this.deferred.length > 0)
-      return;
+    if (!this.isLeader || !this.leaderReady || this.fatal || this.restoringChain) return;
     while (this.layered.depth < this.maxInflightBlocks && this.mempool.pendingCount() > 0) {
       // Read again for each block: the one just cut may remove this leader from the voters, and a
       // block it proposed after that would not be valid (processBlock: BAD_PROPOSER).
@@ -739,8 +747,29 @@ export class LedgerNode implements LedgerNodeApi {
   private async applyDeferred(): Promise<void> {
     while (!this.unrestored && !this.stopped) {
       const e = this.deferred.shift();
-      if (e === undefined) return;
+      if (e === undefined) break;
       await this.applyCommitted(e);
+    }
+    // a leader elected while it restored may build on its chain now
+    if (!this.restoringChain && this.isLeader && !this.leaderReady && !this.stopped)
+      this.rebuildSpeculativeState();
+  }
+
+  /** Below the snapshot it holds: its blocks are being fetched, or what committed since waits (startRestore). */
+  private get restoringChain(): boolean {
+    return this.unrestored !== undefined || this.deferred.length > 0;
+  }
+
+  /** A leader that cannot lead yet (restoringChain) asks a connected voter to take over. */
+  private handOverLeadership(): void {
+    const voters = this.raft.status().confState.voters;
+    const to = this.opts.network.connectedMembers().find((p) => p !== this.nodeId && voters.includes(p));
+    if (to === undefined) return;
+    this.log.info({ to }, 'handing leadership over: this node is still restoring a snapshot');
+    try {
+      this.raft.transferLeadership(to);
+    } catch (err) {
+      this.log.debug({ to, err: (err as Error).message }, 'could not hand leadership over yet');
     }
   }
 
@@ -959,21 +988,34 @@ export class LedgerNode implements LedgerNodeApi {
 
   // ------------------------------------------------------------ membership
 
-  private updateNetworkMembers(): void {
+  /** The members as this node knows them: its Raft configuration and its chain's ledger. */
+  private knownMembers(): Set<string> {
     const cs = this.raft.status().confState;
     const ledger = this.opts.chain.state.get(keys.members) as MembersRec | undefined;
-    const ids = new Set([
-      ...cs.voters,
-      ...cs.learners,
-      ...(ledger?.voters ?? []),
-      ...(ledger?.learners ?? []),
-    ]);
+    return new Set([...cs.voters, ...cs.learners, ...(ledger?.voters ?? []), ...(ledger?.learners ?? [])]);
+  }
+
+  private updateNetworkMembers(): void {
+    const ids = this.knownMembers();
     // A node learns of members only from blocks its leader sends; one that joins after the
     // members of its genesis have handed over (or that was away while they did) would refuse
     // the very leader that could tell it. Its operator's word stands in until it knows.
-    this.trustingPeers = !this.isMember() || this.leaderlessTicks >= LEADERLESS_TRUST_TICKS;
+    this.trustingPeers = this.shouldTrustPeers(ids);
     if (this.trustingPeers) for (const p of this.opts.peers ?? []) ids.add(p);
     this.opts.network.setMembers([...ids]);
+  }
+
+  /**
+   * Whether this node's knowledge of the members may be out of date: it is not
+   * a member in its own chain yet, it has heard no leader for a while, or its
+   * leader is not among the members it knows (it reached it through a
+   * configured peer, and the block naming it has not been applied yet).
+   */
+  private shouldTrustPeers(known?: ReadonlySet<string>): boolean {
+    if (!this.isMember() || this.leaderlessTicks >= LEADERLESS_TRUST_TICKS) return true;
+    if (this.leader === null || this.leader === this.nodeId) return false;
+    const ids = known ?? this.knownMembers();
+    return !ids.has(this.leader);
   }
 
   /** whether opts.peers are admitted now (updateNetworkMembers) */
@@ -1000,7 +1042,8 @@ export class LedgerNode implements LedgerNodeApi {
   private membershipWaiting = '';
 
   private reconcileMembership(): void {
-    if (!this.isLeader) return;
+    // the ledger's membership read from a chain still below its snapshot is an old one
+    if (!this.isLeader || this.restoringChain) return;
     const desired = this.opts.chain.state.get(keys.members) as MembersRec;
     const st = this.raft.status();
     const cs = st.confState;
@@ -1214,6 +1257,12 @@ export class LedgerNode implements LedgerNodeApi {
     // would never commit.
     if (!this.isMember())
       throw new ApiError('NOT_READY', 'this node is not a member of the network; submit to a member');
+    // its state is below the snapshot it holds: it would judge transactions by an old ledger
+    if (this.restoringChain)
+      throw new ApiError(
+        'NOT_READY',
+        'this node is restoring a snapshot (fetching blocks from peers); submit to another',
+      );
     const dtx = acceptTransaction(json, this.chainId);
     const startedAt = performance.now();
     // registered before the committed check, so an apply in between is not missed
@@ -1600,11 +1649,19 @@ export class LedgerNode implements LedgerNodeApi {
       running: { ok: !this.fatal && !this.stopped, ...(this.fatal ? { detail: this.fatal.message } : {}) },
       leader: st.leader
         ? { ok: true, detail: st.leader }
-        : { ok: false, detail: 'no leader known (election in progress?)' },
-      applied: {
-        ok: st.commit - this.appliedIndex < 1000,
-        detail: `applied ${this.appliedIndex} of ${st.commit} committed`,
-      },
+        : {
+            ok: false,
+            detail:
+              st.term === 0
+                ? 'no leader known: the Raft store is empty and this node waits to be sent the log (docs/OPERATIONS.md)'
+                : 'no leader known (election in progress?)',
+          },
+      applied: this.restoringChain
+        ? { ok: false, detail: 'restoring a snapshot: fetching its blocks from peers' }
+        : {
+            ok: st.commit - this.appliedIndex < 1000,
+            detail: `applied ${this.appliedIndex} of ${st.commit} committed`,
+          },
       member: this.isMember()
         ? { ok: true }
         : {
@@ -1635,6 +1692,7 @@ export class LedgerNode implements LedgerNodeApi {
     try {
       return await m.search(request);
     } catch (err) {
+      this.log.debug({ err }, 'a search failed');
       throw mirrorCallError(err);
     }
   }
@@ -1651,6 +1709,7 @@ export class LedgerNode implements LedgerNodeApi {
     try {
       return await m.check();
     } catch (err) {
+      this.log.debug({ err }, 'a sync check failed');
       throw mirrorCallError(err);
     }
   }
@@ -1786,10 +1845,12 @@ class Slots {
 export function mirrorCallError(err: unknown): Error {
   const e = err as { name?: unknown; code?: unknown; message?: unknown };
   if (e.name === 'SyncError' && e.code === 'INVALID_QUERY') return err as Error;
+  // the database's own words (hosts, ports) stay in the node's log
   if (e.name === 'SyncError' && e.code === 'MIRROR_UNAVAILABLE')
-    return new ApiError('NOT_READY', `the mirror database is unavailable: ${String(e.message)}`, {
-      cause: err,
-    });
+    return new ApiError('NOT_READY', 'the mirror database is unavailable; retry later', { cause: err });
+  // the schema is gone and being made again (docs/SYNC.md, rebuilding the mirror)
+  if (e.code === '42P01' || e.code === '3F000')
+    return new ApiError('NOT_READY', 'the mirror is being rebuilt; retry later', { cause: err });
   if (e.name === 'SyncError' && e.code === 'CHECK_IN_PROGRESS')
     return new ApiError('NOT_READY', 'a check is already running on this node; retry when it has answered', {
       cause: err,

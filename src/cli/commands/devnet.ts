@@ -5,10 +5,11 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { decodeBlock, parseBlock } from '../../ledger/index.js';
 import { peerIdFromNodeId } from '../../network/identity.js';
 import { raceAbort } from '../../network/wait.js';
-import type { NodeConfig } from '../../node/config.js';
-import { initNetwork } from '../../node/init.js';
+import { RAFT_DIR, readNodeConfig, resolveIn, type NodeConfig } from '../../node/config.js';
+import { initNetwork, writeFoundingRaftState } from '../../node/init.js';
 import { CliError, jsonOption, output } from '../output.js';
 import { intArg } from './args.js';
 
@@ -88,6 +89,7 @@ export function registerDevnet(program: Command): void {
         const names = await nodeNames(dir);
         if (names.length === 0)
           throw new CliError('BAD_CONFIG', `${dir} holds a genesis.json but no node-1/config.json`);
+        await refound(dir, names);
         for (const name of names) {
           if (stopAsked.signal.aborted) break;
           nodes.push(await spawnNode(dir, name));
@@ -285,6 +287,24 @@ async function nodeNames(dir: string): Promise<string[]> {
   const names: string[] = [];
   for (let i = 1; await exists(join(dir, `node-${i}`, 'config.json')); i++) names.push(`node-${i}`);
   return names;
+}
+
+/**
+ * A devnet whose nodes' data were all deleted (to start it afresh) is a new
+ * network: write its founding Raft state again, as init did. One node's data
+ * deleted alone is that node's loss, and it must not found the network again:
+ * it waits to be sent the log (docs/OPERATIONS.md).
+ */
+export async function refound(dir: string, names: readonly string[]): Promise<void> {
+  const dataDirs: string[] = [];
+  for (const name of names) {
+    const config = await readNodeConfig(join(dir, name, 'config.json'));
+    dataDirs.push(resolveIn(config.baseDir, config.dataDir));
+  }
+  for (const d of dataDirs) if (await exists(join(d, RAFT_DIR))) return;
+  const genesis = decodeBlock(parseBlock(JSON.parse(await readFile(join(dir, 'genesis.json'), 'utf8'))));
+  const members = genesis.block.config?.members ?? [];
+  for (const d of dataDirs) await writeFoundingRaftState(d, members);
 }
 
 async function exists(p: string): Promise<boolean> {

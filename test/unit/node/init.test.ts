@@ -46,3 +46,29 @@ describe('initNetwork', () => {
     }
   });
 });
+
+describe('devnet, started again after its data was deleted', () => {
+  it('founds the network again only when every node’s data is gone', async () => {
+    const { refound } = await import('../../../src/cli/commands/devnet.js');
+    const dir = await mkdtemp(join(tmpdir(), 'bitnexus-init-'));
+    dirs.push(dir);
+    const net = await initNetwork({ dir, nodes: 3, basePort: 7900, chainId: 'init-test' });
+    const names = ['node-1', 'node-2', 'node-3'];
+    const state = async (n: string) => {
+      const store = await LevelRaftStore.open(join(dir, n, 'data', 'raft'));
+      try {
+        return (await store.load()).snapshot?.meta.confState.voters;
+      } finally {
+        await store.close();
+      }
+    };
+    // one node's data lost: that node must not found the network again
+    await rm(join(dir, 'node-2', 'data'), { recursive: true });
+    await refound(dir, names);
+    expect(await state('node-2')).toBeUndefined();
+    // every node's data deleted: a new devnet, as init made it
+    for (const n of names) await rm(join(dir, n, 'data'), { recursive: true, force: true });
+    await refound(dir, names);
+    for (const n of names) expect(await state(n)).toEqual(net.nodes.map((x) => x.nodeId));
+  });
+});

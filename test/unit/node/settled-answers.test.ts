@@ -385,3 +385,44 @@ describe('a node restoring a snapshot', () => {
     expect(c.fatal).toEqual([]);
   });
 });
+
+describe('a node elected while it restores a snapshot', () => {
+  it('hands leadership over instead of leading from an old chain, and the cluster keeps committing', async () => {
+    const { c, leader, lagging } = await withStoppedFollower(20, 's');
+    const net = c.hub.connect(lagging);
+    const fetch = net.fetchBlocks.bind(net);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    net.fetchBlocks = async (peer: string, from: number, to: number) => {
+      await held;
+      return fetch(peer, from, to);
+    };
+    const back = await c.start(lagging, undefined, { network: net });
+    c.hub.nodes.set(lagging, net);
+    const disk = c.disks.get(lagging)!;
+    await c.waitFor(
+      'the snapshot on disk',
+      async () => ((await disk.raft.load()).snapshot?.data.length ?? 0) > 0,
+    );
+    // the third node cannot campaign, so the restoring node is the one elected
+    const third = c.ids.find((id) => id !== leader.nodeId && id !== lagging)!;
+    c.hub.dropRaft = (from, _to, frame) =>
+      from === third && ['vote', 'preVote'].includes(decodeRaftMessage(frame).type);
+    await c.stop(leader.nodeId);
+    await c.waitFor('the restoring node to be elected', () => back.raftStatus.role === 'leader', 15_000);
+    // it answers no writes from its old state meanwhile
+    await expect(
+      back.submit(register('while-restoring').tx, { wait: false, timeoutMs: 1000 }),
+    ).rejects.toMatchObject({
+      code: 'NOT_READY',
+    });
+    c.hub.dropRaft = undefined;
+    const other = c.nodes.get(third)!;
+    await c.waitFor('the other node to lead', () => other.raftStatus.role === 'leader', 15_000);
+    const r = await other.submit(register('after-handover').tx, { wait: true, timeoutMs: 5000 });
+    expect(r.status).toBe('committed');
+    release();
+    await c.waitFor('caught up', () => back.status().height === other.status().height);
+    expect(c.fatal).toEqual([]);
+  });
+});
