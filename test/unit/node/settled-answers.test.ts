@@ -351,25 +351,34 @@ describe('answers and recovery that hold', () => {
   });
 });
 
+/**
+ * withStoppedFollower, the follower back with a block fetch that does not
+ * answer until `release()` (a slow peer, a long chain), once the leader's
+ * snapshot is on its disk: it restores in the background.
+ */
+async function restoringFollower(prefix: string) {
+  const { c, leader, lagging } = await withStoppedFollower(20, prefix);
+  const net = c.hub.connect(lagging);
+  const fetch = net.fetchBlocks.bind(net);
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => (release = r));
+  net.fetchBlocks = async (peer: string, from: number, to: number) => {
+    await held;
+    return fetch(peer, from, to);
+  };
+  const back = await c.start(lagging, undefined, { network: net });
+  c.hub.nodes.set(lagging, net);
+  const disk = c.disks.get(lagging)!;
+  await c.waitFor(
+    'the snapshot on disk',
+    async () => ((await disk.raft.load()).snapshot?.data.length ?? 0) > 0,
+  );
+  return { c, leader, lagging, back, release };
+}
+
 describe('a node restoring a snapshot', () => {
   it('keeps answering Raft while it fetches the blocks, so a quorum that needs it still commits', async () => {
-    const { c, leader, lagging } = await withStoppedFollower(20, 'r');
-    // back with a block fetch that does not answer yet (a slow peer, a long chain)
-    const net = c.hub.connect(lagging);
-    const fetch = net.fetchBlocks.bind(net);
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((r) => (release = r));
-    net.fetchBlocks = async (peer: string, from: number, to: number) => {
-      await held;
-      return fetch(peer, from, to);
-    };
-    const back = await c.start(lagging, undefined, { network: net });
-    c.hub.nodes.set(lagging, net);
-    const disk = c.disks.get(lagging)!;
-    await c.waitFor(
-      'the snapshot on disk',
-      async () => ((await disk.raft.load()).snapshot?.data.length ?? 0) > 0,
-    );
+    const { c, leader, lagging, back, release } = await restoringFollower('r');
     // the third node goes: the leader's quorum is now itself and the restoring node
     const third = c.ids.find((id) => id !== leader.nodeId && id !== lagging)!;
     await c.stop(third);
@@ -388,22 +397,7 @@ describe('a node restoring a snapshot', () => {
 
 describe('a node elected while it restores a snapshot', () => {
   it('hands leadership over instead of leading from an old chain, and the cluster keeps committing', async () => {
-    const { c, leader, lagging } = await withStoppedFollower(20, 's');
-    const net = c.hub.connect(lagging);
-    const fetch = net.fetchBlocks.bind(net);
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((r) => (release = r));
-    net.fetchBlocks = async (peer: string, from: number, to: number) => {
-      await held;
-      return fetch(peer, from, to);
-    };
-    const back = await c.start(lagging, undefined, { network: net });
-    c.hub.nodes.set(lagging, net);
-    const disk = c.disks.get(lagging)!;
-    await c.waitFor(
-      'the snapshot on disk',
-      async () => ((await disk.raft.load()).snapshot?.data.length ?? 0) > 0,
-    );
+    const { c, leader, lagging, back, release } = await restoringFollower('s');
     // the third node cannot campaign, so the restoring node is the one elected
     const third = c.ids.find((id) => id !== leader.nodeId && id !== lagging)!;
     c.hub.dropRaft = (from, _to, frame) =>

@@ -9,7 +9,7 @@ import {
 import { ChainStore, type KeyValueStore } from '../../../src/storage/index.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 import { record, register } from './chains.js';
-import { closeSharedPglite, DB_KINDS, FollowedChain, type TestDb } from './helpers.js';
+import { closeSharedPglite, DB_KINDS, FollowedChain, mirrorToHead, type TestDb } from './helpers.js';
 
 afterAll(closeSharedPglite);
 
@@ -25,10 +25,7 @@ describe.each(DB_KINDS)('sync check on $kind', ({ create, skip }) => {
     fc = new FollowedChain(await buildSampleChain());
     db = await create();
     target = await db.open();
-    const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
-    sink.start();
-    await sink.waitForHeight(fc.height);
-    await sink.stop();
+    await mirrorToHead(fc, target);
   });
   afterAll(async () => {
     if (!skip) await db.drop();

@@ -282,13 +282,31 @@ export async function count(t: SqlExecutor, table: string, where = 'true'): Prom
   return Number(rows[0]!.n);
 }
 
-/** The sample chain mirrored to its head into a database of `db` (its rows, no search index yet). */
-export async function mirrored(db: TestDb): Promise<{ fc: FollowedChain; target: SqlTarget }> {
-  const fc = new FollowedChain(await buildSampleChain());
-  const target = await db.open();
+/** Mirror `fc` to its head into `target` with a sink that then stops (its rows, no search index). */
+export async function mirrorToHead(fc: FollowedChain, target: SqlTarget): Promise<void> {
   const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
   sink.start();
   await sink.waitForHeight(fc.height);
   await sink.stop();
+}
+
+/** The sample chain mirrored to its head into a database of `db` (its rows, no search index yet). */
+export async function mirrored(db: TestDb): Promise<{ fc: FollowedChain; target: SqlTarget }> {
+  const fc = new FollowedChain(await buildSampleChain());
+  const target = await db.open();
+  await mirrorToHead(fc, target);
   return { fc, target };
+}
+
+/** A database made by `create`, dropped after `fn` whatever it does. */
+export async function withDb(
+  create: () => Promise<TestDb>,
+  fn: (db: TestDb) => Promise<void>,
+): Promise<void> {
+  const db = await create();
+  try {
+    await fn(db);
+  } finally {
+    await db.drop();
+  }
 }

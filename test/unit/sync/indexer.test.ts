@@ -1,17 +1,18 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  HashingEmbedder,
-  HttpEmbedder,
-  migrate,
-  PostgresSink,
-  search,
-  SearchIndexer,
-} from '../../../src/sync/index.js';
+import { HashingEmbedder, HttpEmbedder, migrate, search, SearchIndexer } from '../../../src/sync/index.js';
 import { PacedBatch } from '../../../src/sync/indexer.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 import { appendTraffic, register } from './chains.js';
 import { EmbeddingStub } from './embedding-stub.js';
-import { closeSharedPglite, count, DB_KINDS, FollowedChain, mirrored, pgliteDb } from './helpers.js';
+import {
+  closeSharedPglite,
+  count,
+  DB_KINDS,
+  FollowedChain,
+  mirrored,
+  mirrorToHead,
+  pgliteDb,
+} from './helpers.js';
 
 afterAll(closeSharedPglite);
 
@@ -157,10 +158,7 @@ describe('search indexer and the thread it shares', () => {
       const fc = new FollowedChain(await buildSampleChain());
       await appendTraffic(fc, await register(fc, ['shop-t'], ['aff-t']), 3);
       const target = await db.open();
-      const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
-      sink.start();
-      await sink.waitForHeight(fc.height);
-      await sink.stop();
+      await mirrorToHead(fc, target);
       // one commission a step, so that a drain is many steps
       const indexer = new SearchIndexer({
         target,

@@ -13,7 +13,7 @@ import {
 } from '../../../src/sync/index.js';
 import { MIGRATIONS } from '../../../src/sync/migrations.js';
 import { record, register } from './chains.js';
-import { closeSharedPglite, count, DB_KINDS, FollowedChain, type TestDb } from './helpers.js';
+import { closeSharedPglite, count, DB_KINDS, FollowedChain, withDb } from './helpers.js';
 
 /**
  * What the ledger accepts must mirror: texts holding U+0000 (and the escape
@@ -27,15 +27,6 @@ afterAll(closeSharedPglite);
 const fast = { retry: { initialMs: 10, maxMs: 50 }, pollMs: 50 };
 const NUL = '\u0000';
 const SYM = '\u2400';
-
-async function withDb(create: () => Promise<TestDb>, fn: (db: TestDb) => Promise<void>): Promise<void> {
-  const db = await create();
-  try {
-    await fn(db);
-  } finally {
-    await db.drop();
-  }
-}
 
 async function syncOnce(fc: FollowedChain, target: SqlTarget, timeoutMs = 20_000) {
   const sink = new PostgresSink({ source: fc.source, target, ...fast });

@@ -1,15 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pub } from '../../support/ledger-fixture.js';
-import {
-  HashingEmbedder,
-  PostgresSink,
-  SearchIndexer,
-  searchDetailed,
-  type SqlTarget,
-} from '../../../src/sync/index.js';
+import { HashingEmbedder, SearchIndexer, searchDetailed, type SqlTarget } from '../../../src/sync/index.js';
 import { ZERO_QUERY_VECTOR } from '../../../src/sync/search.js';
 import { record, register } from './chains.js';
-import { closeSharedPglite, count, DB_KINDS, FollowedChain, type TestDb } from './helpers.js';
+import { closeSharedPglite, count, DB_KINDS, FollowedChain, mirrorToHead, type TestDb } from './helpers.js';
 
 /**
  * Search at its edges: queries that embed to the zero vector, commissions
@@ -41,10 +35,7 @@ describe.each(DB_KINDS)('search edges on $kind', ({ create, skip }) => {
     await fc.append(...recs, silent);
     db = await create();
     target = await db.open();
-    const sink = new PostgresSink({ source: fc.source, target, pollMs: 50 });
-    sink.start();
-    await sink.waitForHeight(fc.height);
-    await sink.stop();
+    await mirrorToHead(fc, target);
     await new SearchIndexer({ target, embedder }).drain();
   }, 60_000);
   afterAll(async () => {

@@ -22,21 +22,12 @@ import {
   FollowedChain,
   mirrored,
   pgliteDir,
-  type TestDb,
+  withDb,
 } from './helpers.js';
 
 afterAll(closeSharedPglite);
 
 const fast = { retry: { initialMs: 10, maxMs: 50 }, pollMs: 50 };
-
-async function withDb(create: () => Promise<TestDb>, fn: (db: TestDb) => Promise<void>): Promise<void> {
-  const db = await create();
-  try {
-    await fn(db);
-  } finally {
-    await db.drop();
-  }
-}
 
 async function expectCheckOk(target: SqlTarget, fc: FollowedChain) {
   const report = await checkMirror(target, fc.tc.chain.store);
