@@ -134,6 +134,8 @@ export interface LedgerNodeOptions {
    * no record of the terms and votes it gave (docs/OPERATIONS.md).
    */
   bootstrap?: boolean;
+  /** committed entries a node may have left to apply and still be ready (/readyz `applied`; default 1000) */
+  readyLagEntries?: number;
 }
 
 interface Waiter {
@@ -152,6 +154,10 @@ interface BlockListener {
 const BLOCK_BYTES_BUDGET = 4 * 1024 * 1024;
 /** what blockRange reads for one answer: the network's default cut (a smaller configured one cuts sooner) */
 const BLOCK_RANGE_BYTES = DEFAULT_LIMITS.maxBlockResponseBytes;
+/** ticks between a follower's questions to its leader about the leader's commit index (readiness) */
+const COMMIT_PROBE_TICKS = 10;
+/** how long an answer to that question stands for readiness */
+const COMMIT_PROBE_FRESH_MS = 5_000;
 /** ticks without a known leader after which the configured peers are admitted as members (opts.peers) */
 const LEADERLESS_TRUST_TICKS = 60;
 const SWEEP_EVERY_TICKS = 50;
@@ -388,6 +394,8 @@ export class LedgerNode implements LedgerNodeApi {
     this.leaderlessTicks = this.leader === null ? this.leaderlessTicks + 1 : 0;
     if (this.shouldTrustPeers() !== this.trustingPeers && (this.opts.peers?.length ?? 0) > 0)
       this.updateNetworkMembers();
+    if (!this.isLeader && this.leader !== null && this.ticks % COMMIT_PROBE_TICKS === 0)
+      this.probeLeaderCommit();
     if (this.ticks % SWEEP_EVERY_TICKS === 0) this.sweepMempool();
     if (this.ticks % FORWARD_RETRY_TICKS === 0) this.retryPending(this.now());
     if (this.isLeader && this.ticks % 10 === 0) {
@@ -459,6 +467,7 @@ export class LedgerNode implements LedgerNodeApi {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.role === 'leader', rd.softState.leader);
+    for (const rs of rd.readStates) this.leaderCommit = { index: rs.index, at: performance.now() };
     // Raft thesis §10.2.1 (etcd does the same): a leader may send its appends while it writes
     // them to its own disk, so its fsync overlaps the followers' instead of preceding them. Safe
     // because a leader's messages carry no vote and no acknowledgement, its term and vote are
@@ -1017,6 +1026,24 @@ export class LedgerNode implements LedgerNodeApi {
     const ids = known ?? this.knownMembers();
     return !ids.has(this.leader);
   }
+
+  /**
+   * A follower's own commit index cannot show that it lags: a leader's
+   * heartbeat carries a commit index capped at what the follower holds. So
+   * it asks the leader for its commit index (a Raft ReadIndex) now and then;
+   * readiness compares what it applied with the answer.
+   */
+  private probeLeaderCommit(): void {
+    try {
+      this.raft.readIndex(Buffer.from(`ready:${this.nodeId}:${++this.commitProbes}`));
+    } catch {
+      // no leader known after all: nothing to ask
+    }
+  }
+
+  /** the leader's commit index as its last answer to probeLeaderCommit gave it, and when */
+  private leaderCommit: { index: number; at: number } | undefined;
+  private commitProbes = 0;
 
   /** whether opts.peers are admitted now (updateNetworkMembers) */
   private trustingPeers = false;
@@ -1656,12 +1683,7 @@ export class LedgerNode implements LedgerNodeApi {
                 ? 'no leader known: the Raft store is empty and this node waits to be sent the log (docs/OPERATIONS.md)'
                 : 'no leader known (election in progress?)',
           },
-      applied: this.restoringChain
-        ? { ok: false, detail: 'restoring a snapshot: fetching its blocks from peers' }
-        : {
-            ok: st.commit - this.appliedIndex < 1000,
-            detail: `applied ${this.appliedIndex} of ${st.commit} committed`,
-          },
+      applied: this.appliedCheck(st.commit),
       member: this.isMember()
         ? { ok: true }
         : {
@@ -1684,6 +1706,26 @@ export class LedgerNode implements LedgerNodeApi {
       };
     }
     return { ready, checks };
+  }
+
+  /** readiness: how far behind the committed log this node's applied state is, as far as it can know */
+  private appliedCheck(ownCommit: number): { ok: boolean; detail: string } {
+    if (this.restoringChain)
+      return { ok: false, detail: 'restoring a snapshot: fetching its blocks from peers' };
+    const limit = this.opts.readyLagEntries ?? 1000;
+    const lc = this.leaderCommit;
+    // a follower's own commit index is capped at what it holds; the leader's answer is not
+    if (!this.isLeader && lc !== undefined && performance.now() - lc.at < COMMIT_PROBE_FRESH_MS) {
+      const commit = Math.max(lc.index, ownCommit);
+      return {
+        ok: commit - this.appliedIndex < limit,
+        detail: `applied ${this.appliedIndex} of ${commit} committed (the leader's commit index)`,
+      };
+    }
+    return {
+      ok: ownCommit - this.appliedIndex < limit,
+      detail: `applied ${this.appliedIndex} of ${ownCommit} committed`,
+    };
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {

@@ -420,3 +420,20 @@ describe('a node elected while it restores a snapshot', () => {
     expect(c.fatal).toEqual([]);
   });
 });
+
+describe('readiness of a follower that lags', () => {
+  it('fails /readyz applied once it is behind the leader’s commit index, which its own cannot show', async () => {
+    const { c, leader, fId, f } = await withFollower({ readyLagEntries: 5 });
+    lagAppends(c, leader.nodeId, fId);
+    for (let i = 0; i < 8; i++) await leader.submit(register(`lag-${i}`).tx, { wait: true, timeoutMs: 5000 });
+    // before: its commit index was capped at what it held, so it called itself ready
+    const check = await c.waitFor('the follower to see that it lags', () => {
+      const a = f.readiness().checks.applied!;
+      return a.ok ? undefined : a;
+    });
+    expect(check.detail).toContain("the leader's commit index");
+    expect(f.readiness().ready).toBe(false);
+    c.hub.dropRaft = undefined;
+    await c.waitFor('ready again once caught up', () => f.readiness().ready);
+  });
+});
