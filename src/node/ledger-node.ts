@@ -392,7 +392,7 @@ export class LedgerNode implements LedgerNodeApi {
     this.raft.tick();
     this.ticks++;
     this.leaderlessTicks = this.leader === null ? this.leaderlessTicks + 1 : 0;
-    if (this.shouldTrustPeers() !== this.trustingPeers && (this.opts.peers?.length ?? 0) > 0)
+    if ((this.opts.peers?.length ?? 0) > 0 && this.shouldTrustPeers() !== this.trustingPeers)
       this.updateNetworkMembers();
     if (!this.isLeader && this.leader !== null && this.ticks % COMMIT_PROBE_TICKS === 0)
       this.probeLeaderCommit();
@@ -1050,12 +1050,6 @@ export class LedgerNode implements LedgerNodeApi {
   /** ticks since this node last knew a leader */
   private leaderlessTicks = 0;
 
-  /**
-   * The leader moves Raft's configuration towards the ledger's membership,
-   * one change at a time: add missing nodes as learners, promote learners the
-   * ledger made voters once they have caught up, remove nodes the ledger
-   * removed.
-   */
   /** In the network's membership as this node's applied chain has it (a voter or a learner). */
   private isMember(): boolean {
     const m = this.opts.chain.state.get(keys.members) as MembersRec | undefined;
@@ -1068,6 +1062,12 @@ export class LedgerNode implements LedgerNodeApi {
   /** why the ledger's membership is not yet Raft's (reconcileMembership), '' when nothing waits */
   private membershipWaiting = '';
 
+  /**
+   * The leader moves Raft's configuration towards the ledger's membership,
+   * one change at a time: add missing nodes as learners, promote learners the
+   * ledger made voters once they have caught up, remove nodes the ledger
+   * removed.
+   */
   private reconcileMembership(): void {
     // the ledger's membership read from a chain still below its snapshot is an old one
     if (!this.isLeader || this.restoringChain) return;
@@ -1891,7 +1891,7 @@ export function mirrorCallError(err: unknown): Error {
   if (e.name === 'SyncError' && e.code === 'MIRROR_UNAVAILABLE')
     return new ApiError('NOT_READY', 'the mirror database is unavailable; retry later', { cause: err });
   // the schema is gone and being made again (docs/SYNC.md, rebuilding the mirror)
-  if (e.code === '42P01' || e.code === '3F000')
+  if (e.name === 'SyncError' && e.code === 'MIRROR_REBUILDING')
     return new ApiError('NOT_READY', 'the mirror is being rebuilt; retry later', { cause: err });
   if (e.name === 'SyncError' && e.code === 'CHECK_IN_PROGRESS')
     return new ApiError('NOT_READY', 'a check is already running on this node; retry when it has answered', {

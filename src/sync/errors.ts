@@ -41,6 +41,8 @@ export const SYNC_ERROR_CODES = [
   'MIRROR_UNAVAILABLE',
   /** a mirror check was asked for while another runs on the same node (one at a time) */
   'CHECK_IN_PROGRESS',
+  /** search or check found the mirror's tables gone: the sink is creating them again (retry later) */
+  'MIRROR_REBUILDING',
 ] as const;
 export type SyncErrorCode = (typeof SYNC_ERROR_CODES)[number];
 
@@ -145,7 +147,10 @@ export function isUnavailable(err: unknown): boolean {
  * (a SyncError such as INVALID_QUERY, or a database error: a fault).
  */
 export function asCallError(err: unknown): unknown {
-  if (err instanceof SyncError || !isUnavailable(err)) return err;
+  if (err instanceof SyncError) return err;
+  if (schemaMissing(err))
+    return new SyncError('MIRROR_REBUILDING', `the mirror's tables are gone: ${errorMessage(err)}`);
+  if (!isUnavailable(err)) return err;
   const state = sqlState(err);
   return new SyncError(
     'MIRROR_UNAVAILABLE',

@@ -256,7 +256,7 @@ describe('serving blocks to a peer that catches up', () => {
 describe('a failed call into the mirror', () => {
   it('is the query’s fault (400), out of reach or busy (503), or internal (500, the database’s words kept out)', async () => {
     const { mirrorCallError } = await import('../../../src/node/ledger-node.js');
-    const { SyncError } = await import('../../../src/sync/errors.js');
+    const { asCallError, SyncError } = await import('../../../src/sync/errors.js');
     const { mapError } = await import('../../../src/api/errors.js');
     const answer = (err: unknown) => {
       const m = mapError(mirrorCallError(err));
@@ -269,7 +269,11 @@ describe('a failed call into the mirror', () => {
       'the mirror database is unavailable; retry later',
     ]);
     const dropped = Object.assign(new Error('relation "commissions" does not exist'), { code: '42P01' });
-    expect(answer(dropped)).toEqual([503, 'NOT_READY', 'the mirror is being rebuilt; retry later']);
+    expect(answer(asCallError(dropped))).toEqual([
+      503,
+      'NOT_READY',
+      'the mirror is being rebuilt; retry later',
+    ]);
     expect(answer(new SyncError('CHECK_IN_PROGRESS', 'busy')).slice(0, 2)).toEqual([503, 'NOT_READY']);
     // before: every other failure was 503 "unavailable" with Postgres' own message, worth a retry
     const pg = Object.assign(new Error('date/time field value out of range: "+010000-01-01"'), {
