@@ -672,6 +672,10 @@ try {
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
     if (!kept) await admin.query(`CREATE DATABASE ${name}`);
+    else if ((await admin.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [kept])).rowCount === 0) {
+      await admin.end();
+      throw new Error(`--pg-db ${kept}: no such database (a run with --keep builds one and prints its name)`);
+    }
     const url = new URL(PG_URL);
     url.pathname = `/${name}`;
     const target = new PostgresTarget({ url: url.toString(), queryTimeoutMs: 3_600_000 });

@@ -5,6 +5,7 @@ import {
   type ValidationErrorCode,
 } from '../ledger/index.js';
 import type { SyncErrorCode } from '../sync/index.js';
+import { patternHint } from './patterns.js';
 
 /**
  * Every error the HTTP API answers with, by stable code, and the one place
@@ -197,18 +198,35 @@ export function mapError(err: unknown): MappedError {
   if (typeof err === 'object' && err !== null) {
     const e = err as FastifyLikeError;
     const message = typeof e.message === 'string' ? e.message : 'bad request';
-    if (Array.isArray(e.validation)) return apiErrorBody('BAD_REQUEST', message, schemaField(e));
+    if (Array.isArray(e.validation)) {
+      const first = e.validation[0];
+      const field = schemaField(e);
+      const hint = first?.keyword === 'pattern' ? patternHint(first.params?.pattern) : undefined;
+      // "querystring/from must match pattern "^(0|[1-9]…" says little; the hint says what to send
+      if (hint !== undefined)
+        return apiErrorBody('BAD_REQUEST', `${field ?? 'a value'} must be ${hint}`, field);
+      return apiErrorBody('BAD_REQUEST', message, field);
+    }
     const mapped = typeof e.code === 'string' ? FASTIFY_CODES[e.code] : undefined;
+    if (mapped === 'UNSUPPORTED_MEDIA_TYPE') return unsupportedMediaType(message);
     if (mapped !== undefined) return apiErrorBody(mapped, message);
     // Any other client error fastify raises (it sets statusCode 4xx on its own errors).
     if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
       if (e.statusCode === 404) return apiErrorBody('NOT_FOUND', message);
       if (e.statusCode === 413) return apiErrorBody('PAYLOAD_TOO_LARGE', message);
-      if (e.statusCode === 415) return apiErrorBody('UNSUPPORTED_MEDIA_TYPE', message);
+      if (e.statusCode === 415) return unsupportedMediaType(message);
       return apiErrorBody('BAD_REQUEST', message);
     }
   }
   return { status: 500, body: errorBody('INTERNAL', 'internal error'), internal: true };
+}
+
+/** fastify says "Unsupported Media Type: text/plain"; the client needs to know what to send instead */
+function unsupportedMediaType(message: string): MappedError {
+  return apiErrorBody(
+    'UNSUPPORTED_MEDIA_TYPE',
+    `${message}: send the body as JSON, with the header content-type: application/json`,
+  );
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   type CommissionStatus,
 } from '../ledger/index.js';
 import { API_ERROR_CODES } from './errors.js';
+import { hinted } from './patterns.js';
 
 /**
  * JSON schemas shared by the routes (validation and reply serialisation) and
@@ -21,10 +22,15 @@ export type JsonSchema = Readonly<Record<string, unknown>>;
 
 export const MAX_HEIGHT = Number.MAX_SAFE_INTEGER;
 
-const hex32 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
-const hex64 = { type: 'string', pattern: '^[0-9a-f]{128}$' } as const;
+const hex32 = { type: 'string', pattern: hinted('^[0-9a-f]{64}$', '64 lower-case hex digits') } as const;
+const hex64 = { type: 'string', pattern: hinted('^[0-9a-f]{128}$', '128 lower-case hex digits') } as const;
 const height = { type: 'integer', minimum: 0, maximum: MAX_HEIGHT } as const;
-const decimal = { type: 'string', pattern: '^(0|[1-9][0-9]*)$', description: 'integer minor units, decimal' };
+const decimal = {
+  type: 'string',
+  pattern: hinted('^(0|[1-9][0-9]*)$', 'a whole number in decimal digits, without leading zeros'),
+  description: 'integer minor units, decimal',
+};
+const currencyCode = hinted('^[A-Z]{3}$', 'three upper-case letters (an ISO 4217 code such as EUR)');
 
 export const ErrorResponse: JsonSchema = {
   type: 'object',
@@ -169,7 +175,7 @@ export const Balance: JsonSchema = {
   type: 'object',
   required: ['currency', 'pending', 'payable', 'paid'],
   properties: {
-    currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+    currency: { type: 'string', pattern: currencyCode },
     pending: decimal,
     payable: decimal,
     paid: decimal,
@@ -336,7 +342,7 @@ export const SearchHit: JsonSchema = {
     merchantName: { type: 'string' },
     affiliate: hex32,
     affiliateName: { type: 'string' },
-    currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+    currency: { type: 'string', pattern: currencyCode },
     amount: decimal,
     approved: decimal,
     reversed: decimal,
@@ -605,7 +611,7 @@ export const eventsHeaders: JsonSchema = {
   properties: {
     'last-event-id': {
       type: 'string',
-      pattern: '^(0|[1-9][0-9]{0,15})$',
+      pattern: hinted('^(0|[1-9][0-9]{0,15})$', 'a block height: a whole number'),
       description: 'height of the last block received; overrides `after` (EventSource sends it on reconnect)',
     },
   },
@@ -625,7 +631,10 @@ export const ISO_DATE_RE =
 
 const time = (description: string) => ({
   type: 'string',
-  pattern: `${UNIX_MS_RE.source}|${ISO_DATE_RE.source}`,
+  pattern: hinted(
+    `${UNIX_MS_RE.source}|${ISO_DATE_RE.source}`,
+    'Unix ms, or ISO 8601: a date (2024-05-01, UTC midnight) or a date and time with a zone (2024-05-01T12:00:00Z or …+02:00; a time of day without a zone is refused)',
+  ),
   description: `${description}: Unix ms, or ISO 8601 (\`2024-05-01\` = UTC midnight, \`2024-05-01T12:00:00+02:00\`; a time of day needs a zone); from 0001-01-01 to 9999-12-31T23:59:59.999Z`,
 });
 
@@ -660,10 +669,16 @@ export const searchQuery: JsonSchema = {
     affiliate: party('affiliate'),
     status: {
       type: 'array',
-      items: { type: 'string', pattern: `^${statusList}(,${statusList})*$` },
+      items: {
+        type: 'string',
+        pattern: hinted(
+          `^${statusList}(,${statusList})*$`,
+          `${COMMISSION_STATUSES.join(', ')}, or several of them separated by commas`,
+        ),
+      },
       description: `any of ${COMMISSION_STATUSES.join(', ')}; repeat the parameter or separate with commas`,
     },
-    currency: { type: 'string', pattern: '^[A-Z]{3}$', description: 'ISO 4217 code' },
+    currency: { type: 'string', pattern: currencyCode, description: 'ISO 4217 code' },
     from: time('recorded at or after (block time)'),
     to: time('recorded before (block time)'),
     minAmount: { ...decimal, maxLength: 20, description: 'smallest amount, minor units, inclusive' },

@@ -101,7 +101,18 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string; // parseAs: 'string'
     void jsonParser(request, text, (err, parsed) => {
-      if (err) return done(err, undefined);
+      if (err) {
+        // fastify calls every refusal "not valid JSON"; a body refused for a key it forbids is valid
+        if (text.trim() !== '' && isJson(text))
+          return done(
+            new ApiError(
+              'MALFORMED_JSON',
+              'the body uses a key this API refuses: "__proto__", or "constructor" holding "prototype"',
+            ),
+            undefined,
+          );
+        return done(err, undefined);
+      }
       if (hasDuplicateKeys(text, parsed)) {
         return done(
           new ApiError('MALFORMED_JSON', 'the body names the same key twice in one object'),
@@ -354,4 +365,14 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
   });
 
   return app;
+}
+
+/** Whether a text parses as JSON at all (JSON.parse keeps "__proto__" as an own key: no pollution). */
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }

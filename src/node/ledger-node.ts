@@ -1782,6 +1782,12 @@ export class LedgerNode implements LedgerNodeApi {
       throw new ApiError('UNAUTHORIZED', 'this admin request was already used');
     switch (req.kind) {
       case 'leader.transfer': {
+        // a removed node still believes in its old leader, which no longer hears it
+        if (!this.isMember())
+          throw new ApiError(
+            'NOT_READY',
+            'this node is not a member of the network; send admin requests to a member',
+          );
         const to = req.payload.to;
         const st = this.raft.status();
         if (!st.confState.voters.includes(to)) {

@@ -120,6 +120,18 @@ describe('GET /v1/search', () => {
     expect(node.searchCalls).toHaveLength(0);
   });
 
+  it.each([
+    ['to=2024-05-01T12:00:00', 'querystring.to', /a time of day without a zone is refused/],
+    ['currency=eur', 'querystring.currency', /three upper-case letters/],
+    ['minAmount=1.5', 'querystring.minAmount', /a whole number in decimal digits/],
+    ['status=open', 'querystring.status.0', /pending, approved, voided, reversed/],
+  ])('says what ?%s should look like, not the pattern it failed', async (q, field, says) => {
+    const { message } = errorOf(await app.inject(`/v1/search?${q}`));
+    expect(message).toMatch(says);
+    expect(message.startsWith(`${field} must be `)).toBe(true);
+    expect(message).not.toMatch(/must match pattern/);
+  });
+
   it('refuses an unknown parameter: a misspelt filter must not widen the search', async () => {
     const res = await app.inject('/v1/search?q=x&min_amount=5');
     expect(res.statusCode).toBe(400);

@@ -165,10 +165,18 @@ describe('POST /v1/transactions', () => {
     expect(errorOf(res).code).toBe('BAD_REQUEST');
   });
 
-  it('__proto__ keys are refused as malformed', async () => {
-    const res = await postTransaction('{"__proto__":{"polluted":true}}');
-    expect(res.statusCode).toBe(400);
+  it('__proto__ keys are refused as malformed, and the answer says why (the body is valid JSON)', async () => {
+    for (const payload of ['{"__proto__":{"polluted":true}}', '{"a":{"constructor":{"prototype":{}}}}']) {
+      const res = await postTransaction(payload);
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res)).toMatchObject({
+        code: 'MALFORMED_JSON',
+        message: expect.stringMatching(/__proto__.*constructor/) as unknown,
+      });
+    }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    // JSON that does not parse is still told so
+    expect(errorOf(await postTransaction('{"v":')).message).toMatch(/not valid JSON/);
   });
 
   it('a key named twice in one object → 400 MALFORMED_JSON (JSON.parse would keep the last silently)', async () => {
@@ -208,7 +216,10 @@ describe('POST /v1/transactions', () => {
         payload: 'v=1',
       });
       expect(res.statusCode).toBe(415);
-      expect(errorOf(res).code).toBe('UNSUPPORTED_MEDIA_TYPE');
+      expect(errorOf(res)).toMatchObject({
+        code: 'UNSUPPORTED_MEDIA_TYPE',
+        message: expect.stringContaining('content-type: application/json') as unknown,
+      });
     },
   );
 

@@ -198,6 +198,23 @@ describe('membership and leadership', () => {
     await expect(v.submit(t.tx, { wait: false, timeoutMs: 1000 })).rejects.toMatchObject({
       code: 'NOT_READY',
     });
+    // an admin request too: it was answered NO_LEADER, as if an election would end it
+    const transfer = signAdminRequest(
+      {
+        v: 1,
+        kind: 'leader.transfer',
+        chainId: 'bitnexus-test',
+        signer: pub(cluster.operator),
+        nonce: 'removed-1',
+        timestamp: Date.now(),
+        payload: { to: leader.nodeId },
+      },
+      cluster.operator.secretKey,
+    );
+    await expect(v.admin(transfer)).rejects.toMatchObject({
+      code: 'NOT_READY',
+      message: expect.stringMatching(/not a member/) as unknown,
+    });
   });
 
   it('a leader transfer answers what happens: no-op, not confirmed, and a refused request can be retried', async () => {
