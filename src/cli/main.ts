@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (err instanceof CliError) {
-      printError(json, err.code, err.message);
+      printError(json, err.code, err.message, err.extra);
       return err.exitCode;
     }
     if (err instanceof ValidationError) {

@@ -3,7 +3,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptTransaction, buildBlock, type DecodedTx } from '../../src/ledger/index.js';
+import { toHex } from '../../src/codec/index.js';
+import { generateKeyPair } from '../../src/crypto/index.js';
+import { acceptTransaction, buildBlock, signTransaction, type DecodedTx } from '../../src/ledger/index.js';
 import { readKeyFile } from '../../src/node/keyfile.js';
 import { LedgerChain } from '../../src/node/ledger-chain.js';
 import { LevelStore } from '../../src/storage/index.js';
@@ -334,9 +336,44 @@ describe('bad input gets a clear error with a stable code, never a stack trace',
 
   it('submit --p2p to a port where nothing listens is NODE_UNREACHABLE', async () => {
     const port = await closedPort();
-    const r = await runCli(['submit', '--p2p', `/ip4/127.0.0.1/tcp/${port}`, '-', '--json'], { input: '{}' });
+    const keys = generateKeyPair();
+    const tx = signTransaction(
+      {
+        v: 1,
+        kind: 'participant.register',
+        chainId: 'e2e-net',
+        signer: toHex(keys.publicKey),
+        nonce: 'n-1',
+        timestamp: Date.now(),
+        payload: { participant: toHex(keys.publicKey), role: 'merchant', name: 'Shop' },
+      },
+      keys.secretKey,
+    );
+    const r = await runCli(['submit', '--p2p', `/ip4/127.0.0.1/tcp/${port}`, '-', '--json'], {
+      input: JSON.stringify(tx),
+    });
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code: 'NODE_UNREACHABLE' } });
+  });
+
+  it('submit refuses a key file before any network call, saying it is one; exit 2', async () => {
+    const key = join(dir, 'submitted.key');
+    expect((await runCli(['keys', 'generate', '--out', key])).code).toBe(0);
+    const secret = (JSON.parse(await readFile(key, 'utf8')) as { secretKey: string }).secretKey;
+    // a port where nothing listens: before the fix, this was dialled (NODE_UNREACHABLE)
+    const port = await closedPort();
+    for (const via of [
+      ['--p2p', `/ip4/127.0.0.1/tcp/${port}`],
+      ['--node', `http://127.0.0.1:${port}`],
+    ]) {
+      const r = await runCli(['submit', key, ...via]);
+      expect(r.code, via.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(
+        /^error INVALID_ARGUMENT: .* is a key file, not a transaction; nothing was sent/,
+      );
+      expect(r.stderr).not.toContain(secret);
+      noStackTrace(r.stderr);
+    }
   });
 
   it('rejects an unknown command with exit 2', async () => {
@@ -395,6 +432,37 @@ describe('bitnexus devnet (what npm start runs)', () => {
       const submitted = await runCli(['submit', '--p2p', node.p2p, '-', '--json'], { input: tx.stdout });
       expect(submitted.code, submitted.stderr).toBe(0);
       expect(JSON.parse(submitted.stdout)).toMatchObject({ status: 'committed', receipt: { code: 'OK' } });
+      // a node's refusal with --json: its details are a member of their own, over libp2p and HTTP
+      const future = await runCli([
+        'tx',
+        'participant.register',
+        '--key',
+        join(net, 'operator.key'),
+        '--genesis',
+        join(net, 'genesis.json'),
+        '--participant',
+        'cd'.repeat(32),
+        '--role',
+        'affiliate',
+        '--name',
+        'Too Early',
+        '--timestamp',
+        String(Date.now() + 24 * 3600 * 1000),
+      ]);
+      expect(future.code, future.stderr).toBe(0);
+      for (const via of [
+        ['--p2p', node.p2p],
+        ['--node', node.url],
+      ]) {
+        const rejected = await runCli(['submit', ...via, '-', '--json'], { input: future.stdout });
+        expect(rejected.code, rejected.stdout).toBe(1);
+        const { error } = JSON.parse(rejected.stdout) as {
+          error: { code: string; message: string; details?: { receiptCode?: string } };
+        };
+        expect(error.code).toBe('REJECTED');
+        expect(error.details?.receiptCode, via[0]).toBe('TX_FROM_FUTURE');
+        expect(error.message, via[0]).not.toContain('receiptCode');
+      }
       // the right address with another node's peer id: the identity check fails, nothing is sent
       const other = '12D3KooWGRgwtxY1L4Zf8VP1SWqnT1xw6v9ZbnWFtsrn3HY2ceLp';
       const impostor = node.p2p.replace(/\/p2p\/\w+$/, `/p2p/${other}`);

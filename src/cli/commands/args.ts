@@ -1,4 +1,5 @@
 import { Option } from 'commander';
+import { isNodeId } from '../../network/identity.js';
 import { CliError } from '../output.js';
 
 export function intArg(value: string, name: string): number {
@@ -26,4 +27,40 @@ export function nodeOption(): Option {
   return new Option('--node <url>', 'node HTTP URL').default(
     process.env.BITNEXUS_NODE ?? 'http://127.0.0.1:7100',
   );
+}
+
+/**
+ * A node id option (`members * --member`, `leader transfer --to`): 64 lower-case hex digits, as
+ * `bitnexus status` prints it. Checked before anything is read or sent, so a shortened or
+ * mistyped id is the caller's INVALID_ARGUMENT, not a node's BAD_HEX.
+ */
+export function nodeIdArg(value: string, name: string): string {
+  const given = `${JSON.stringify(value)} (${value.length} characters)`;
+  if (!isNodeId(value))
+    throw new CliError(
+      'INVALID_ARGUMENT',
+      `${name} must be a node id: 64 lower-case hex digits, as bitnexus status prints it; got ${given}`,
+    );
+  return value;
+}
+
+/** `--nodes` of init (and devnet when it creates a network): 1–99. */
+export function nodesArg(value: string): number {
+  return intInRange(value, '--nodes', 1, 99);
+}
+
+/**
+ * `--base-port` of init (and devnet when it creates a network) for `nodes` nodes: node i takes
+ * base + 2(i−1) for HTTP and the next port for libp2p. From 1024 (below are the privileged
+ * ports) up to where the last node's ports still fit (the bound src/node/init.ts checks).
+ */
+export function basePortArg(value: string, nodes: number): number {
+  const n = intArg(value, '--base-port');
+  const max = 65535 - 2 * nodes;
+  if (n < 1024 || n > max)
+    throw new CliError(
+      'INVALID_ARGUMENT',
+      `--base-port must be between 1024 and ${max} for ${nodes} node${nodes === 1 ? '' : 's'} (2 ports each), got ${n}`,
+    );
+  return n;
 }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { NodeStatus, SubmitResult } from '../../api/node-api.js';
 import { CodecError, parseJsonStrict, toHex } from '../../codec/index.js';
-import { signAdminRequest, signTransaction } from '../../ledger/index.js';
+import { parseTransaction, signAdminRequest, signTransaction } from '../../ledger/index.js';
 import { readKeyFile } from '../../node/keyfile.js';
 import { SUBMIT_TIMEOUT } from '../../api/schemas.js';
 import {
@@ -16,8 +16,8 @@ import {
   submitOverP2P,
 } from '../../network/index.js';
 import { api, nodeUrl } from '../http.js';
-import { CliError, jsonOption, output } from '../output.js';
-import { intInRange, nodeOption } from './args.js';
+import { CliError, jsonOption, output, readError } from '../output.js';
+import { intInRange, nodeIdArg, nodeOption } from './args.js';
 
 export function registerClient(program: Command, setExit: (code: number) => void): void {
   program
@@ -34,7 +34,7 @@ export function registerClient(program: Command, setExit: (code: number) => void
         `commit ${s.commitIndex} applied ${s.appliedIndex} mempool ${s.mempool}`,
         ...s.members.map(
           (m) =>
-            `  ${m.nodeId.slice(0, 16)}… ${m.role}${m.connected ? '' : ' (disconnected)'}${m.match === undefined ? '' : ` match ${m.match}`}`,
+            `  ${m.nodeId} ${m.role}${m.connected ? '' : ' (disconnected)'}${m.match === undefined ? '' : ` match ${m.match}`}`,
         ),
       ];
       output(opts.json === true).out(lines.join('\n'), s);
@@ -65,8 +65,8 @@ export function registerClient(program: Command, setExit: (code: number) => void
         const text =
           file === '-'
             ? await readStdin()
-            : await readFile(file, 'utf8').catch(() => {
-                throw new CliError('IO_ERROR', `cannot read ${file}`);
+            : await readFile(file, 'utf8').catch((err: unknown) => {
+                throw readError(file, err);
               });
         let tx: unknown;
         const source = file === '-' ? 'stdin' : file;
@@ -81,6 +81,8 @@ export function registerClient(program: Command, setExit: (code: number) => void
               : `${source} is not JSON`,
           );
         }
+        // checked as a node checks it, before anything is sent (a key file would send its secret)
+        checkTransaction(tx, file === '-' ? 'stdin holds' : `${file} is`);
         let result: SubmitResult;
         if (opts.p2p !== undefined) {
           const address = opts.p2p;
@@ -93,18 +95,21 @@ export function registerClient(program: Command, setExit: (code: number) => void
           ).catch((err: unknown) => {
             throw p2pError(err, address, clientTimeoutMs);
           });
-          let body: SubmitResult & { error?: { code: string; message: string; details?: unknown } };
+          let body: SubmitResult & {
+            error?: { code: string; message: string; field?: unknown; details?: unknown };
+          };
           try {
             body = JSON.parse(Buffer.from(resp).toString('utf8')) as typeof body;
           } catch {
             throw new CliError('BAD_RESPONSE', `${address} answered the submit with non-JSON`);
           }
-          if (body.error)
-            throw new CliError(
-              body.error.code,
-              `${body.error.message}${body.error.details ? ' ' + JSON.stringify(body.error.details) : ''}`,
-              1,
-            );
+          if (body.error) {
+            const { code, message, field, details } = body.error;
+            throw new CliError(code, message, 1, {
+              ...(typeof field === 'string' ? { field } : {}),
+              ...(details === undefined ? {} : { details }),
+            });
+          }
           result = body;
         } else {
           const q = opts.wait
@@ -141,6 +146,7 @@ export function registerClient(program: Command, setExit: (code: number) => void
       .addOption(nodeOption())
       .addOption(jsonOption())
       .action(async (opts: { key: string; member: string; node: string; json?: boolean }) => {
+        const member = nodeIdArg(opts.member, '--member');
         const keys = await readKeyFile(opts.key);
         const status = await api<NodeStatus>(opts.node, 'v1/status');
         const tx = signTransaction(
@@ -151,7 +157,7 @@ export function registerClient(program: Command, setExit: (code: number) => void
             signer: toHex(keys.publicKey),
             nonce: randomUUID(),
             timestamp: Date.now(),
-            payload: { node: opts.member },
+            payload: { node: member },
           },
           keys.secretKey,
         );
@@ -175,6 +181,7 @@ export function registerClient(program: Command, setExit: (code: number) => void
     .addOption(nodeOption())
     .addOption(jsonOption())
     .action(async (opts: { key: string; to: string; node: string; json?: boolean }) => {
+      const to = nodeIdArg(opts.to, '--to');
       const keys = await readKeyFile(opts.key);
       const status = await api<NodeStatus>(opts.node, 'v1/status');
       const req = signAdminRequest(
@@ -185,13 +192,28 @@ export function registerClient(program: Command, setExit: (code: number) => void
           signer: toHex(keys.publicKey),
           nonce: randomUUID(),
           timestamp: Date.now(),
-          payload: { to: opts.to },
+          payload: { to },
         },
         keys.secretKey,
       );
       const r = await api<{ detail?: string }>(opts.node, 'v1/admin', { method: 'POST', body: req });
       output(opts.json === true).out(r.detail ?? 'ok', r);
     });
+}
+
+/**
+ * What `submit` sends, checked as a node checks its structure (the ledger's own parser, any chain
+ * id: the node names a wrong one): a ValidationError names the code and field, exit 2, and
+ * nothing is sent. A key file (it has a `secretKey`) is named as such, without echoing it: sent,
+ * its secret would cross the network. `what` is "FILE is" or "stdin holds".
+ */
+export function checkTransaction(value: unknown, what: string): void {
+  if (typeof value === 'object' && value !== null && Object.hasOwn(value, 'secretKey'))
+    throw new CliError(
+      'INVALID_ARGUMENT',
+      `${what} a key file, not a transaction; nothing was sent (sign a transaction with bitnexus tx … --key <key file> and submit what it prints)`,
+    );
+  parseTransaction(value);
 }
 
 /** `--p2p ADDRESS`: a multiaddr whose /p2p/ part, if any, is a peer id (checked before dialling). */

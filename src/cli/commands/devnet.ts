@@ -11,7 +11,8 @@ import { raceAbort } from '../../network/wait.js';
 import { RAFT_DIR, readNodeConfig, resolveIn, type NodeConfig } from '../../node/config.js';
 import { initNetwork, writeFoundingRaftState } from '../../node/init.js';
 import { CliError, jsonOption, output } from '../output.js';
-import { intArg } from './args.js';
+import { checkLogLevel } from '../logger.js';
+import { basePortArg, nodesArg } from './args.js';
 
 const BIN = fileURLToPath(new URL('../../../../bin/bitnexus.js', import.meta.url));
 
@@ -67,6 +68,9 @@ export function registerDevnet(program: Command): void {
     .option('--base-port <port>', 'first port (when creating)', '7100')
     .addOption(jsonOption())
     .action(async (opts: { nodes: string; dir: string; basePort: string; json?: boolean }) => {
+      // every node is a `bitnexus start` that takes $LOG_LEVEL: a bad one is refused here, once
+      if (process.env.LOG_LEVEL !== undefined)
+        checkLogLevel(process.env.LOG_LEVEL, "$LOG_LEVEL (the nodes' --log-level)");
       const dir = resolve(opts.dir);
       const o = output(opts.json === true);
       // Ctrl-C / SIGTERM from here on stops the children too, also while they start.
@@ -79,11 +83,12 @@ export function registerDevnet(program: Command): void {
       const probes = new AbortController();
       try {
         if (!(await exists(join(dir, 'genesis.json')))) {
+          const count = nodesArg(opts.nodes);
           await initNetwork({
             dir,
-            nodes: intArg(opts.nodes, '--nodes'),
+            nodes: count,
             chainId: 'bitnexus-devnet',
-            basePort: intArg(opts.basePort, '--base-port'),
+            basePort: basePortArg(opts.basePort, count),
           });
         }
         const names = await nodeNames(dir);

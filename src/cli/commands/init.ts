@@ -1,8 +1,12 @@
 import type { Command } from 'commander';
 import { CHAIN_ID_RE } from '../../ledger/index.js';
+import { peerIdFromNodeId } from '../../network/identity.js';
 import { initNetwork } from '../../node/init.js';
 import { CliError, jsonOption, output } from '../output.js';
-import { intArg } from './args.js';
+import { basePortArg, nodesArg } from './args.js';
+
+/** The chain id of every devnet: init's default, kept for devnets and tests. */
+const DEVNET_CHAIN_ID = 'bitnexus-devnet';
 
 export function registerInit(program: Command): void {
   program
@@ -10,7 +14,11 @@ export function registerInit(program: Command): void {
     .description('create a new network: operator key, node keys, genesis, one config per node')
     .requiredOption('--dir <dir>', 'folder for the network (must not hold one already)')
     .option('--nodes <n>', 'number of nodes', '3')
-    .option('--chain-id <id>', 'chain id (bound into every signature)', 'bitnexus-devnet')
+    .option(
+      '--chain-id <id>',
+      'chain id, bound into every signature: pick a new one per network (the default is every devnet’s too)',
+      DEVNET_CHAIN_ID,
+    )
     .option(
       '--base-port <port>',
       'first port; node i uses base+2(i-1) for HTTP and the next for libp2p',
@@ -22,36 +30,52 @@ export function registerInit(program: Command): void {
     )
     .addOption(jsonOption())
     .action(
-      async (opts: {
-        dir: string;
-        nodes: string;
-        chainId: string;
-        basePort: string;
-        hosts?: string;
-        json?: boolean;
-      }) => {
+      async (
+        opts: {
+          dir: string;
+          nodes: string;
+          chainId: string;
+          basePort: string;
+          hosts?: string;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
         if (!CHAIN_ID_RE.test(opts.chainId)) {
           throw new CliError(
             'INVALID_ARGUMENT',
             '--chain-id: lower-case letters, digits, ".", "_" or "-" (at most 64)',
           );
         }
+        const nodes = nodesArg(opts.nodes);
+        const basePort = basePortArg(opts.basePort, nodes);
         const result = await initNetwork({
           dir: opts.dir,
-          nodes: intArg(opts.nodes, '--nodes'),
+          nodes,
           chainId: opts.chainId,
-          basePort: intArg(opts.basePort, '--base-port'),
+          basePort,
           ...(opts.hosts === undefined ? {} : { hosts: hostList(opts.hosts) }),
         }).catch((err: unknown) => {
           throw fileError(err);
         });
+        // A chain id keeps transactions from replaying across networks; the default is shared by
+        // every devnet (docs/OPERATIONS.md). Kept as the default, but never silently.
+        if (cmd.getOptionValueSource('chainId') === 'default')
+          process.stderr.write(
+            `warning: no --chain-id given: using ${JSON.stringify(DEVNET_CHAIN_ID)}, the chain id of every devnet; a transaction signed for one network with that id can be replayed on any other. For a network of its own, init a new folder with --chain-id <a new id> (docs/OPERATIONS.md)\n`,
+          );
+        // the full address, with the peer id that submit --p2p checks the node's identity against
+        const nodeList = result.nodes.map((n) => ({
+          ...n,
+          p2p: `${n.p2p}/p2p/${peerIdFromNodeId(n.nodeId).toString()}`,
+        }));
         const lines = [
           `network ${result.chainId} created in ${opts.dir}`,
           `genesis ${result.genesisHash}`,
           `operator ${result.operator} (key: ${opts.dir}/operator.key — keep it safe)`,
-          ...result.nodes.map((n) => `${n.name} ${n.nodeId} http ${n.http} p2p ${n.p2p}`),
+          ...nodeList.map((n) => `${n.name} ${n.nodeId} http ${n.http} p2p ${n.p2p}`),
         ];
-        output(opts.json === true).out(lines.join('\n'), { ok: true, ...result });
+        output(opts.json === true).out(lines.join('\n'), { ok: true, ...result, nodes: nodeList });
       },
     );
 }

@@ -1,8 +1,8 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { runNode, StartError, type RunningNode, type RunOptions } from '../../node/process.js';
 import { CliError } from '../output.js';
 import { intArg } from './args.js';
-import { rootLogger } from '../logger.js';
+import { checkLogLevel, LOG_LEVELS, rootLogger } from '../logger.js';
 
 /** Exit status of a node that stopped on a fatal error (a broken invariant, a storage failure). */
 export const FATAL_EXIT = 70;
@@ -12,7 +12,12 @@ export function registerStart(program: Command, setExit: (code: number) => void)
     .command('start')
     .description('run a ledger node until SIGINT/SIGTERM')
     .requiredOption('--config <file>', "the node's config.json (made by bitnexus init)")
-    .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.LOG_LEVEL ?? 'info')
+    .addOption(
+      new Option('--log-level <level>', LOG_LEVELS.join(', ')).default(
+        process.env.LOG_LEVEL ?? 'info',
+        '$LOG_LEVEL, else info',
+      ),
+    )
     .option(
       '--postgres-url <url>',
       'mirror the chain into this Postgres with pgvector (default: embedded PGlite in the data directory)',
@@ -22,16 +27,24 @@ export function registerStart(program: Command, setExit: (code: number) => void)
     .option('--embedder-model <name>', 'model name for --embedder-url')
     .option('--embedder-dimension <n>', 'output size of that model')
     .action(
-      async (opts: {
-        config: string;
-        logLevel: string;
-        postgresUrl?: string;
-        mirror: boolean;
-        embedderUrl?: string;
-        embedderModel?: string;
-        embedderDimension?: string;
-      }) => {
-        const logger = rootLogger(opts.logLevel);
+      async (
+        opts: {
+          config: string;
+          logLevel: string;
+          postgresUrl?: string;
+          mirror: boolean;
+          embedderUrl?: string;
+          embedderModel?: string;
+          embedderDimension?: string;
+        },
+        cmd: Command,
+      ) => {
+        // checked first: a bad level (given, or the default from $LOG_LEVEL) is INVALID_ARGUMENT
+        const fromEnv =
+          cmd.getOptionValueSource('logLevel') === 'default' && process.env.LOG_LEVEL !== undefined;
+        const logger = rootLogger(
+          checkLogLevel(opts.logLevel, fromEnv ? '$LOG_LEVEL (the default of --log-level)' : '--log-level'),
+        );
         let resolveDone: (code: number) => void = () => undefined;
         const done = new Promise<number>((r) => (resolveDone = r));
         // Stop requests count from the first moment, also while the node starts (runNode then

@@ -12,7 +12,7 @@ import {
   type UnsignedTx,
 } from '../../ledger/index.js';
 import { readKeyFile } from '../../node/keyfile.js';
-import { CliError, jsonOption, output } from '../output.js';
+import { CliError, jsonOption, output, readError } from '../output.js';
 import { intArg } from './args.js';
 
 interface CommonOpts {
@@ -176,8 +176,8 @@ async function resolveChainId(opts: CommonOpts): Promise<string> {
   let raw: string;
   try {
     raw = await readFile(opts.genesis, 'utf8');
-  } catch {
-    throw new CliError('IO_ERROR', `cannot read ${opts.genesis}`);
+  } catch (err) {
+    throw readError(opts.genesis, err);
   }
   let json: unknown;
   try {

@@ -89,7 +89,22 @@ async function chainLocation(dataDir: string): Promise<string> {
       await access(join(dataDir, 'CURRENT'));
       return dataDir;
     } catch {
-      throw new CliError('NOT_A_DATA_DIR', `${dataDir} holds no chain store (expected ${nested})`);
+      // one level too high (a node's folder, net/node-3, instead of its data directory)
+      const below = join(dataDir, 'data');
+      const hint = (await holdsChainStore(below)) ? `; did you mean ${below}?` : '';
+      throw new CliError('NOT_A_DATA_DIR', `${dataDir} holds no chain store (expected ${nested})${hint}`);
     }
   }
+}
+
+async function holdsChainStore(dataDir: string): Promise<boolean> {
+  for (const p of [join(dataDir, CHAIN_DIR), join(dataDir, 'CURRENT')]) {
+    try {
+      await access(p);
+      return true;
+    } catch {
+      // not this one
+    }
+  }
+  return false;
 }

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { checkP2pAddress, p2pError } from '../../../src/cli/commands/client.js';
 import { intArg, intInRange } from '../../../src/cli/commands/args.js';
 import { api, nodeUrl } from '../../../src/cli/http.js';
-import { jsonRequested, main } from '../../../src/cli/main.js';
+import { jsonRequested } from '../../../src/cli/main.js';
 import { CliError } from '../../../src/cli/output.js';
 import {
   FrameTooLargeError,
@@ -11,39 +11,11 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from '../../../src/network/index.js';
+import { jsonError, NOWHERE, run } from './helpers.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-/** Run the CLI in this process, returning its exit status and what it printed. */
-async function run(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  const status = await main(['node', 'bitnexus', ...args]);
-  vi.restoreAllMocks();
-  return { status, stdout, stderr };
-}
-
-/** stdout holds exactly one JSON document, an error with this code; returns its message. */
-function jsonError(stdout: string, code: string): string {
-  const lines = stdout.split('\n').filter((l) => l !== '');
-  expect(lines).toHaveLength(1);
-  const doc = JSON.parse(lines[0]!) as { ok: boolean; error: { code: string; message: string } };
-  expect(doc).toMatchObject({ ok: false, error: { code } });
-  return doc.error.message;
-}
-
-/** A closed local port: nothing is ever sent to it, since every case here is refused first. */
-const NOWHERE = 'http://127.0.0.1:9';
 
 describe('usage errors', () => {
   it.each([
@@ -100,7 +72,9 @@ describe('numeric options', () => {
     const r = await run(['submit', '--timeout', '0', '--node', NOWHERE, '/nonexistent.json']);
     expect(r.stderr).toBe('error INVALID_ARGUMENT: --timeout must be between 1 and 60000, got 0\n');
     const ok = await run(['submit', '--timeout', '60000', '--node', NOWHERE, '/nonexistent.json']);
-    expect(ok.stderr).toBe('error IO_ERROR: cannot read /nonexistent.json\n');
+    expect(ok.stderr).toBe(
+      'error IO_ERROR: cannot read /nonexistent.json (ENOENT: no such file or directory)\n',
+    );
   });
 
   it.each(['0', '99999999999', 'soon'])('sync check --timeout %s is INVALID_ARGUMENT', async (timeout) => {
