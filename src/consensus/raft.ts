@@ -73,6 +73,8 @@ export class RaftNode {
   private readonly log: RaftLog;
   private readonly prs: ProgressTracker;
   private isLearner = false;
+  /** abstainUntilLeader: no vote is granted until a leader of the current term is heard from */
+  private abstaining: boolean;
 
   private readonly electionTimeout: number;
   /** heartbeat ticks since this node last became leader (heardFromRecently) */
@@ -117,6 +119,7 @@ export class RaftNode {
       throw new RaftUsageError('invalidConfig', 'electionTick must be an integer greater than heartbeatTick');
     }
     this.preVote = config.preVote ?? true;
+    this.abstaining = config.abstainUntilLeader ?? false;
     this.checkQuorum = config.checkQuorum ?? true;
     this.maxMsgEntries = positive(config.maxMsgEntries ?? 64, 'maxMsgEntries');
     this.maxMsgBytes = positive(config.maxMsgBytes ?? 1024 * 1024, 'maxMsgBytes');
@@ -222,6 +225,10 @@ export class RaftNode {
       this.handleVoteRequest(m);
       return;
     }
+    // a leader of this term speaks (older terms returned above): whatever this node voted for
+    // before it lost its store, the terms from here on are new to it
+    if (this.abstaining && (m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap'))
+      this.abstaining = false;
     switch (this.role) {
       case 'leader':
         this.stepLeader(m);
@@ -661,9 +668,10 @@ export class RaftNode {
     // we have neither voted nor know a leader in this term, and always answer
     // a pre-vote for a later term on its merits.
     const canVote =
-      this.vote === m.from ||
-      (this.vote === null && this.leader === null) ||
-      (m.type === 'preVote' && m.term > this.term);
+      !this.abstaining &&
+      (this.vote === m.from ||
+        (this.vote === null && this.leader === null) ||
+        (m.type === 'preVote' && m.term > this.term));
     // Raft §5.4.1: grant only to a candidate whose log is at least as up-to-date.
     if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
       this.send({ type: respType, to: m.from, term: m.term });

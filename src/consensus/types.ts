@@ -190,6 +190,13 @@ export interface RaftConfig {
    * data; every founding member must pass the same ConfState.
    */
   bootstrap?: ConfState;
+  /**
+   * Refuse votes and pre-votes until a leader of the current term is heard
+   * from (an append, heartbeat or snapshot). For a node whose store is empty
+   * although it may have been a voter before (its disk was lost): it has no
+   * record of the votes it gave, and could vote twice in one term. Default false.
+   */
+  abstainUntilLeader?: boolean;
   /** TEST-ONLY deliberate bugs; default off. */
   faults?: RaftFaults;
   logger?: RaftLogger;

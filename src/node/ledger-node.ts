@@ -270,6 +270,7 @@ export class LedgerNode implements LedgerNodeApi {
     if (persisted.snapshot && snapshotHead(persisted.snapshot).height > opts.chain.height)
       this.unrestored = persisted.snapshot;
     this.persistedHard = { term: persisted.hardState.term, vote: persisted.hardState.vote };
+    const emptyStore = persisted.snapshot === null && persisted.entries.length === 0;
     this.raft = new RaftNode({
       id: opts.nodeId,
       storage: this.storage,
@@ -280,12 +281,21 @@ export class LedgerNode implements LedgerNodeApi {
       checkQuorum: true,
       maxMsgBytes: 4 * 1024 * 1024,
       ...(opts.bootstrap === true ? { bootstrap: { voters: [...config.members], learners: [] } } : {}),
+      // a node that lost its store may have voted before: it could vote twice in one term
+      abstainUntilLeader: opts.bootstrap !== true && emptyStore,
       logger: opts.logger.child({ module: 'raft' }),
     });
-    if (opts.bootstrap !== true && persisted.snapshot === null && persisted.entries.length === 0) {
-      this.log.info(
-        'the Raft store is empty: waiting for a leader to send the log (a node added with `members add` ' +
-          'starts so; a founding node has the state `bitnexus init` wrote, see docs/OPERATIONS.md)',
+    if (opts.bootstrap !== true && emptyStore) {
+      const founding = config.members.includes(opts.nodeId);
+      (founding ? this.log.warn.bind(this.log) : this.log.info.bind(this.log))(
+        'the Raft store is empty: waiting for a leader to send the log, and voting in no election until ' +
+          'one is heard (a node added with `members add` starts so; a founding node has the state ' +
+          '`bitnexus init` wrote' +
+          (founding
+            ? ': this node is a founding member, so its store was lost; remove it and add it again ' +
+              'with a new key, or restore its data from a backup (docs/OPERATIONS.md)'
+            : '; see docs/OPERATIONS.md') +
+          ')',
       );
     }
   }

@@ -2,7 +2,7 @@
 // small randomized run over a faulty network with crashes (the full
 // simulator lives in test/sim; this is a smoke check of the same invariants).
 import { describe, expect, it } from 'vitest';
-import { messageSize, type Message } from '../../../src/consensus/index.js';
+import { MemoryStorage, messageSize, RaftNode, type Message } from '../../../src/consensus/index.js';
 import { Cluster, drain, msg, seededRandom, solo, utf8 } from './harness.js';
 
 const abc = ['a', 'b', 'c'];
@@ -245,5 +245,54 @@ describe('randomized membership changes with crashes and compaction (smoke)', ()
     const cs = c.raft(leader ?? '').status().confState;
     for (const id of [...cs.voters, ...cs.learners]) expect(c.appliedData(id).at(-1)).toBe('final');
     c.checkSafety();
+  });
+});
+
+describe('a node whose store was lost (abstainUntilLeader)', () => {
+  /** An empty store, as a node with a new disk starts: no log, no record of its votes. */
+  const wiped = (abstain: boolean) => {
+    const storage = new MemoryStorage();
+    const raft = new RaftNode({ id: 'c', storage, random: seededRandom(3), abstainUntilLeader: abstain });
+    return { raft, storage };
+  };
+  const vote = (type: 'vote' | 'preVote', from: string, term: number) =>
+    msg({ type, from, to: 'c', term, index: 5, logTerm: 2 });
+
+  it('grants no vote or pre-vote before it hears a leader: it may have voted in that term already', () => {
+    // before the disk was lost, c voted for a in term 3; b now asks for the same term
+    const { raft, storage } = wiped(true);
+    raft.step(vote('preVote', 'b', 3));
+    raft.step(vote('vote', 'b', 3));
+    const out = drain(raft, storage);
+    expect(out.map((m) => [m.type, m.to, m.reject])).toEqual([
+      ['preVoteResp', 'b', true],
+      ['voteResp', 'b', true],
+    ]);
+    expect(storage.initialState().hardState.vote).toBeNull();
+  });
+
+  it('votes again once a leader of the current term has spoken: later terms are new to it', () => {
+    const { raft, storage } = wiped(true);
+    raft.step(msg({ type: 'heartbeat', from: 'a', to: 'c', term: 3 }));
+    drain(raft, storage);
+    for (let i = 0; i < 20; i++) raft.tick(); // the leader is gone: its lease has run out
+    raft.step(vote('vote', 'b', 4));
+    const out = drain(raft, storage).filter((m) => m.type === 'voteResp');
+    expect(out.map((m) => [m.to, m.term, m.reject])).toEqual([['b', 4, false]]);
+  });
+
+  it('a stale leader does not end the abstention', () => {
+    const { raft, storage } = wiped(true);
+    raft.step(vote('vote', 'b', 5)); // refused, but c now knows term 5
+    raft.step(msg({ type: 'heartbeat', from: 'a', to: 'c', term: 4 }));
+    raft.step(vote('vote', 'b', 5));
+    const out = drain(raft, storage).filter((m) => m.type === 'voteResp');
+    expect(out.every((m) => m.reject)).toBe(true);
+  });
+
+  it('without the option, the same empty node votes at once (what a new disk did before)', () => {
+    const { raft, storage } = wiped(false);
+    raft.step(vote('vote', 'b', 3));
+    expect(drain(raft, storage).map((m) => [m.type, m.reject])).toEqual([['voteResp', false]]);
   });
 });

@@ -184,6 +184,29 @@ describe('a founding node whose data was lost', () => {
   });
 });
 
+describe('a founding node whose disk was lost, among others', () => {
+  it('votes in no election until it hears a leader: it may have voted in that term before', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const [f1, f2] = cluster.ids.filter((id) => id !== leader.nodeId) as [string, string];
+    await cluster.stop(f2);
+    cluster.disks.delete(f2); // a new disk: no log and no record of its votes
+    cluster.hub.isolate(leader.nodeId); // the leader is cut off (a crash, without its handing over)
+    const wiped = await cluster.start(f2, undefined, { bootstrap: false });
+    // f1 campaigns and needs f2's vote; before, the wiped node granted it at once
+    await new Promise((r) => setTimeout(r, 1_000)); // ~5 election timeouts of 10 ticks of 10 ms
+    expect(cluster.nodes.get(f1)!.raftStatus.role).not.toBe('leader');
+    expect(wiped.raftStatus.role).not.toBe('leader');
+    // the leader is back: the wiped node hears it, catches up, and may vote from then on
+    cluster.hub.heal();
+    await cluster.waitFor(
+      'the wiped node to catch up',
+      () => wiped.status().height === cluster!.leader()?.status().height && wiped.raftStatus.leader !== null,
+    );
+  });
+});
+
 describe('a follower asking its leader about a refusal', () => {
   it('never sends a question for a client that has gone or whose time is up', async () => {
     cluster = new TestCluster(3);
