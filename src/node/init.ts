@@ -74,13 +74,23 @@ export async function writeFoundingRaftState(dataDir: string, members: readonly 
   }
 }
 
+/**
+ * Why `basePort` cannot serve `nodes` nodes (each uses 2 ports, the last of
+ * them at most 65535; ports below 1024 need privileges), or undefined.
+ */
+export function basePortProblem(basePort: number, nodes: number): string | undefined {
+  const min = 1024;
+  const max = 65536 - 2 * nodes;
+  if (Number.isInteger(basePort) && basePort >= min && basePort <= max) return undefined;
+  return `--base-port must be between ${min} and ${max} for ${nodes} node${nodes === 1 ? '' : 's'} (2 ports each), got ${basePort}`;
+}
+
 export async function initNetwork(opts: InitOptions): Promise<InitResult> {
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 99) {
     throw new InitError('INVALID_ARGUMENT', '--nodes must be an integer from 1 to 99');
   }
-  if (!Number.isInteger(opts.basePort) || opts.basePort < 1024 || opts.basePort + 2 * opts.nodes > 65535) {
-    throw new InitError('INVALID_ARGUMENT', '--base-port must leave room for 2 ports per node below 65536');
-  }
+  const portProblem = basePortProblem(opts.basePort, opts.nodes);
+  if (portProblem !== undefined) throw new InitError('INVALID_ARGUMENT', portProblem);
   if (opts.hosts !== undefined && opts.hosts.length !== opts.nodes) {
     throw new InitError(
       'INVALID_ARGUMENT',

@@ -1,5 +1,6 @@
 import { Option } from 'commander';
 import { isNodeId } from '../../network/identity.js';
+import { basePortProblem } from '../../node/init.js';
 import { CliError } from '../output.js';
 
 export function intArg(value: string, name: string): number {
@@ -56,11 +57,7 @@ export function nodesArg(value: string): number {
  */
 export function basePortArg(value: string, nodes: number): number {
   const n = intArg(value, '--base-port');
-  const max = 65535 - 2 * nodes;
-  if (n < 1024 || n > max)
-    throw new CliError(
-      'INVALID_ARGUMENT',
-      `--base-port must be between 1024 and ${max} for ${nodes} node${nodes === 1 ? '' : 's'} (2 ports each), got ${n}`,
-    );
+  const problem = basePortProblem(n, nodes);
+  if (problem !== undefined) throw new CliError('INVALID_ARGUMENT', problem);
   return n;
 }

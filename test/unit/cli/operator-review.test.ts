@@ -281,12 +281,12 @@ describe('init (items 7, 11, 12)', () => {
     );
   });
 
-  it.each(['0', '1023', '65530'])('--base-port %s names the valid range', async (port) => {
+  it.each(['0', '1023', '65531'])('--base-port %s names the valid range', async (port) => {
     const net = join(dir, `init-port-${port}`);
     const r = await run(['init', '--dir', net, '--nodes', '3', '--base-port', port, '--chain-id', 'x-net']);
     expect(r.status).toBe(2);
     expect(r.stderr).toBe(
-      `error INVALID_ARGUMENT: --base-port must be between 1024 and 65529 for 3 nodes (2 ports each), got ${port}\n`,
+      `error INVALID_ARGUMENT: --base-port must be between 1024 and 65530 for 3 nodes (2 ports each), got ${port}\n`,
     );
     await expect(readdir(net)).rejects.toThrow();
   });
@@ -296,7 +296,7 @@ describe('init (items 7, 11, 12)', () => {
     const r = await run(['devnet', '--dir', net, '--nodes', '1', '--base-port', '0', '--json']);
     expect(r.status).toBe(2);
     expect(jsonError(r.stdout, 'INVALID_ARGUMENT')).toBe(
-      '--base-port must be between 1024 and 65533 for 1 node (2 ports each), got 0',
+      '--base-port must be between 1024 and 65534 for 1 node (2 ports each), got 0',
     );
   });
 
