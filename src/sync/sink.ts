@@ -382,6 +382,8 @@ export class PostgresSink {
     const report = await migrate(this.target);
     if (report.applied.length > 0) this.log.info({ applied: report.applied }, 'sync schema migrated');
     const cursor = await readCursor(this.target);
+    // what the mirror holds, for status() even when the sink cannot go on from it (below)
+    this.cursor = cursor;
     const head = this.source.height();
     if (cursor.height > head) {
       throw new SyncError(

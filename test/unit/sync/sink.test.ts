@@ -293,6 +293,8 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
         const a = new PostgresSink({ source: fc.source, target, ...fast });
         a.start();
         await expect(a.waitForHeight(fc.height + 1, 10_000)).rejects.toThrow(/CHAIN_DIVERGED/);
+        // status names where the mirror is, not -1 (it read its cursor before it refused)
+        expect(a.status()).toMatchObject({ height: fc.height, hash: 'ee'.repeat(32) });
         await a.stop();
         // ahead of the chain: wait (a chain store may lag its Raft log after a crash), then check the hash
         await target.query(`UPDATE sync_cursor SET height = height + 2`);
@@ -300,6 +302,7 @@ describe.each(DB_KINDS)('sink on $kind', ({ create, skip }) => {
         b.start();
         while (b.status().state !== 'degraded') await new Promise((r) => setTimeout(r, 5));
         expect(b.status().lastError).toMatch(/MIRROR_AHEAD/);
+        expect(b.status()).toMatchObject({ height: fc.height + 2, lagBlocks: 0 });
         const parties = await register(fc, ['shop-c'], ['aff-1']);
         await appendTraffic(fc, parties, 1, 1);
         await expect(b.waitForHeight(fc.height + 1, 10_000)).rejects.toThrow(/CHAIN_DIVERGED/);
