@@ -67,6 +67,7 @@ import type { LedgerChain } from './ledger-chain.js';
 import { Mempool } from './mempool.js';
 import { DEFAULT_LIMITS } from '../network/limits.js';
 import { deadline } from '../network/wait.js';
+import { LogRateLimiter } from '../network/rate-limited-log.js';
 import type { NodeNetwork } from './network-port.js';
 import {
   decodeRaftMessage,
@@ -422,7 +423,7 @@ export class LedgerNode implements LedgerNodeApi {
     if (isTxForward(frame)) {
       const txs = decodeTxForward(frame, LIMITS.maxTxBytes + FORWARD_SLACK_BYTES);
       if (!txs) {
-        this.log.warn({ from }, 'dropped a malformed transaction forward');
+        this.warnAbout('forward', from, {}, 'dropped a malformed transaction forward');
         return;
       }
       for (const tx of txs) this.onGossipTx(from, tx);
@@ -432,12 +433,14 @@ export class LedgerNode implements LedgerNodeApi {
     try {
       msg = decodeRaftMessage(frame);
     } catch (err) {
-      this.log.warn({ from, err: (err as Error).message }, 'dropped a malformed raft frame');
+      this.warnAbout('frame', from, { err: (err as Error).message }, 'dropped a malformed raft frame');
       return;
     }
     if (msg.from !== from || msg.to !== this.nodeId) {
-      this.log.warn(
-        { from, claimed: msg.from, to: msg.to },
+      this.warnAbout(
+        'address',
+        from,
+        { claimed: msg.from, to: msg.to },
         'dropped a raft frame with a forged or wrong address',
       );
       return;
@@ -445,6 +448,28 @@ export class LedgerNode implements LedgerNodeApi {
     this.raft.step(msg);
     this.kick();
   }
+
+  /**
+   * A warning a member can cause over and over (a malformed frame, a forged
+   * transaction): at most one per kind and subject (`from`: the peer, or the
+   * transaction) every 10 s, and 20 per kind, each line counting the ones
+   * dropped before it. A peer that misbehaves must not flood the log.
+   */
+  private warnAbout(kind: string, subject: string, fields: object, message: string): void {
+    const admitted = this.peerWarnings.admit(`${kind}:${subject}`);
+    if (admitted === undefined) return;
+    const field = kind === 'signature' ? 'tx' : 'from';
+    this.log.warn(
+      {
+        [field]: subject,
+        ...fields,
+        ...(admitted.suppressed > 0 ? { suppressed: admitted.suppressed } : {}),
+      },
+      message,
+    );
+  }
+
+  private readonly peerWarnings = new LogRateLimiter(10_000);
 
   /** Run the driver loop unless it is running; then it runs once more. */
   private kick(): void {
@@ -740,7 +765,7 @@ export class LedgerNode implements LedgerNodeApi {
       yield tx;
     }
     for (const id of forged) {
-      this.log.warn({ tx: id }, 'dropped a gossiped transaction with a bad signature');
+      this.warnAbout('signature', id, {}, 'dropped a gossiped transaction with a bad signature');
       this.refuse(id, 'UNKNOWN_SIGNER');
     }
   }
@@ -1226,7 +1251,12 @@ export class LedgerNode implements LedgerNodeApi {
       // load. Auditors check every signature of the chain (bitnexus verify).
       dtx = decodeUntrustedTransaction(JSON.parse(Buffer.from(bytes).toString('utf8')), this.chainId);
     } catch (err) {
-      this.log.warn({ from, err: (err as Error).message }, 'dropped an invalid gossiped transaction');
+      this.warnAbout(
+        'gossip',
+        from,
+        { err: (err as Error).message },
+        'dropped an invalid gossiped transaction',
+      );
       return;
     }
     if (this.mempool.has(dtx.id)) return;

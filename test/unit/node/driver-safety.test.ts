@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signAdminRequest } from '../../../src/ledger/index.js';
 import type { RaftWrite } from '../../../src/storage/raft/index.js';
@@ -204,6 +205,23 @@ describe('a founding node whose disk was lost, among others', () => {
       'the wiped node to catch up',
       () => wiped.status().height === cluster!.leader()?.status().height && wiped.raftStatus.leader !== null,
     );
+  });
+});
+
+describe('warnings a member can cause over and over', () => {
+  it('are rate limited: a member sending 500 malformed frames gets one line', async () => {
+    const lines: { msg: string; from?: string; suppressed?: number }[] = [];
+    cluster = new TestCluster(3);
+    cluster.nodeOptions = {
+      logger: pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l) as never) }),
+    };
+    await cluster.startAll();
+    const [a, b] = cluster.ids as [string, string];
+    const node = cluster.nodes.get(a)! as unknown as { onRaftFrame(from: string, f: Uint8Array): void };
+    for (let i = 0; i < 500; i++) node.onRaftFrame(b, Uint8Array.of(0x7f, 1, 2, 3));
+    const mine = lines.filter((l) => l.msg === 'dropped a malformed raft frame');
+    expect(mine).toHaveLength(1); // one per peer and 10 s; the next one says how many were dropped
+    expect(mine[0]!.from).toBe(b);
   });
 });
 
