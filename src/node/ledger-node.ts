@@ -471,6 +471,9 @@ export class LedgerNode implements LedgerNodeApi {
 
   private readonly peerWarnings = new LogRateLimiter(10_000);
 
+  /** signatures of the transactions of the last blocks applied (gossip arriving late is dropped) */
+  private readonly recentlyCommitted = new RecentSet<string>(RECENTLY_COMMITTED);
+
   /** Run the driver loop unless it is running; then it runs once more. */
   private kick(): void {
     if (this.stopped || this.fatal) return;
@@ -921,7 +924,10 @@ export class LedgerNode implements LedgerNodeApi {
     const height = block.block.header.height;
     this.layered.dropThrough(height);
     let membership = false;
-    for (const t of block.txs) this.mempool.removeRaw(t.tx.signature);
+    for (const t of block.txs) {
+      this.mempool.removeRaw(t.tx.signature);
+      this.recentlyCommitted.add(t.tx.signature);
+    }
     for (const r of receipts) {
       this.mempool.remove(r.tx);
       this.verified.delete(r.tx);
@@ -1238,6 +1244,9 @@ export class LedgerNode implements LedgerNodeApi {
     // The leader hears of a follower's transaction twice (forwarded, then gossiped): no second decode.
     const signature = signatureOfCanonicalTx(bytes);
     if (signature !== undefined && this.mempool.hasSignature(signature)) return;
+    // gossip that arrives after its block was applied: kept, it would wait an hour in the mempool,
+    // sent to the leader again and again
+    if (signature !== undefined && this.recentlyCommitted.has(signature)) return;
     // A follower keeps it undecoded until it leads (Mempool): most commit long before that.
     if (!this.isLeader && signature !== undefined) {
       this.mempool.addRaw(signature, bytes, this.now());
@@ -2006,4 +2015,24 @@ function rejectionMessage(code: ResultCode): string {
 export function randomSeed(): () => number {
   // Production randomness for election timeouts; the simulator injects a seeded one.
   return () => randomBytes(4).readUInt32BE(0) / 2 ** 32;
+}
+
+/** How many committed transactions' signatures a node remembers to drop late gossip. */
+const RECENTLY_COMMITTED = 50_000;
+
+/** A set of at most `capacity` values, the oldest added forgotten first. */
+class RecentSet<T> {
+  private readonly values = new Set<T>();
+  constructor(private readonly capacity: number) {}
+
+  add(v: T): void {
+    if (this.values.has(v)) return;
+    this.values.add(v);
+    // a Set iterates in insertion order: its first value is the oldest
+    if (this.values.size > this.capacity) this.values.delete(this.values.values().next().value as T);
+  }
+
+  has(v: T): boolean {
+    return this.values.has(v);
+  }
 }

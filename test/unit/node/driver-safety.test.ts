@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { signAdminRequest } from '../../../src/ledger/index.js';
+import { signAdminRequest, signedTxBytes } from '../../../src/ledger/index.js';
 import type { RaftWrite } from '../../../src/storage/raft/index.js';
 import { TestCluster } from '../../support/cluster.js';
 import { keyFor, pub, tx } from '../../support/ledger-fixture.js';
@@ -222,6 +222,30 @@ describe('warnings a member can cause over and over', () => {
     const mine = lines.filter((l) => l.msg === 'dropped a malformed raft frame');
     expect(mine).toHaveLength(1); // one per peer and 10 s; the next one says how many were dropped
     expect(mine[0]!.from).toBe(b);
+  });
+});
+
+describe('gossip that arrives after its transaction committed', () => {
+  it('is dropped: a follower does not keep it for an hour and send it to the leader again and again', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const reg = tx(
+      'participant.register',
+      cluster.operator,
+      { participant: pub(keyFor('late')), role: 'merchant', name: 'late' },
+      now(),
+    );
+    await leader.submit(reg.tx, { wait: true, timeoutMs: 5000 });
+    const fid = cluster.ids.find((id) => id !== leader.nodeId)!;
+    const follower = cluster.nodes.get(fid)!;
+    await cluster.waitFor(
+      'the follower to apply it',
+      () => follower.status().height === leader.status().height,
+    );
+    const late = follower as unknown as { onGossipTx(from: string, bytes: Uint8Array): void };
+    late.onGossipTx(leader.nodeId, signedTxBytes(reg));
+    expect(follower.mempoolSize).toBe(0);
   });
 });
 
