@@ -1,3 +1,4 @@
+import { isIP, type Socket } from 'node:net';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -14,7 +15,7 @@ import type { LedgerNodeApi } from './node-api.js';
 import { fastifySchema, ROUTES, type RouteSpec } from './routes.js';
 import { MAX_HEIGHT } from './schemas.js';
 import { checkSearchParameters, searchRequest, type SearchQuery } from './search-query.js';
-import { BlockStream } from './sse.js';
+import { BlockStream, StreamBudget } from './sse.js';
 
 export interface ApiOptions {
   /** the node's root logger (the API logs through a child `{ module: 'api' }`); false: silent */
@@ -24,16 +25,96 @@ export interface ApiOptions {
   bodyLimit?: number;
   /** largest GET /v1/blocks page, in bytes of block JSON (a bigger block still comes, alone); default 8 MiB */
   blockPageBytes?: number;
-  /** /v1/events tuning (tests shorten the heartbeat); maxStreams: open streams at once, default 256 */
-  events?: { heartbeatMs?: number; maxBufferedBytes?: number; retryMs?: number; maxStreams?: number };
+  /** connections and the time a request may take to arrive (HttpLimits) */
+  http?: HttpLimits;
+  /**
+   * /v1/events tuning (tests shorten the heartbeat). maxStreams: open streams at once, default 256;
+   * maxStreamsPerSource: of them from one source address (sourceKey), default 32;
+   * maxBufferedBytes: one stream's queue before it is dropped, default 8 MiB;
+   * maxTotalBufferedBytes, blockEventBytes, budgetCheckMs: the budget of all streams together
+   * (StreamBudget), default 64 MiB beyond one block event of 4 MiB + 64 KiB each, looked at every second
+   */
+  events?: {
+    heartbeatMs?: number;
+    maxBufferedBytes?: number;
+    retryMs?: number;
+    maxStreams?: number;
+    maxStreamsPerSource?: number;
+    maxTotalBufferedBytes?: number;
+    blockEventBytes?: number;
+    budgetCheckMs?: number;
+  };
+  /**
+   * GET /v1/search: searches handed to the node at once (concurrency, default 8), searches
+   * waiting for their turn (maxWaiting, default 64; beyond it 503 NOT_READY), and how long one
+   * may wait (maxWaitMs, default 10 s; then 503 NOT_READY)
+   */
+  search?: { concurrency?: number; maxWaiting?: number; maxWaitMs?: number };
+}
+
+/**
+ * What the HTTP server grants one connection. fastify 5 sets no request
+ * timeout and no connection limit of its own: a client that sends half a
+ * body and then nothing held its socket, parser and buffered body for ever.
+ */
+export interface HttpLimits {
+  /** time to receive a whole request, headers and body; default 30 s (a 408 and the connection closed) */
+  requestTimeoutMs?: number;
+  /** time to receive a request's headers; default 10 s */
+  headersTimeoutMs?: number;
+  /** how often the server looks for requests past those times; default 5 s */
+  checkIntervalMs?: number;
+  /** an idle keep-alive connection is closed after this; default 5 s */
+  keepAliveTimeoutMs?: number;
+  /**
+   * a connection on which no byte moves either way for this long is closed; default 120 s.
+   * Longer than any honest silence: a submit waits at most 60 s for its commit, a search at
+   * most 10 s for its turn and 45 s for the mirror, an event stream sends a heartbeat every
+   * 15 s. A mirror check (which may read for many minutes) is exempt.
+   */
+  idleTimeoutMs?: number;
+  /** open connections at most; beyond it a new one is closed at once; default 4096 */
+  maxConnections?: number;
+  /**
+   * open connections from one source (an IPv4 address, an IPv6 /64) at most; default 1024.
+   * Behind a reverse proxy every client has the proxy's address: raise it there.
+   */
+  maxConnectionsPerSource?: number;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 export const DEFAULT_BLOCK_PAGE_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_EVENT_STREAMS = 256;
+export const DEFAULT_MAX_EVENT_STREAMS_PER_SOURCE = 32;
+export const DEFAULT_HTTP_LIMITS: Readonly<Required<HttpLimits>> = Object.freeze({
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  checkIntervalMs: 5_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 120_000,
+  maxConnections: 4096,
+  maxConnectionsPerSource: 1024,
+});
+export const DEFAULT_SEARCH_LIMITS: Readonly<Required<NonNullable<ApiOptions['search']>>> = Object.freeze({
+  concurrency: 8,
+  maxWaiting: 64,
+  maxWaitMs: 10_000,
+});
 const HEARTBEAT_MS = 15_000;
 const MAX_SSE_BUFFERED_BYTES = 8 * 1024 * 1024;
+const MAX_SSE_TOTAL_BUFFERED_BYTES = 64 * 1024 * 1024;
+/**
+ * The largest block event a node sends. A leader cuts a block at 4 MiB of
+ * transactions, each counted as its canonical unsigned bytes + 140
+ * (BLOCK_BYTES_BUDGET in src/node/ledger-node.ts); the block's JSON adds at
+ * most 4 more bytes and a comma per transaction (the signature member is 144
+ * bytes, docs/FORMAT.md), at most 4096 of them (maxBlockTxs), and its header
+ * and signature: well under 64 KiB over the 4 MiB.
+ */
+const BLOCK_EVENT_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 const SSE_RETRY_MS = 2_000;
+/** refused connections are logged at most once per this interval */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 interface BlockEnvelope {
   height: number;
@@ -58,6 +139,140 @@ function disconnectSignal(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
+/**
+ * Whom a connection counts against for the per-source limits: an IPv4
+ * address (also when it comes IPv4-mapped, `::ffff:a.b.c.d`), or an IPv6
+ * address's /64, which one host or site usually holds whole. undefined for
+ * a connection without an IP address (a Unix socket): no per-source limit.
+ */
+export function sourceKey(address: string | undefined): string | undefined {
+  if (address === undefined || address === '') return undefined;
+  const bare = address.split('%')[0]!.toLowerCase(); // zone id: fe80::1%eth0
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(bare);
+  if (mapped) return mapped[1];
+  if (isIP(bare) !== 6) return bare;
+  const [head = '', tail = ''] = bare.split('::');
+  const part = (text: string): string[] => {
+    if (text === '') return [];
+    return text.split(':').flatMap((h) => {
+      if (!h.includes('.')) return [h];
+      const [a = 0, b = 0, c = 0, d = 0] = h.split('.').map(Number);
+      return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
+    });
+  };
+  const front = part(head);
+  const back = bare.includes('::') ? part(tail) : [];
+  const groups = [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}
+
+/** Counts of open things (connections, streams) per source, with a cap. */
+class PerSource {
+  private readonly counts = new Map<string, number>();
+
+  constructor(readonly max: number) {}
+
+  /** Take one for `key`; false when it holds `max` already. undefined keys are not limited. */
+  take(key: string | undefined): boolean {
+    if (key === undefined) return true;
+    const n = this.counts.get(key) ?? 0;
+    if (n >= this.max) return false;
+    this.counts.set(key, n + 1);
+    return true;
+  }
+
+  give(key: string | undefined): void {
+    if (key === undefined) return;
+    const n = (this.counts.get(key) ?? 1) - 1;
+    if (n <= 0) this.counts.delete(key);
+    else this.counts.set(key, n);
+  }
+}
+
+/** A warning at most once per interval (a flood of refusals is one line, with how many). */
+function rateLimitedWarn(log: FastifyBaseLogger, msg: string): (detail: Record<string, unknown>) => void {
+  let last = 0;
+  let suppressed = 0;
+  return (detail) => {
+    const now = Date.now();
+    if (now - last < REFUSAL_LOG_INTERVAL_MS) {
+      suppressed++;
+      return;
+    }
+    log.warn({ ...detail, alsoSince: suppressed }, msg);
+    last = now;
+    suppressed = 0;
+  };
+}
+
+/**
+ * The searches a node's API hands to its mirror: a few at once, then a
+ * bounded queue. The mirror thread cannot drop a search it was handed, so a
+ * flood of requests (closed by their clients at once) would otherwise all
+ * run, one after another, ahead of every honest search; here a waiting
+ * search whose client has gone leaves the queue unrun, a full queue answers
+ * 503 NOT_READY at once, and so does a search that waited too long.
+ */
+class SearchGate {
+  private running = 0;
+  private readonly waiting = new Set<{ start: () => void }>();
+
+  constructor(private readonly limits: Required<NonNullable<ApiOptions['search']>>) {}
+
+  async run<T>(signal: AbortSignal, search: () => Promise<T>): Promise<T> {
+    if (this.running < this.limits.concurrency) this.running++;
+    else await this.turn(signal);
+    try {
+      return await search();
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Wait until a running search hands over its slot. */
+  private turn(signal: AbortSignal): Promise<void> {
+    const { maxWaiting, maxWaitMs } = this.limits;
+    if (this.waiting.size >= maxWaiting)
+      return Promise.reject(
+        new ApiError('NOT_READY', `this node has ${maxWaiting} searches waiting already; retry later`),
+      );
+    return new Promise((resolve, reject) => {
+      const leave = () => {
+        this.waiting.delete(waiter);
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const waiter = {
+        start: () => {
+          leave();
+          resolve();
+        },
+      };
+      const onAbort = () => {
+        leave();
+        reject(new ApiError('NOT_READY', 'the client went away before its search ran'));
+      };
+      const timer = setTimeout(() => {
+        leave();
+        reject(new ApiError('NOT_READY', `no search could start within ${maxWaitMs / 1000} s; retry later`));
+      }, maxWaitMs);
+      this.waiting.add(waiter);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** A search ended: its slot goes to the longest waiting, if any. */
+  private release(): void {
+    const next = this.waiting.values().next();
+    if (next.done === true) this.running--;
+    else next.value.start();
+  }
+}
+
 const registeredRoutes = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
 
 /** Every route an app built by buildApi serves (method, fastify url), including ones added later by plugins. */
@@ -72,8 +287,20 @@ export function routesOf(app: FastifyInstance): readonly { method: string; url: 
 export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance {
   const { metrics } = opts;
   const blockPageBytes = opts.blockPageBytes ?? DEFAULT_BLOCK_PAGE_BYTES;
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...opts.http };
   const base = {
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // A request must arrive whole within requestTimeoutMs (Node answers 408 and closes); the
+    // wait for its answer (a submit waiting for its commit) is not counted.
+    requestTimeout: limits.requestTimeoutMs,
+    http: {
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+      connectionsCheckingInterval: limits.checkIntervalMs,
+    },
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // socket inactivity (no byte either way): ends a connection whose client stopped reading
+    connectionTimeout: limits.idleTimeoutMs,
     // Per-request lines are logged at debug in onResponse; info stays quiet under load.
     logController: new LogController({ disableRequestLogging: true }),
     // A HEAD twin of GET /v1/events would open a stream.
@@ -85,6 +312,8 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
     opts.logger === false ? undefined : opts.logger.child({ module: 'api' });
   const app: FastifyInstance =
     loggerInstance === undefined ? Fastify({ ...base, logger: false }) : Fastify({ ...base, loggerInstance });
+
+  limitConnections(app, limits);
 
   const routes: { method: string; url: string }[] = [];
   registeredRoutes.set(app, routes);
@@ -243,11 +472,13 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
 
   // --- search and the mirror -------------------------------------------------
 
+  const searches = new SearchGate({ ...DEFAULT_SEARCH_LIMITS, ...opts.search });
   app.route<{ Querystring: SearchQuery }>({
     ...routeOptions(ROUTES.search),
-    handler: (request) => {
+    handler: (request, reply) => {
       checkSearchParameters(request.url);
-      return node.search(searchRequest(request.query));
+      const query = searchRequest(request.query);
+      return searches.run(disconnectSignal(reply), () => node.search(query));
     },
   });
 
@@ -261,7 +492,17 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
     },
   });
 
-  app.route({ ...routeOptions(ROUTES.checkSync), handler: () => node.syncCheck() });
+  app.route({
+    ...routeOptions(ROUTES.checkSync),
+    handler: (request) => {
+      // A check reads the whole mirror, silently, for minutes on a long chain (the CLI waits
+      // 10 min): no idle timeout while it runs. There is one at a time; the next request on
+      // this connection has the timeout again.
+      const socket = request.raw.socket as Socket | undefined; // none under inject()
+      if (typeof socket?.setTimeout === 'function') socket.setTimeout(0);
+      return node.syncCheck();
+    },
+  });
 
   // --- operations ------------------------------------------------------------
 
@@ -305,6 +546,14 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
 
   const streams = new Set<BlockStream>();
   const maxStreams = opts.events?.maxStreams ?? DEFAULT_MAX_EVENT_STREAMS;
+  const streamsBySource = new PerSource(
+    opts.events?.maxStreamsPerSource ?? DEFAULT_MAX_EVENT_STREAMS_PER_SOURCE,
+  );
+  const budget = new StreamBudget(
+    opts.events?.maxTotalBufferedBytes ?? MAX_SSE_TOTAL_BUFFERED_BYTES,
+    opts.events?.blockEventBytes ?? BLOCK_EVENT_BYTES,
+    opts.events?.budgetCheckMs,
+  );
   let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
@@ -336,21 +585,37 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
       // Each stream holds a socket, a buffer and a subscription the node feeds on every block.
       if (streams.size >= maxStreams)
         throw new ApiError('NOT_READY', `this node serves ${maxStreams} event streams already; retry later`);
+      // One client must not hold them all: a stream costs it nothing once open (a client that
+      // never reads is only noticed once its socket is full, which heartbeats never fill).
+      const source = sourceKey(request.raw.socket.remoteAddress);
+      if (!streamsBySource.take(source))
+        throw new ApiError(
+          'NOT_READY',
+          `this node serves ${streamsBySource.max} event streams to this address already, the most it serves one source; retry later`,
+        );
 
       reply.hijack();
-      const stream = new BlockStream(
-        reply.raw,
-        {
-          heartbeatMs: opts.events?.heartbeatMs ?? HEARTBEAT_MS,
-          maxBufferedBytes: opts.events?.maxBufferedBytes ?? MAX_SSE_BUFFERED_BYTES,
-          retryMs: opts.events?.retryMs ?? SSE_RETRY_MS,
-          log: request.log,
-        },
-        { 'x-request-id': request.id },
-      );
+      let stream: BlockStream;
+      try {
+        stream = new BlockStream(
+          reply.raw,
+          {
+            heartbeatMs: opts.events?.heartbeatMs ?? HEARTBEAT_MS,
+            maxBufferedBytes: opts.events?.maxBufferedBytes ?? MAX_SSE_BUFFERED_BYTES,
+            retryMs: opts.events?.retryMs ?? SSE_RETRY_MS,
+            budget,
+            log: request.log,
+          },
+          { 'x-request-id': request.id },
+        );
+      } catch (err) {
+        streamsBySource.give(source);
+        throw err;
+      }
       streams.add(stream);
       metrics?.addSseClients(1);
       stream.onClose(() => {
+        streamsBySource.give(source);
         streams.delete(stream);
         metrics?.addSseClients(-1);
       });
@@ -365,6 +630,37 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
   });
 
   return app;
+}
+
+/**
+ * At most `maxConnections` open connections (Node closes any beyond at
+ * once), and at most `maxConnectionsPerSource` from one source (sourceKey):
+ * a client that opens thousands of connections and sends nothing, or half a
+ * request, on each used to hold memory and file descriptors until the
+ * process ran out of them (then LevelDB and libp2p failed too).
+ */
+function limitConnections(app: FastifyInstance, limits: Required<HttpLimits>): void {
+  const server = app.server;
+  server.maxConnections = limits.maxConnections;
+  const bySource = new PerSource(limits.maxConnectionsPerSource);
+  const warnFull = rateLimitedWarn(
+    app.log,
+    'HTTP connection refused: the server holds its limit of connections',
+  );
+  const warnSource = rateLimitedWarn(
+    app.log,
+    'HTTP connection refused: its source address holds its limit of connections',
+  );
+  server.on('drop', () => warnFull({ maxConnections: limits.maxConnections }));
+  server.on('connection', (socket: Socket) => {
+    const source = sourceKey(socket.remoteAddress);
+    if (!bySource.take(source)) {
+      warnSource({ source, maxConnectionsPerSource: limits.maxConnectionsPerSource });
+      socket.destroy();
+      return;
+    }
+    socket.once('close', () => bySource.give(source));
+  });
 }
 
 /** Whether a text parses as JSON at all (JSON.parse keeps "__proto__" as an own key: no pollution). */

@@ -9,23 +9,90 @@ export interface BlockStreamOptions {
   maxBufferedBytes: number;
   /** how long EventSource should wait before reconnecting */
   retryMs: number;
+  /** what all the node's streams may hold together (shared by the streams of one server) */
+  budget?: StreamBudget;
   log: FastifyBaseLogger;
 }
 
 /**
- * The event of each block, made once however many streams send it: the node
- * hands every subscriber the same object for a live block.
+ * The event of each block, encoded once however many streams send it: the
+ * node hands every subscriber the same object for a live block, and every
+ * stream queues the same bytes (a Buffer is queued by reference, where a
+ * string would be copied into each socket's write). A client that falls
+ * behind the live stream holds blocks the others hold too, not copies.
  */
-const blockEvents = new WeakMap<Block, string>();
+const blockEvents = new WeakMap<Block, Buffer>();
 
-function blockEvent(block: Block, hash: string): string {
-  let text = blockEvents.get(block);
-  if (text === undefined) {
+function blockEvent(block: Block, hash: string): Buffer {
+  let bytes = blockEvents.get(block);
+  if (bytes === undefined) {
     const height = block.header.height;
-    text = `id: ${height}\nevent: block\ndata: ${JSON.stringify({ height, hash, block })}\n\n`;
-    blockEvents.set(block, text);
+    bytes = Buffer.from(`id: ${height}\nevent: block\ndata: ${JSON.stringify({ height, hash, block })}\n\n`);
+    blockEvents.set(block, bytes);
   }
-  return text;
+  return bytes;
+}
+
+const HEARTBEAT = Buffer.from(': heartbeat\n\n');
+
+/**
+ * The bytes all the streams of one server may hold queued together beyond
+ * one block event each. Every `checkMs` it looks at each stream's queue: the
+ * bytes it held at the last look and still holds now (at least) are how far
+ * it is behind. A client that reads takes a burst of blocks before the next
+ * look; one that does not keeps them. A stream at most `graceBytes` behind
+ * (one block of the largest size a node cuts) is never dropped for the
+ * budget: only streams further behind, and only while together they hold
+ * more than `maxBytes` beyond one block each, the furthest behind first.
+ * (Streams behind on the same live blocks share those bytes: the count is an
+ * upper bound of the memory they hold.)
+ */
+export class StreamBudget {
+  /** each stream's queue at the last look */
+  private readonly streams = new Map<BlockStream, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly maxBytes: number,
+    readonly graceBytes: number,
+    readonly checkMs = 1_000,
+  ) {}
+
+  add(stream: BlockStream): void {
+    this.streams.set(stream, 0);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.check(), this.checkMs);
+      this.timer.unref();
+    }
+  }
+
+  delete(stream: BlockStream): void {
+    this.streams.delete(stream);
+    if (this.streams.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private check(): void {
+    const behind: [BlockStream, number][] = [];
+    let excess = 0;
+    for (const [stream, before] of this.streams) {
+      const now = stream.buffered;
+      this.streams.set(stream, now);
+      const held = Math.min(before, now);
+      if (held <= this.graceBytes) continue;
+      behind.push([stream, held]);
+      excess += held - this.graceBytes;
+    }
+    if (excess <= this.maxBytes) return;
+    behind.sort((a, b) => b[1] - a[1]);
+    for (const [stream, held] of behind) {
+      if (excess <= this.maxBytes) return;
+      excess -= held - this.graceBytes;
+      stream.drop('event stream client too far behind while the node holds its budget of event bytes');
+    }
+  }
 }
 
 /**
@@ -65,7 +132,8 @@ export class BlockStream {
     });
     // The first write flushes the headers, so the client sees the stream open at once.
     res.write(`retry: ${opts.retryMs}\n\n`);
-    this.heartbeat = setInterval(() => this.write(': heartbeat\n\n'), opts.heartbeatMs);
+    opts.budget?.add(this);
+    this.heartbeat = setInterval(() => this.write(HEARTBEAT), opts.heartbeatMs);
     this.heartbeat.unref();
     res.on('close', () => this.close());
     res.on('error', (err) => {
@@ -92,6 +160,22 @@ export class BlockStream {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** bytes queued for the client and not yet handed to the kernel */
+  get buffered(): number {
+    return this.closed ? 0 : this.res.writableLength;
+  }
+
+  /** Disconnect a client that is too far behind; it can resume with Last-Event-ID. */
+  drop(why: string): void {
+    if (this.closed) return;
+    this.opts.log.warn(
+      { buffered: this.res.writableLength },
+      `${why}; disconnecting (it can resume with Last-Event-ID)`,
+    );
+    this.res.destroy();
+    this.close();
   }
 
   /**
@@ -134,13 +218,10 @@ export class BlockStream {
     // A client that stops reading never drains: the replay (which waits for this) would hold its
     // stream, one of the node's few, for ever. No drain within a few heartbeats ends it; it can
     // resume with Last-Event-ID.
-    this.stalled = setTimeout(() => {
-      this.opts.log.warn(
-        'event stream client stopped reading; disconnecting (it can resume with Last-Event-ID)',
-      );
-      this.res.destroy();
-      this.close();
-    }, this.opts.heartbeatMs * STALL_HEARTBEATS);
+    this.stalled = setTimeout(
+      () => this.drop('event stream client stopped reading'),
+      this.opts.heartbeatMs * STALL_HEARTBEATS,
+    );
     this.stalled.unref();
     this.res.once('drain', () => {
       clearTimeout(this.stalled);
@@ -155,17 +236,10 @@ export class BlockStream {
     room?.settle();
   }
 
-  private write(chunk: string): void {
+  private write(chunk: string | Buffer): void {
     if (this.closed) return;
     this.res.write(chunk);
-    if (this.res.writableLength > this.opts.maxBufferedBytes) {
-      this.opts.log.warn(
-        { buffered: this.res.writableLength },
-        'event stream client too slow; disconnecting (it can resume with Last-Event-ID)',
-      );
-      this.res.destroy();
-      this.close();
-    }
+    if (this.res.writableLength > this.opts.maxBufferedBytes) this.drop('event stream client too slow');
   }
 
   private close(): void {
@@ -173,6 +247,7 @@ export class BlockStream {
     this.closed = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.stalled);
+    this.opts.budget?.delete(this);
     this.queue.length = 0;
     this.settleRoom();
     const unsubscribe = this.unsubscribe;

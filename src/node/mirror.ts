@@ -51,6 +51,31 @@ export class MirrorCallError extends Error {
   }
 }
 
+/**
+ * Bounds on the searches handed to the mirror thread. The thread starts each
+ * search as it arrives and cannot be told to drop one, so these bound what it
+ * holds (the HTTP API also queues and drops searches before they come here).
+ */
+export interface MirrorLimits {
+  /** a search the thread has not answered in this time fails (MIRROR_UNAVAILABLE); default 45 s */
+  searchTimeoutMs?: number;
+  /** searches handed to the thread and not answered yet, timed-out ones included; beyond, refused at once; default 16 */
+  maxPendingSearches?: number;
+}
+
+export const DEFAULT_MIRROR_LIMITS: Readonly<Required<MirrorLimits>> = Object.freeze({
+  // above the HTTP embedder's own 30 s, so that a search whose vector list fails still answers
+  searchTimeoutMs: 45_000,
+  maxPendingSearches: 16,
+});
+
+/** A call handed to the thread; `caller` is cleared once the caller has stopped waiting (its deadline). */
+interface PendingCall {
+  method: 'search' | 'check';
+  caller: { resolve: (v: unknown) => void; reject: (e: Error) => void } | undefined;
+  deadline: NodeJS.Timeout | undefined;
+}
+
 /** a thread that has not reported for this long (it reports every 500 ms) is not handed blocks */
 const HAND_OVER_SILENCE_MS = 3_000;
 
@@ -75,7 +100,10 @@ export class WorkerMirror implements NodeMirror {
   /** when each block not yet reported mirrored was committed here (Date.now), oldest first */
   private readonly commitTimes = new Map<number, number>();
   private nextId = 0;
-  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  /** calls handed to the thread and not answered yet (also those whose caller gave up waiting) */
+  private readonly calls = new Map<number, PendingCall>();
+  private pendingSearches = 0;
+  private readonly limits: Required<MirrorLimits>;
   private stopped: (() => void) | undefined;
   private closed = false;
   /** why calls fail at once: the thread exited (set on its exit) */
@@ -91,7 +119,9 @@ export class WorkerMirror implements NodeMirror {
     private readonly log: Logger,
     init: MirrorInit,
     private readonly metrics: Pick<NodeMetrics, 'setMirror'> | null,
+    limits: MirrorLimits,
   ) {
+    this.limits = { ...DEFAULT_MIRROR_LIMITS, ...limits };
     this.worker = new Worker(workerUrl(), { workerData: init });
     this.worker.on('message', (m: ToMain) => this.onMessage(m));
     this.worker.on('error', (err) => {
@@ -135,12 +165,14 @@ export class WorkerMirror implements NodeMirror {
     log: Logger,
     init: Omit<MirrorInit, 'height'>,
     metrics: Pick<NodeMetrics, 'setMirror'> | null = null,
+    limits: MirrorLimits = {},
   ): Promise<WorkerMirror> {
     const m = new WorkerMirror(
       chain,
       log.child({ module: 'sync' }),
       { ...init, height: chain.height },
       metrics,
+      limits,
     );
     return new Promise((resolve, reject) => {
       m.onReady = (err) => (err ? reject(err) : resolve(m));
@@ -188,7 +220,18 @@ export class WorkerMirror implements NodeMirror {
     return { ...s, lagBlocks, lagSeconds: Math.max(lagSeconds, s.lagSeconds) };
   }
 
+  /**
+   * Refused at once (MIRROR_UNAVAILABLE) while the thread holds
+   * maxPendingSearches unanswered; fails (MIRROR_UNAVAILABLE) when the thread
+   * has not answered within searchTimeoutMs. A search that timed out still
+   * runs on the thread and counts until it has answered.
+   */
   search(request: SearchRequest): Promise<SearchResult> {
+    const { maxPendingSearches } = this.limits;
+    if (!this.dead && !this.closed && this.pendingSearches >= maxPendingSearches)
+      return Promise.reject(
+        unavailable(`the mirror thread is running ${maxPendingSearches} searches already; retry later`),
+      );
     return this.call<SearchResult>('search', request);
   }
 
@@ -238,16 +281,41 @@ export class WorkerMirror implements NodeMirror {
     if (this.closed) return Promise.reject(unavailable('the mirror is closed'));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      const call: PendingCall = {
+        method,
+        caller: { resolve: resolve as (v: unknown) => void, reject },
+        deadline: undefined,
+      };
+      // A check reads the whole mirror (minutes on a long chain) and runs one at a time: no deadline.
+      if (method === 'search') {
+        this.pendingSearches++;
+        const ms = this.limits.searchTimeoutMs;
+        call.deadline = setTimeout(() => {
+          const caller = call.caller;
+          call.caller = undefined;
+          caller?.reject(unavailable(`the mirror thread did not answer a search within ${ms / 1000} s`));
+        }, ms);
+        call.deadline.unref();
+      }
+      this.calls.set(id, call);
       this.post(request === undefined ? { type: 'call', id, method } : { type: 'call', id, method, request });
     });
+  }
+
+  /** The thread answered call `id` (or never will): it no longer counts; its caller, if still waiting, is told. */
+  private settle(id: number): PendingCall['caller'] {
+    const call = this.calls.get(id);
+    if (call === undefined) return undefined;
+    this.calls.delete(id);
+    clearTimeout(call.deadline);
+    if (call.method === 'search') this.pendingSearches--;
+    return call.caller;
   }
 
   private failAll(err: Error): void {
     this.onReady?.(err);
     this.onReady = undefined;
-    for (const c of this.calls.values()) c.reject(err);
-    this.calls.clear();
+    for (const id of [...this.calls.keys()]) this.settle(id)?.reject(err);
   }
 
   private onMessage(m: ToMain): void {
@@ -273,10 +341,9 @@ export class WorkerMirror implements NodeMirror {
         return;
       }
       case 'result': {
-        const c = this.calls.get(m.id);
-        this.calls.delete(m.id);
-        if (m.error) c?.reject(toError(m.error));
-        else c?.resolve(m.value);
+        const caller = this.settle(m.id);
+        if (m.error) caller?.reject(toError(m.error));
+        else caller?.resolve(m.value);
         return;
       }
       case 'log':

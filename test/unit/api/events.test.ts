@@ -144,6 +144,23 @@ async function open(
   return reader;
 }
 
+/** GET /v1/events from one local address; the status, and the body of a refusal (a stream stays open). */
+function getFrom(localAddress: string, url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(`${url}/v1/events`, { agent: false, localAddress }, (response) => {
+      if (response.statusCode === 200) {
+        readers.push(new EventReader(request, response));
+        return resolve({ status: 200, body: '' });
+      }
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    request.on('error', reject);
+  });
+}
+
 async function sseClients(): Promise<number> {
   const metric = await prom.registry.getSingleMetric('bitnexus_sse_clients')!.get();
   return metric.values[0]?.value ?? 0;
@@ -304,6 +321,88 @@ describe('GET /v1/events', () => {
     const again = await open('/v1/events', {}, url);
     await node.commit([node.commissionTx('after-limit')]);
     await again.until(() => again.blocks().length === 1);
+  });
+
+  it('refuses more streams than its cap from one source address with 503 NOT_READY, not from another', async () => {
+    await app.close();
+    app = buildApi(node, { logger: false, metrics: prom.metrics, events: { maxStreamsPerSource: 2 } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = urlOf(app);
+    const first = await open('/v1/events', {}, url);
+    await open('/v1/events', {}, url);
+
+    const refused = await getFrom('127.0.0.1', url);
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'NOT_READY' } });
+    expect(await sseClients()).toBe(2);
+
+    // another address (all of 127/8 is loopback) is another source
+    const other = await getFrom('127.0.0.2', url);
+    expect(other.status).toBe(200);
+    expect(await sseClients()).toBe(3);
+
+    // a stream that ends gives its place back
+    first.disconnect();
+    await eventually(() => node.subscribers.size === 2);
+    const again = await open('/v1/events', {}, url);
+    await node.commit([node.commissionTx('after-source-limit')]);
+    await again.until(() => again.blocks().length === 1);
+  });
+
+  it('writes a live block to all its streams as one shared buffer (memory is not per stream)', async () => {
+    const streams = await Promise.all([open('/v1/events'), open('/v1/events'), open('/v1/events')]);
+    await eventually(() => node.subscribers.size === 3);
+    const write = vi.spyOn(http.ServerResponse.prototype, 'write');
+    try {
+      await node.commit([node.commissionTx('one-buffer')]);
+      for (const s of streams) await s.until(() => s.blocks().length === 1);
+      const chunks = write.mock.calls
+        .map(([chunk]) => chunk as unknown)
+        .filter((c) => Buffer.isBuffer(c) || (typeof c === 'string' && c.includes('event: block')));
+      expect(chunks).toHaveLength(3);
+      expect(Buffer.isBuffer(chunks[0])).toBe(true);
+      expect(chunks[1]).toBe(chunks[0]);
+      expect(chunks[2]).toBe(chunks[0]);
+    } finally {
+      write.mockRestore();
+    }
+  });
+
+  it('over its budget of bytes buffered for all streams, drops the streams furthest behind, never one at most a block behind', async () => {
+    await app.close();
+    app = buildApi(node, {
+      logger: false,
+      metrics: prom.metrics,
+      // each stream alone may fall far behind; all together only 256 KiB beyond one block each
+      events: {
+        maxBufferedBytes: 64 * 1024 * 1024,
+        maxTotalBufferedBytes: 256 * 1024,
+        blockEventBytes: 32 * 1024,
+        budgetCheckMs: 20,
+      },
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = urlOf(app);
+    const reading = await open('/v1/events', {}, url);
+    const stuck = [await open('/v1/events', {}, url), await open('/v1/events', {}, url)];
+    for (const r of stuck) r.response.pause(); // never read
+    await eventually(() => node.subscribers.size === 3);
+    let committed = 0;
+    // bursts of blocks (each above the grace of one block), the reading client taking each before the next
+    const deadline = Date.now() + 10_000;
+    for (let i = 0; node.subscribers.size > 1 && Date.now() < deadline; i++) {
+      for (let b = 0; b < 4; b++) {
+        const txs = Array.from({ length: 20 }, (_, j) => node.commissionTx(`budget-${i}-${b}-${j}`));
+        await node.commit(txs);
+        committed++;
+      }
+      await reading.until(() => reading.blocks().length === committed);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(node.subscribers.size).toBe(1);
+    expect(await sseClients()).toBe(1);
+    // the client that reads lost nothing
+    await reading.until(() => reading.blocks().length === committed, 10_000);
   });
 
   /**
