@@ -12,7 +12,14 @@ export interface NodeConfig {
   keyFile: string;
   dataDir: string;
   genesisFile: string;
-  http: { host: string; port: number };
+  http: {
+    host: string;
+    port: number;
+    /** optional: connections from one address at most (default 1024); raise it behind a reverse proxy */
+    maxConnectionsPerSource?: number;
+    /** optional: /v1/events streams to one address at most (default 32); the same */
+    maxEventStreamsPerSource?: number;
+  };
   p2p: { listen: string };
   peers: PeerConfig[];
   /** optional: mirror into this Postgres instead of the embedded PGlite (overridden by --postgres-url) */
@@ -55,6 +62,11 @@ export function configProblem(c: Record<string, unknown>): string | undefined {
   if (!text(http.host)) return bad('http.host', http.host, 'a host name or address');
   if (typeof http.port !== 'number' || !Number.isInteger(http.port) || http.port < 0 || http.port > 65535)
     return bad('http.port', http.port, 'a port number (0-65535)');
+  for (const f of ['maxConnectionsPerSource', 'maxEventStreamsPerSource'] as const) {
+    const v = http[f];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1))
+      return bad(`http.${f}`, v, 'a positive integer');
+  }
   const p2p = c.p2p;
   if (!isObject(p2p)) return bad('p2p', p2p, 'an object { listen }');
   if (!text(p2p.listen)) return bad('p2p.listen', p2p.listen, 'a multiaddr string');

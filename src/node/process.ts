@@ -129,7 +129,17 @@ export async function runNode(
     opened.length = 0; // the node closes the network and both stores
     opened.push(() => node.stop());
     stopAsked();
-    const api = buildApi(node, { logger: log.child({ module: 'api' }), metrics });
+    // buildApi logs through its own child { module: 'api' }
+    const api = buildApi(node, {
+      logger: log,
+      metrics,
+      ...(config.http.maxConnectionsPerSource === undefined
+        ? {}
+        : { http: { maxConnectionsPerSource: config.http.maxConnectionsPerSource } }),
+      ...(config.http.maxEventStreamsPerSource === undefined
+        ? {}
+        : { events: { maxStreamsPerSource: config.http.maxEventStreamsPerSource } }),
+    });
     opened.push(() => api.close());
     try {
       await node.start();

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseJsonStrict } from '../../src/codec/index.js';
 import { LevelStore } from '../../src/storage/index.js';
 import { BIN, runCli } from '../support/cli.js';
 import { nextBasePort } from '../support/devnet.js';
@@ -171,6 +172,10 @@ describe('bitnexus devnet', () => {
     expect(log).toContain('"msg":"serving"');
     expect(log).toContain('"reason":"the parent process went away","msg":"stopping"');
     expect(log).toContain('"msg":"node stopped"');
+    // each line one JSON object without a key named twice (the API's lines said "module" twice)
+    const lines = log.trim().split('\n');
+    for (const line of lines) expect(() => parseJsonStrict(line), line).not.toThrow();
+    expect(lines.some((l) => l.includes('"module":"api"'))).toBe(true);
   });
 
   it('Ctrl-C while the nodes start stops them all and exits 0', async () => {
@@ -228,6 +233,13 @@ describe('bitnexus start: a clear error with a code, never a stack trace', () =>
     expect(await startFails(empty, 'BAD_CONFIG')).toContain('field "nodeId" is missing');
     const port = await configWith('port.json', (c) => ((c.http as { port: unknown }).port = '7100'));
     expect(await startFails(port, 'BAD_CONFIG')).toContain('field "http.port" is not a port number');
+    const cap = await configWith(
+      'cap.json',
+      (c) => ((c.http as { maxEventStreamsPerSource: unknown }).maxEventStreamsPerSource = 0),
+    );
+    expect(await startFails(cap, 'BAD_CONFIG')).toContain(
+      'field "http.maxEventStreamsPerSource" is not a positive integer',
+    );
     const genesis = await configWith('genesis.json', (c) => (c.genesisFile = 'missing-genesis.json'));
     expect(await startFails(genesis, 'BAD_CONFIG')).toContain('"genesisFile" missing-genesis.json');
   });
