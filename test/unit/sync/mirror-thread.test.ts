@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WorkerMirror } from '../../../src/node/mirror.js';
 import { record, register } from './chains.js';
-import { FollowedChain, pgliteDir } from './helpers.js';
+import { FollowedChain, pgliteDir, until, within } from './helpers.js';
 
 /**
  * The node's side of its mirror thread (src/node/mirror.ts): a thread that
@@ -15,23 +15,6 @@ const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/** `p`, or a rejection saying it is still pending after `ms`. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} still pending after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
-async function until(what: string, done: () => boolean, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function startMirror(fc: FollowedChain): Promise<{ mirror: WorkerMirror; worker: Worker }> {
   const dir = await pgliteDir();
