@@ -73,7 +73,7 @@ export class BlockSync {
         signal: budget.signal,
       });
       try {
-        const lp = framed(stream, Math.max(limits.maxBlockBytes, 1024));
+        const lp = framed(stream, Math.max(limits.maxBlockBytes, 1024), { consecutive: true });
         await lp.write(encodeRange(from, to), { signal: budget.signal });
         const status = decodeStatusFrame((await lp.read({ signal: budget.signal })).subarray());
         if (!status.ok) {

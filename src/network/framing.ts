@@ -1,6 +1,7 @@
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils';
 import type { Stream } from '@libp2p/interface';
 import { ProtocolViolationError } from './errors.js';
+import { MAX_STREAM_WINDOW_BYTES } from './limits.js';
 import { toError } from './wait.js';
 
 /**
@@ -14,17 +15,47 @@ import { toError } from './wait.js';
 const PREFIX_ROOM = 16;
 
 /**
+ * Room, besides one muxer message, for the small messages that one socket
+ * read can complete along with it before the reader runs (a read is at most
+ * 64 KiB).
+ */
+const MESSAGE_SLACK = 1024 * 1024;
+
+export interface FramedOptions {
+  /**
+   * Frames follow each other back to back on this stream and are read one
+   * after another (Raft, a block-range answer). Then the reader's buffer must
+   * hold, besides the frame being read, the muxer message that completes it:
+   * yamux hands a reader data in messages as large as the stream's receive
+   * window, and such a message can carry the end of one frame and the next
+   * frames. Sized for one frame only, a burst of honest frames (1.5 MiB ones,
+   * or the 4.2 MiB of an append carrying one full block) overflowed it and the
+   * stream was reset, losing what it carried. Not needed where a stream
+   * carries a single frame each way (submit, a block-range request).
+   */
+  consecutive?: boolean;
+}
+
+/**
  * Wraps `stream` for length-prefixed frames of at most `maxFrameBytes`.
  *
  * Two lpStream defaults need care: it buffers 4 MiB by default (as does the
- * stream while no reader is attached), and both must hold one whole frame; and
- * its default varint decoder keeps reading a length prefix that never ends
- * (0xff 0xff …) forever, because its prefix-length check only runs after a
- * successful decode. Our decoder gives up after as many bytes as the largest
- * allowed length needs.
+ * stream while no reader is attached), and both must hold one whole frame
+ * (and one muxer message more for `consecutive` frames); and its default
+ * varint decoder keeps reading a length prefix that never ends (0xff 0xff …)
+ * forever, because its prefix-length check only runs after a successful
+ * decode. Our decoder gives up after as many bytes as the largest allowed
+ * length needs. Whatever is buffered beyond the room aborts the stream.
  */
-export function framed(stream: Stream, maxFrameBytes: number): LengthPrefixedStream<Stream> {
-  const room = maxFrameBytes + PREFIX_ROOM;
+export function framed(
+  stream: Stream,
+  maxFrameBytes: number,
+  options: FramedOptions = {},
+): LengthPrefixedStream<Stream> {
+  const room =
+    maxFrameBytes +
+    PREFIX_ROOM +
+    (options.consecutive === true ? MAX_STREAM_WINDOW_BYTES + MESSAGE_SLACK : 0);
   if (stream.maxReadBufferLength < room) stream.maxReadBufferLength = room;
   const maxPrefixBytes = varintLength(maxFrameBytes);
   return lpStream(stream, {
@@ -57,6 +88,21 @@ export function decodeLengthPrefix(prefix: ByteList, maxPrefixBytes: number): nu
 export interface ByteList {
   readonly byteLength: number;
   get(index: number): number;
+}
+
+/** `frame` with its length prefix, ready to send on a stream as is (no lpStream needed). */
+export function lengthPrefixed(frame: Uint8Array): Uint8Array {
+  const prefix: number[] = [];
+  let n = frame.byteLength;
+  while (n >= 0x80) {
+    prefix.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  prefix.push(n);
+  const out = new Uint8Array(prefix.length + frame.byteLength);
+  out.set(prefix, 0);
+  out.set(frame, prefix.length);
+  return out;
 }
 
 function varintLength(value: number): number {

@@ -3,7 +3,12 @@
 // public keys); PeerIds stay inside.
 export { P2PNetwork, type NetworkStats } from './p2p-network.js';
 export type { NetworkConfig, StaticPeer } from './config.js';
-export { DEFAULT_LIMITS, MAX_BLOCKS_PER_REQUEST, type NetworkLimits } from './limits.js';
+export {
+  DEFAULT_LIMITS,
+  MAX_BLOCKS_PER_REQUEST,
+  MAX_STREAM_WINDOW_BYTES,
+  type NetworkLimits,
+} from './limits.js';
 export { submitOverP2P, type SubmitOptions } from './submit-client.js';
 export { checkSubmitAddress } from './config.js';
 export type { SubmitHandler } from './submit-service.js';

@@ -18,8 +18,22 @@ export interface NetworkLimits {
   raftWriteTimeoutMs: number;
   /** largest gossiped transaction */
   maxTxBytes: number;
-  /** largest submit request frame */
+  /**
+   * largest submit request frame: the largest valid request with margin (a
+   * signed transaction is at most 8 KiB; the HTTP API takes 64 KiB)
+   */
   maxSubmitRequestBytes: number;
+  /**
+   * concurrent submit streams on one connection of a non-member (a member, whose
+   * follower asks its leader 8 questions at once, gets 16)
+   */
+  maxSubmitStreamsPerConnection: number;
+  /**
+   * submit request bytes in flight, all streams together: `maxSubmitRequestBytes`
+   * for each request still being read, its own size for one being answered. A new
+   * submit stream of a non-member that would pass it is refused with BUSY.
+   */
+  maxSubmitBufferBytes: number;
   /** largest submit response frame */
   maxSubmitResponseBytes: number;
   /** time a submitter has to send its request frame once the stream is open, and to take the response */
@@ -67,13 +81,25 @@ export interface NetworkLimits {
 /** Blocks per block-range request; a protocol constant, not a tunable. */
 export const MAX_BLOCKS_PER_REQUEST = 512;
 
+/**
+ * Largest yamux receive window of one stream on this node's host (yamux's own
+ * default is 16 MiB). A peer may send no more than the window before we grant
+ * more, so no muxer message handed to a stream reader is larger than this; a
+ * reader of back-to-back frames must buffer one frame plus one such message
+ * (framing.ts `framed`). At 4 MiB a stream still moves 40 MiB/s over a 100 ms
+ * round trip.
+ */
+export const MAX_STREAM_WINDOW_BYTES = 4 * MiB;
+
 export const DEFAULT_LIMITS: Readonly<NetworkLimits> = Object.freeze({
   maxRaftFrameBytes: 16 * MiB,
   raftQueueFrames: 1024,
   raftQueueBytes: 64 * MiB,
   raftWriteTimeoutMs: 30_000,
   maxTxBytes: 128 * KiB,
-  maxSubmitRequestBytes: 1 * MiB,
+  maxSubmitRequestBytes: 64 * KiB,
+  maxSubmitStreamsPerConnection: 4,
+  maxSubmitBufferBytes: 16 * MiB,
   maxSubmitResponseBytes: 1 * MiB,
   submitIoTimeoutMs: 5_000,
   submitHandlerTimeoutMs: 30_000,
@@ -109,6 +135,9 @@ export function resolveLimits(overrides: Partial<NetworkLimits> = {}): NetworkLi
   }
   if (limits.maxBlockResponseBytes < limits.maxBlockBytes) {
     throw new NetworkConfigError('BAD_LIMIT', 'maxBlockResponseBytes must be at least maxBlockBytes');
+  }
+  if (limits.maxSubmitBufferBytes < limits.maxSubmitRequestBytes) {
+    throw new NetworkConfigError('BAD_LIMIT', 'maxSubmitBufferBytes must be at least maxSubmitRequestBytes');
   }
   if (limits.maxNonMemberConnections >= limits.maxConnections) {
     throw new NetworkConfigError(

@@ -301,7 +301,15 @@ export class P2PNetwork {
         queued: running?.raft.queued() ?? {},
       },
       gossip: { ...(running?.gossip.stats ?? { published: 0, failed: 0, accepted: 0, rejected: 0 }) },
-      submit: { ...(running?.submit.stats ?? { answered: 0, failed: 0, badRequests: 0 }) },
+      submit: {
+        ...(running?.submit.stats ?? {
+          answered: 0,
+          failed: 0,
+          badRequests: 0,
+          refusedStreams: 0,
+          refusedBusy: 0,
+        }),
+      },
       nonMembers: {
         connections:
           running?.host.getConnections().filter((c) => !this.#isPrivileged(c.remotePeer)).length ?? 0,
@@ -331,7 +339,15 @@ export class P2PNetwork {
       gossipPeerScore: memberGossipScore((peer) => gate.has(nodeIdOfPeerString(peer))),
     });
     guard.attach(host);
-    const submit = new SubmitService({ host, logger, limits, signal, warnings, exchanges: guard });
+    const submit = new SubmitService({
+      host,
+      logger,
+      limits,
+      signal,
+      warnings,
+      exchanges: guard,
+      isPrivileged: (peer) => this.#isPrivileged(peer),
+    });
     submit.setHandler(this.#submitHandler);
     const blocks = new BlockSync({ host, gate, logger, limits, signal, warnings });
     blocks.setHandler(this.#blockHandler);

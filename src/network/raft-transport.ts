@@ -170,7 +170,7 @@ export class RaftTransport {
     const streams = this.#inbound.get(nodeId) ?? new Set<Stream>();
     streams.add(stream);
     this.#inbound.set(nodeId, streams);
-    const lp = framed(stream, limits.maxRaftFrameBytes);
+    const lp = framed(stream, limits.maxRaftFrameBytes, { consecutive: true });
     try {
       while (!signal.aborted) {
         const frame = await lp.read({ signal });

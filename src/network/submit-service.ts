@@ -1,6 +1,6 @@
-import type { Connection, Libp2p, Stream } from '@libp2p/interface';
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
 import type { Logger } from 'pino';
-import { closeStream, errorCodeOf, errorFrame, framed, okFrame } from './framing.js';
+import { closeStream, errorCodeOf, errorFrame, framed, lengthPrefixed, okFrame } from './framing.js';
 import type { NetworkLimits } from './limits.js';
 import { SUBMIT_PROTOCOL } from './protocols.js';
 import type { LogRateLimiter } from './rate-limited-log.js';
@@ -25,16 +25,33 @@ export interface SubmitServiceComponents {
     exchangeStarted(connection: Connection): void;
     exchangeEnded(connection: Connection): void;
   };
+  /**
+   * members and static peers: a member's connection may hold more streams
+   * (its follower asks its leader several questions at once), and a member is
+   * never refused for the shared budget of request bytes
+   */
+  isPrivileged?: (peer: PeerId) => boolean;
 }
 
 export interface SubmitServiceStats {
   answered: number;
   failed: number;
   badRequests: number;
+  /** streams aborted at once: their non-member connection had maxSubmitStreamsPerConnection open */
+  refusedStreams: number;
+  /** streams answered BUSY at once: the request bytes in flight had reached maxSubmitBufferBytes */
+  refusedBusy: number;
 }
 
-/** Concurrent submit streams one connection may hold open. */
-const MAX_SUBMIT_STREAMS_PER_CONNECTION = 16;
+/**
+ * Concurrent submit streams one member's connection may hold open (libp2p
+ * refuses more); a follower asks its leader at most 8 questions at once.
+ * Non-members get `maxSubmitStreamsPerConnection`, enforced here.
+ */
+const MAX_SUBMIT_STREAMS_PER_MEMBER_CONNECTION = 16;
+
+/** A refusal (BUSY) that the client does not take within this is cut short. */
+const REFUSAL_TIMEOUT_MS = 1_000;
 
 /**
  * Server side of `/bitnexus/submit/1.0.0`: read one length-prefixed request
@@ -42,10 +59,31 @@ const MAX_SUBMIT_STREAMS_PER_CONNECTION = 16;
  * not: services and the CLI submit over it. A peer that is slow to send, sends
  * garbage or sends too much gets its stream aborted (and an error frame where
  * one can still be sent); the node keeps serving everyone else.
+ *
+ * What submit streams can make the node buffer is bounded three ways: a
+ * request is at most `maxSubmitRequestBytes` (the stream's buffer holds one
+ * request); a non-member's connection holds at most
+ * `maxSubmitStreamsPerConnection` streams (more are aborted at once); and the
+ * request bytes in flight, all streams together, stay within
+ * `maxSubmitBufferBytes`: a stream counts `maxSubmitRequestBytes` while its
+ * request is being read (that much may arrive), then the request's own size
+ * until it is answered. A non-member's new stream that would pass the budget
+ * is answered BUSY at once, without reading it; members are counted but never
+ * refused (their streams are few and bounded by libp2p).
  */
 export class SubmitService {
   #handler: SubmitHandler | undefined;
-  readonly stats: SubmitServiceStats = { answered: 0, failed: 0, badRequests: 0 };
+  readonly stats: SubmitServiceStats = {
+    answered: 0,
+    failed: 0,
+    badRequests: 0,
+    refusedStreams: 0,
+    refusedBusy: 0,
+  };
+  /** request bytes in flight (see above) */
+  #inflightBytes = 0;
+  /** submit streams open per connection id */
+  readonly #streams = new Map<string, number>();
 
   constructor(private readonly components: SubmitServiceComponents) {}
 
@@ -58,7 +96,10 @@ export class SubmitService {
       SUBMIT_PROTOCOL,
       (stream, connection) => this.#track(stream, connection),
       {
-        maxInboundStreams: MAX_SUBMIT_STREAMS_PER_CONNECTION,
+        maxInboundStreams: Math.max(
+          MAX_SUBMIT_STREAMS_PER_MEMBER_CONNECTION,
+          this.components.limits.maxSubmitStreamsPerConnection,
+        ),
       },
     );
   }
@@ -68,23 +109,67 @@ export class SubmitService {
   }
 
   async #track(stream: Stream, connection: Connection): Promise<void> {
-    const { exchanges } = this.components;
+    const { exchanges, limits, isPrivileged } = this.components;
+    const privileged = isPrivileged?.(connection.remotePeer) ?? false;
+    const open = this.#streams.get(connection.id) ?? 0;
+    const reserved = limits.maxSubmitRequestBytes;
+    if (!privileged && open >= limits.maxSubmitStreamsPerConnection) {
+      this.stats.refusedStreams += 1;
+      this.#warnRefusal(connection, `${open} open on its connection (maxSubmitStreamsPerConnection)`);
+      stream.abort(new Error('too many submit streams on this connection'));
+      return;
+    }
+    if (!privileged && this.#inflightBytes + reserved > limits.maxSubmitBufferBytes) {
+      this.stats.refusedBusy += 1;
+      this.#warnRefusal(connection, 'the request bytes in flight reached maxSubmitBufferBytes');
+      await this.#refuse(stream, 'BUSY', 'too many submissions in progress; try again shortly');
+      return;
+    }
+    const held = { bytes: reserved };
+    this.#inflightBytes += held.bytes;
+    this.#streams.set(connection.id, open + 1);
     exchanges?.exchangeStarted(connection);
     try {
-      await this.#serve(stream, connection);
+      await this.#serve(stream, connection, held);
     } finally {
+      this.#inflightBytes -= held.bytes;
+      const left = (this.#streams.get(connection.id) ?? 1) - 1;
+      if (left > 0) this.#streams.set(connection.id, left);
+      else this.#streams.delete(connection.id);
       exchanges?.exchangeEnded(connection);
     }
   }
 
-  async #serve(stream: Stream, connection: Connection): Promise<void> {
+  /**
+   * Answers `code` without reading the request: what the client sends is
+   * dropped as it arrives, never buffered. Then closes, or aborts if the
+   * client does not take the answer within REFUSAL_TIMEOUT_MS.
+   */
+  async #refuse(stream: Stream, code: string, message: string): Promise<void> {
+    stream.addEventListener('message', () => {});
+    const write = deadline(REFUSAL_TIMEOUT_MS, this.components.signal);
+    try {
+      if (!stream.send(lengthPrefixed(errorFrame(code, message))))
+        await stream.onDrain({ signal: write.signal });
+      await closeStream(stream, write.signal);
+    } catch (err) {
+      stream.abort(toError(err));
+    } finally {
+      write.clear();
+    }
+  }
+
+  async #serve(stream: Stream, connection: Connection, held: { bytes: number }): Promise<void> {
     const { limits, signal } = this.components;
     const from = connection.remotePeer.toString();
     const lp = framed(stream, limits.maxSubmitRequestBytes);
     let request: Uint8Array;
     const read = deadline(limits.submitIoTimeoutMs, signal);
     try {
-      request = (await lp.read({ signal: read.signal })).subarray();
+      // a copy of exactly the request, so that what is held while it is answered is what is counted
+      request = (await lp.read({ signal: read.signal })).slice();
+      this.#inflightBytes -= held.bytes - request.byteLength;
+      held.bytes = request.byteLength;
     } catch (err) {
       this.stats.badRequests += 1;
       this.#warn(from, err, 'bad submit request; stream aborted');
@@ -137,6 +222,16 @@ export class SubmitService {
     } finally {
       budget.clear();
     }
+  }
+
+  #warnRefusal(connection: Connection, reason: string): void {
+    const peer = connection.remotePeer.toString();
+    const admitted = this.components.warnings.admit(`submit-refused:${peer}`);
+    if (admitted === undefined) return;
+    this.components.logger.warn(
+      { peer, addr: connection.remoteAddr.toString(), suppressed: admitted.suppressed },
+      `refused a submit stream: ${reason}`,
+    );
   }
 
   #warn(peer: string, err: unknown, msg: string): void {

@@ -190,7 +190,12 @@ export function joinBatch(txs: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The transactions of a batch, or undefined when it is malformed or holds one above `maxTxBytes`. */
+/**
+ * The transactions of a batch, or undefined when it is malformed or holds one
+ * above `maxTxBytes`. They are views into `data`, not copies: a caller that
+ * keeps one must copy it (Mempool.addRaw does), or it keeps the whole batch
+ * (or Raft frame, or muxer message) alive with it.
+ */
 export function splitBatch(data: Uint8Array, maxTxBytes: number): Uint8Array[] | undefined {
   if (data.byteLength < 4) return undefined;
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);

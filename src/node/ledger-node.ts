@@ -1249,7 +1249,7 @@ export class LedgerNode implements LedgerNodeApi {
     if (signature !== undefined && this.recentlyCommitted.has(signature)) return;
     // A follower keeps it undecoded until it leads (Mempool): most commit long before that.
     if (!this.isLeader && signature !== undefined) {
-      this.mempool.addRaw(signature, bytes, this.now());
+      this.mempool.addRaw(signature, bytes, this.now(), from);
       return;
     }
     let dtx: DecodedTx;

@@ -1,4 +1,4 @@
-import type { DecodedTx } from '../ledger/index.js';
+import { LIMITS, type DecodedTx } from '../ledger/index.js';
 
 /** When an entry is next sent again, and the gap after that. */
 interface Resend {
@@ -8,6 +8,51 @@ interface Resend {
 
 /** An entry due to be sent again: decoded (`tx`) or raw (`bytes`). */
 export type DueEntry = { tx: DecodedTx } | { bytes: Uint8Array };
+
+export interface MempoolLimits {
+  /** entries held, decoded and raw together */
+  maxTxs: number;
+  /** bytes counted for the entries held, decoded and raw together */
+  maxBytes: number;
+  /** decoded entries of one signer */
+  maxPerSigner: number;
+  /** raw (undecoded) entries, all relayers together (default: half of maxTxs) */
+  maxRawTxs?: number;
+  /** bytes counted for raw entries, all relayers together (default: half of maxBytes) */
+  maxRawBytes?: number;
+  /** raw entries relayed by one member (default: a quarter of maxTxs) */
+  maxRawTxsPerRelayer?: number;
+  /** bytes counted for the raw entries relayed by one member (default: a quarter of maxBytes) */
+  maxRawBytesPerRelayer?: number;
+}
+
+export const DEFAULT_MEMPOOL_LIMITS: Readonly<MempoolLimits> = Object.freeze({
+  maxTxs: 100_000,
+  maxBytes: 256 * 1024 * 1024,
+  maxPerSigner: 10_000,
+});
+
+/**
+ * What one raw entry costs besides its bytes: the signature key (128 hex
+ * characters), the map entry, the entry object, and the Uint8Array with its
+ * ArrayBuffer. Measured on Node 22 at 430-520 bytes of heap per entry.
+ */
+export const RAW_ENTRY_OVERHEAD_BYTES = 512;
+
+/**
+ * A raw entry larger than this cannot be a valid transaction (a signed
+ * transaction's canonical bytes are at most LIMITS.maxTxBytes; the slack is
+ * the forward decoder's, ledger-node.ts FORWARD_SLACK_BYTES).
+ */
+export const MAX_RAW_TX_BYTES = LIMITS.maxTxBytes + 256;
+
+interface RawEntry {
+  bytes: Uint8Array;
+  addedAt: number;
+  resend?: Resend;
+  /** node id of the member that relayed it, when known */
+  relayer?: string;
+}
 
 /**
  * Transactions accepted by this node (signature checked) and not yet seen in
@@ -26,6 +71,19 @@ export type DueEntry = { tx: DecodedTx } | { bytes: Uint8Array };
  *
  * Whatever a follower holds that does not commit is sent to the leader
  * again on a schedule that backs off (`dueForResend`).
+ *
+ * Raw entries are neither decoded nor signature-checked, and any member can
+ * send them (gossip, or a transaction forward on the Raft stream). So they
+ * are bounded on their own: together at most half of the mempool
+ * (`maxRawTxs`, `maxRawBytes`), so that they never make this node answer an
+ * honest client "mempool is full"; and those relayed by one member at most a
+ * quarter (`maxRawTxsPerRelayer`, `maxRawBytesPerRelayer`), so that one member
+ * cannot crowd out the others' gossip. A raw entry is a copy that owns its
+ * bytes, never a view into the frame it arrived in (which would keep the
+ * whole frame alive for as long as the entry), and it is counted with what
+ * holding it costs (RAW_ENTRY_OVERHEAD_BYTES). Dropping a raw copy loses
+ * little: the member that accepted the transaction from its client holds it
+ * decoded and forwards it to the leader itself.
  */
 export class Mempool {
   private readonly txs = new Map<
@@ -36,18 +94,30 @@ export class Mempool {
   /** signatures of the transactions held: a gossiped copy is recognised before it is decoded */
   private readonly signatures = new Set<string>();
   /** undecoded gossiped transactions, by signature */
-  private readonly raw = new Map<string, { bytes: Uint8Array; addedAt: number; resend?: Resend }>();
+  private readonly raw = new Map<string, RawEntry>();
   private totalBytes = 0;
+  /** bytes counted for the raw entries (part of totalBytes) */
+  private rawBytes = 0;
+  /** raw entries and their counted bytes per relaying member */
+  private readonly perRelayer = new Map<string, { txs: number; bytes: number }>();
   /** decoded transactions held per signer (raw ones are not decoded: their signer is not known) */
   private readonly perSigner = new Map<string, number>();
+  private readonly rawLimits: {
+    txs: number;
+    bytes: number;
+    txsPerRelayer: number;
+    bytesPerRelayer: number;
+  };
 
-  constructor(
-    readonly limits: { maxTxs: number; maxBytes: number; maxPerSigner: number } = {
-      maxTxs: 100_000,
-      maxBytes: 256 * 1024 * 1024,
-      maxPerSigner: 10_000,
-    },
-  ) {}
+  constructor(readonly limits: MempoolLimits = DEFAULT_MEMPOOL_LIMITS) {
+    const part = (n: number, d: number): number => Math.max(1, Math.floor(n / d));
+    this.rawLimits = {
+      txs: limits.maxRawTxs ?? part(limits.maxTxs, 2),
+      bytes: limits.maxRawBytes ?? part(limits.maxBytes, 2),
+      txsPerRelayer: limits.maxRawTxsPerRelayer ?? part(limits.maxTxs, 4),
+      bytesPerRelayer: limits.maxRawBytesPerRelayer ?? part(limits.maxBytes, 4),
+    };
+  }
 
   /**
    * Has `signer` as many transactions waiting as one signer may? One busy or
@@ -72,13 +142,36 @@ export class Mempool {
     return this.signatures.has(signature) || this.raw.has(signature);
   }
 
-  /** Keep a gossiped transaction undecoded. False when full; true when added or already held. */
-  addRaw(signature: string, bytes: Uint8Array, now: number): boolean {
+  /**
+   * Keep a gossiped or forwarded transaction undecoded, relayed by member
+   * `relayer` (its node id; pass it whenever it is known, so that the
+   * per-relayer quota applies). True when added or already held; false when
+   * refused: the mempool, the raw share or the relayer's quota is full, or it
+   * is larger than any valid transaction. `bytes` may be a view into a larger
+   * frame: what is kept is a copy.
+   */
+  addRaw(signature: string, bytes: Uint8Array, now: number, relayer?: string): boolean {
     if (this.hasSignature(signature)) return true;
-    const size = bytes.byteLength + 200;
+    if (bytes.byteLength > MAX_RAW_TX_BYTES) return false;
+    const size = rawSize(bytes);
     if (this.size >= this.limits.maxTxs || this.totalBytes + size > this.limits.maxBytes) return false;
-    this.raw.set(signature, { bytes, addedAt: now });
+    const raw = this.rawLimits;
+    if (this.raw.size >= raw.txs || this.rawBytes + size > raw.bytes) return false;
+    const mine = relayer === undefined ? undefined : (this.perRelayer.get(relayer) ?? { txs: 0, bytes: 0 });
+    if (mine !== undefined && (mine.txs >= raw.txsPerRelayer || mine.bytes + size > raw.bytesPerRelayer)) {
+      return false;
+    }
+    // a copy that owns exactly its bytes (Uint8Array's constructor copies; Buffer#slice would not)
+    const entry: RawEntry = { bytes: new Uint8Array(bytes), addedAt: now };
+    if (relayer !== undefined && mine !== undefined) {
+      entry.relayer = relayer;
+      mine.txs += 1;
+      mine.bytes += size;
+      this.perRelayer.set(relayer, mine);
+    }
+    this.raw.set(signature, entry);
     this.totalBytes += size;
+    this.rawBytes += size;
     return true;
   }
 
@@ -93,7 +186,17 @@ export class Mempool {
     const e = this.raw.get(signature);
     if (!e) return;
     this.raw.delete(signature);
-    this.totalBytes -= e.bytes.byteLength + 200;
+    const size = rawSize(e.bytes);
+    this.totalBytes -= size;
+    this.rawBytes -= size;
+    if (e.relayer !== undefined) {
+      const mine = this.perRelayer.get(e.relayer);
+      if (mine !== undefined) {
+        mine.txs -= 1;
+        mine.bytes -= size;
+        if (mine.txs <= 0) this.perRelayer.delete(e.relayer);
+      }
+    }
   }
 
   /** Drop raw transactions that arrived before `cutoff`; returns how many. */
@@ -120,7 +223,7 @@ export class Mempool {
     const raw = this.raw.get(tx.tx.signature);
     const bytes = tx.unsignedBytes.length + 200;
     const count = this.size - (raw ? 1 : 0);
-    const total = this.totalBytes - (raw ? raw.bytes.byteLength + 200 : 0);
+    const total = this.totalBytes - (raw ? rawSize(raw.bytes) : 0);
     if (count >= this.limits.maxTxs || total + bytes > this.limits.maxBytes) return false;
     this.removeRaw(tx.tx.signature); // decoded now
     this.txs.set(tx.id, { tx, addedAt: now, bytes });
@@ -201,4 +304,9 @@ export class Mempool {
     }
     return dropped;
   }
+}
+
+/** What a raw entry is counted as: its bytes and what holding them costs. */
+function rawSize(bytes: Uint8Array): number {
+  return bytes.byteLength + RAW_ENTRY_OVERHEAD_BYTES;
 }

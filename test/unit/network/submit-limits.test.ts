@@ -1,0 +1,190 @@
+// What submit streams can make a node buffer. The reviewer's attack: 8
+// connections with fresh peer ids from one address, 16 submit streams each,
+// each sending a ~1 MiB length prefix and all but the last byte, reopened
+// when the read timeout aborts them (RSS 138 -> ~400 MB; at 128 non-member
+// connections, ~2 GiB). A signed transaction is at most 8 KiB.
+import type { Libp2p, Stream } from '@libp2p/interface';
+import { lpStream } from '@libp2p/utils';
+import { multiaddr } from '@multiformats/multiaddr';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  DEFAULT_LIMITS,
+  FrameTooLargeError,
+  SUBMIT_PROTOCOL,
+  submitOverP2P,
+} from '../../../src/network/index.js';
+import { resolveLimits } from '../../../src/network/limits.js';
+import { nodeIdOf, rawClient, startNode, text, utf8, waitFor, type TestNode } from './helpers.js';
+
+const KiB = 1024;
+
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const stop of cleanup.splice(0).reverse()) await Promise.resolve(stop()).catch(() => undefined);
+});
+
+function varint(n: number): Uint8Array {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+
+/**
+ * A submit stream that announces `length` bytes and sends only the first 10: it holds its place.
+ * (A stream the node refuses may be closed before anything is sent.)
+ */
+async function holdOpen(client: Libp2p, address: string, length: number): Promise<Stream> {
+  const stream = await client.dialProtocol(multiaddr(address), SUBMIT_PROTOCOL);
+  if (stream.writeStatus === 'writable') {
+    stream.send(varint(length));
+    stream.send(new Uint8Array(10));
+  }
+  return stream;
+}
+
+async function client(): Promise<Libp2p> {
+  const c = await rawClient();
+  cleanup.push(() => c.stop());
+  return c;
+}
+
+/** A server whose handler waits for `release` on requests that say "hold". */
+async function server(
+  n: number,
+  limits: Parameters<typeof startNode>[1]['limits'],
+  members: number[] = [n],
+): Promise<{ node: TestNode; address: string; release: () => void }> {
+  const node = await startNode(n, {
+    members: members.map(nodeIdOf),
+    limits: { submitIoTimeoutMs: 20_000, submitHandlerTimeoutMs: 20_000, ...limits },
+  });
+  cleanup.push(() => node.net.stop());
+  let release = (): void => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
+  node.net.handleSubmit(async (request, _from, signal) => {
+    if (text(request) === 'hold') {
+      await Promise.race([released, new Promise((resolve) => signal.addEventListener('abort', resolve))]);
+    }
+    return utf8(`ok ${text(request)}`);
+  });
+  return { node, address: node.net.addresses()[0] ?? '', release };
+}
+
+const isOpen = (s: Stream): boolean => s.status === 'open';
+
+describe('submit streams', () => {
+  it('take a request of at most 64 KiB by default, as the HTTP API does', async () => {
+    expect(DEFAULT_LIMITS.maxSubmitRequestBytes).toBe(64 * KiB);
+    const { address, node } = await server(71, {});
+    await expect(submitOverP2P(address, new Uint8Array(64 * KiB + 1))).rejects.toBeInstanceOf(
+      FrameTooLargeError,
+    );
+    await expect(
+      submitOverP2P(address, new Uint8Array(64 * KiB + 1), { maxRequestBytes: 1024 * KiB }),
+    ).rejects.toMatchObject({ code: 'REQUEST_TOO_LARGE' });
+    // what the reviewer sent: a ~1 MiB prefix, refused at once rather than buffered
+    const c = await client();
+    const big = await holdOpen(c, address, 1024 * KiB - 64);
+    await waitFor(() => !isOpen(big), 'the 1 MiB request to be refused', 3_000);
+    expect(node.net.stats().submit.badRequests).toBeGreaterThanOrEqual(1);
+    expect(text(await submitOverP2P(address, new Uint8Array(60 * KiB).fill(0x41)))).toMatch(/^ok A+$/);
+  });
+
+  it('are at most 4 at once on one non-member connection', async () => {
+    const { address, node } = await server(72, {});
+    const c = await client();
+    const streams: Stream[] = [];
+    for (let i = 0; i < 6; i++) streams.push(await holdOpen(c, address, 1000));
+    await waitFor(() => streams.filter(isOpen).length === 4, 'streams past 4 to be refused', 3_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(streams.slice(0, 4).every(isOpen)).toBe(true);
+    expect(node.net.stats().submit.refusedStreams).toBe(2);
+    expect(node.net.limits.maxSubmitStreamsPerConnection).toBe(4);
+    // one ends: the connection may open another, which is served
+    streams[0]!.abort(new Error('client gives up'));
+    await waitFor(() => node.net.stats().submit.badRequests >= 1, 'the server to see it go', 3_000);
+    const next = await c.dialProtocol(multiaddr(address), SUBMIT_PROTOCOL);
+    const lp = lpStream(next);
+    await lp.write(utf8('fifth'));
+    expect(text((await lp.read()).subarray().subarray(1))).toBe('ok fifth');
+  });
+
+  it('are not limited that way for a member, whose follower asks its leader 8 at once', async () => {
+    const A = 73;
+    const B = 74;
+    const { address, release } = await server(A, {}, [A, B]);
+    const asker = await startNode(B, {
+      members: [A, B].map(nodeIdOf),
+      peers: [{ nodeId: nodeIdOf(A), addrs: [address] }],
+    });
+    cleanup.push(() => asker.net.stop());
+    await waitFor(() => asker.net.connectedMembers().includes(nodeIdOf(A)), 'the member to connect');
+    const asks = Array.from({ length: 10 }, () => asker.net.submitTo(nodeIdOf(A), utf8('hold')));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    release();
+    expect((await Promise.all(asks)).map(text)).toEqual(Array<string>(10).fill('ok hold'));
+  });
+
+  it('share a budget of request bytes in flight: past it new streams get BUSY, members excepted', async () => {
+    const A = 75;
+    const B = 76;
+    const request = 4 * KiB;
+    const { node, address, release } = await server(
+      A,
+      // three requests being read at once, and a little more
+      { maxSubmitRequestBytes: request, maxSubmitBufferBytes: 3.5 * request },
+      [A, B],
+    );
+    // Requests already read hold only their own bytes while the handler runs: four small ones
+    // waiting for their answer leave room for three requests still being read.
+    const waiting = await client();
+    const answers: Promise<string>[] = [];
+    for (let i = 0; i < 4; i++) {
+      const s = await waiting.dialProtocol(multiaddr(address), SUBMIT_PROTOCOL);
+      const lp = lpStream(s);
+      await lp.write(utf8('hold'));
+      answers.push(lp.read().then((answer) => text(answer.subarray().subarray(1))));
+      // read by the node before the next one opens (while being read, each counts 4 KiB)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const readers = [await client(), await client()];
+    const held = [
+      await holdOpen(readers[0]!, address, 1000),
+      await holdOpen(readers[0]!, address, 1000),
+      await holdOpen(readers[1]!, address, 1000),
+    ];
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(held.every(isOpen)).toBe(true);
+    // full: a fourth is refused with BUSY, from another connection as well
+    await expect(submitOverP2P(address, utf8('x'), { timeoutMs: 5_000 })).rejects.toMatchObject({
+      name: 'RemoteError',
+      code: 'BUSY',
+    });
+    expect(node.net.stats().submit.refusedBusy).toBe(1);
+    // a member still gets through
+    const asker = await startNode(B, {
+      members: [A, B].map(nodeIdOf),
+      peers: [{ nodeId: nodeIdOf(A), addrs: [address] }],
+    });
+    cleanup.push(() => asker.net.stop());
+    await waitFor(() => asker.net.connectedMembers().includes(nodeIdOf(A)), 'the member to connect');
+    expect(text(await asker.net.submitTo(nodeIdOf(A), utf8('member')))).toBe('ok member');
+    // once the readers go, there is room again
+    for (const s of held) s.abort(new Error('client gives up'));
+    await waitFor(() => node.net.stats().submit.badRequests >= 3, 'the server to see them go', 3_000);
+    expect(text(await submitOverP2P(address, utf8('after'), { timeoutMs: 5_000 }))).toBe('ok after');
+    release();
+    expect(await Promise.all(answers)).toEqual(Array<string>(4).fill('ok hold'));
+  });
+
+  it('validate the budget against the request limit', () => {
+    expect(() => resolveLimits({ maxSubmitRequestBytes: 64 * KiB, maxSubmitBufferBytes: 32 * KiB })).toThrow(
+      /maxSubmitBufferBytes/,
+    );
+    expect(resolveLimits({}).maxSubmitBufferBytes).toBe(16 * 1024 * KiB);
+  });
+});
