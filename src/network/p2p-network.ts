@@ -189,19 +189,22 @@ export class P2PNetwork {
   }
 
   /**
-   * Gossips a transaction to every connected member. Fire and forget, like
-   * sendRaft: a failure (too large, not started) is logged and counted in
-   * `stats().gossip`, never thrown, so a caller on the submit path cannot be
-   * broken by gossip.
+   * Gossips a transaction to every connected member; resolves with how many
+   * it was handed to, once its batch has been written to their streams. A
+   * failure (too large, not started, no member subscribed) is logged and
+   * counted in `stats().gossip` and resolves 0, never rejects, so a caller on
+   * the submit path cannot be broken by gossip; a caller that need not know
+   * may leave it unawaited.
    */
-  publishTx(tx: Uint8Array): void {
+  publishTx(tx: Uint8Array): Promise<number> {
     const running = this.#running;
     if (running === undefined || this.#state !== 'started') {
       this.#logger.debug('transaction not gossiped: network not running');
-      return;
+      return Promise.resolve(0);
     }
-    running.gossip.publish(tx).catch((err: unknown) => {
+    return running.gossip.publish(tx).catch((err: unknown) => {
       this.#logger.warn({ err: (err as Error).message, size: tx.byteLength }, 'transaction gossip failed');
+      return 0;
     });
   }
 

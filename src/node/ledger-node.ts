@@ -661,7 +661,7 @@ export class LedgerNode implements LedgerNodeApi {
     for (const e of this.mempool.dueForResend(now, this.forwardRetryMs, FORWARD_RETRY_MAX_MS)) {
       const bytes = 'tx' in e ? signedTxBytes(e.tx) : e.bytes;
       this.forwardToLeader(bytes);
-      if ('tx' in e && this.mempool.markGossiped(e.tx.id)) this.opts.network.publishTx(bytes);
+      if ('tx' in e && this.mempool.markGossiped(e.tx.id)) void this.opts.network.publishTx(bytes);
       n++;
     }
     // it repeats, backing off, for as long as no leader commits them: not worth a line each time
@@ -1377,10 +1377,14 @@ export class LedgerNode implements LedgerNodeApi {
     // A client that waits for its receipt is answered by this node, which holds the transaction
     // and sends it again to the leader of each new term (forwardToNewLeader), and while it has
     // not committed (retryPending): no other copy is needed for it to survive the leader. One
-    // answered "accepted" (202) is gossiped to every mempool at once, even if it was held
-    // already for a waiting client, so that it outlives this node too.
-    if (!opts.wait && this.mempool.markGossiped(dtx.id))
-      this.opts.network.publishTx(bytes ?? signedTxBytes(dtx));
+    // answered "accepted" (202) is gossiped to every mempool, even if it was held already for a
+    // waiting client, so that it outlives this node too; and the answer waits until the gossip
+    // is on its way (at most GOSSIP_WAIT_MS): answered at once, a node killed in the next
+    // milliseconds took its only copy with it (the soak test found one).
+    if (!opts.wait && this.mempool.markGossiped(dtx.id)) {
+      const sent = this.opts.network.publishTx(bytes ?? signedTxBytes(dtx));
+      await Promise.race([sent, new Promise((r) => setTimeout(r, GOSSIP_WAIT_MS).unref())]);
+    }
     if (!waiting) return { id: dtx.id, status: 'accepted' };
     return waiting.result;
   }
@@ -2016,6 +2020,9 @@ export function randomSeed(): () => number {
   // Production randomness for election timeouts; the simulator injects a seeded one.
   return () => randomBytes(4).readUInt32BE(0) / 2 ** 32;
 }
+
+/** How long a `wait=none` answer waits for its transaction's gossip to be on its way. */
+const GOSSIP_WAIT_MS = 1_000;
 
 /** How many committed transactions' signatures a node remembers to drop late gossip. */
 const RECENTLY_COMMITTED = 50_000;

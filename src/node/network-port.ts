@@ -11,7 +11,12 @@ export interface NodeNetwork {
   /** non-blocking; may drop under backpressure (Raft retransmits) */
   sendRaft(to: string, frame: Uint8Array): void;
   onRaftFrame(handler: (from: string, frame: Uint8Array) => void): void;
-  publishTx(bytes: Uint8Array): void;
+  /**
+   * Gossip a transaction to every connected member. Never rejects: resolves
+   * with how many members it was handed to (0 when none, or on a failure,
+   * which the network logs) once it is on its way to them.
+   */
+  publishTx(bytes: Uint8Array): Promise<number>;
   onTx(handler: (from: string, bytes: Uint8Array) => void): void;
   handleSubmit(
     handler: (request: Uint8Array, from: string, signal?: AbortSignal) => Promise<Uint8Array>,

@@ -84,9 +84,12 @@ export class MemoryNetwork implements NodeNetwork {
   }
   /** how many times this node published a transaction batch to gossip */
   published = 0;
-  publishTx(bytes: Uint8Array): void {
+  publishTx(bytes: Uint8Array): Promise<number> {
     this.published++;
-    if (this.hub.gossip) this.spread(bytes, new Set([this.nodeId]));
+    if (!this.hub.gossip) return Promise.resolve(0);
+    const reached = new Set([this.nodeId]);
+    this.spread(bytes, reached);
+    return Promise.resolve(reached.size - 1);
   }
   /** to every reachable peer that has not had it, each told who passed it on (as gossipsub's relaying peer) */
   private spread(bytes: Uint8Array, reached: Set<string>): void {

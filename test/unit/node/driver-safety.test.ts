@@ -225,6 +225,32 @@ describe('warnings a member can cause over and over', () => {
   });
 });
 
+describe('a transaction answered "accepted" (wait=none)', () => {
+  it('is answered once its gossip is on its way to the others, not before: the node may die next', async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const net = cluster.hub.nodes.get(leader.nodeId)!;
+    let sent: (n: number) => void = () => undefined;
+    net.publishTx = () => new Promise<number>((r) => (sent = r)); // gossip still in flight
+    const reg = tx(
+      'participant.register',
+      cluster.operator,
+      { participant: pub(keyFor('fire-and-forget')), role: 'merchant', name: 'f' },
+      now(),
+    );
+    let answered = false;
+    const answer = leader.submit(reg.tx, { wait: false, timeoutMs: 5000 }).then((r) => {
+      answered = true;
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(answered).toBe(false);
+    sent(2);
+    expect(await answer).toMatchObject({ id: reg.id, status: 'accepted' });
+  });
+});
+
 describe('gossip that arrives after its transaction committed', () => {
   it('is dropped: a follower does not keep it for an hour and send it to the leader again and again', async () => {
     cluster = new TestCluster(3);
