@@ -1,4 +1,4 @@
-import { isIP, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -16,6 +16,7 @@ import { fastifySchema, ROUTES, type RouteSpec } from './routes.js';
 import { MAX_HEIGHT } from './schemas.js';
 import { checkSearchParameters, searchRequest, type SearchQuery } from './search-query.js';
 import { BlockStream, StreamBudget } from './sse.js';
+import { ipSource } from '../util/ip-source.js';
 
 export interface ApiOptions {
   /** the node's root logger (the API logs through a child `{ module: 'api' }`); false: silent */
@@ -147,26 +148,7 @@ function disconnectSignal(reply: FastifyReply): AbortSignal {
  */
 export function sourceKey(address: string | undefined): string | undefined {
   if (address === undefined || address === '') return undefined;
-  const bare = address.split('%')[0]!.toLowerCase(); // zone id: fe80::1%eth0
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(bare);
-  if (mapped) return mapped[1];
-  if (isIP(bare) !== 6) return bare;
-  const [head = '', tail = ''] = bare.split('::');
-  const part = (text: string): string[] => {
-    if (text === '') return [];
-    return text.split(':').flatMap((h) => {
-      if (!h.includes('.')) return [h];
-      const [a = 0, b = 0, c = 0, d = 0] = h.split('.').map(Number);
-      return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
-    });
-  };
-  const front = part(head);
-  const back = bare.includes('::') ? part(tail) : [];
-  const groups = [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back];
-  return `${groups
-    .slice(0, 4)
-    .map((g) => parseInt(g, 16).toString(16))
-    .join(':')}::/64`;
+  return ipSource(address);
 }
 
 /** Counts of open things (connections, streams) per source, with a cap. */

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { NetworkLimits } from './limits.js';
 import type { LogRateLimiter } from './rate-limited-log.js';
 import { toError } from './wait.js';
+import { ipSource } from '../util/ip-source.js';
 
 export interface ConnectionGuardComponents {
   logger: Logger;
@@ -208,23 +209,7 @@ export class ConnectionGuard {
 export function ipKey(addr: Multiaddr): string | undefined {
   for (const component of addr.getComponents()) {
     if (component.name === 'ip4' && component.value !== undefined) return component.value;
-    if (component.name === 'ip6' && component.value !== undefined) return ipv6Prefix64(component.value);
+    if (component.name === 'ip6' && component.value !== undefined) return ipSource(component.value);
   }
   return undefined;
-}
-
-function ipv6Prefix64(address: string): string {
-  const plain = address.toLowerCase().split('%')[0] ?? '';
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(plain);
-  if (mapped?.[1] !== undefined) return mapped[1];
-  const halves = plain.split('::');
-  if (halves.length > 2) return plain;
-  const head = halves[0] === '' || halves[0] === undefined ? [] : halves[0].split(':');
-  const tail = halves.length === 2 && halves[1] !== '' && halves[1] !== undefined ? halves[1].split(':') : [];
-  const groups =
-    halves.length === 2
-      ? [...head, ...Array<string>(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail]
-      : head;
-  const prefix = groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16));
-  return `${prefix.join(':')}::/64`;
 }
