@@ -128,6 +128,17 @@ export class Progress {
       return true;
     }
     if (this.next - 1 !== rejected) return false;
+    if (matchHint < this.match) {
+      // The follower no longer holds entries it acknowledged (a healthy one always matches up
+      // to `match`): its store was lost, or restored from an older copy. Probing on from
+      // match + 1 would be refused for ever, each refusal answered at once (tens of thousands a
+      // second). Start again from what it holds; the commit index never goes back, so a lower
+      // match only delays what counts it.
+      this.match = Math.max(0, matchHint);
+      this.next = this.match + 1;
+      this.msgAppFlowPaused = false;
+      return true;
+    }
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
     this.msgAppFlowPaused = false;
     return true;

@@ -713,6 +713,12 @@ export class RaftNode {
         // follower's hint term (etcd findConflictByTerm).
         let nextProbe = m.rejectHint;
         if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm)[0];
+        const lost = pr.state === 'probe' && pr.next - 1 === m.index && nextProbe < pr.match;
+        if (lost)
+          this.logger?.warn(
+            { id: this.id, from: m.from, match: pr.match, holds: nextProbe },
+            'raft: a follower no longer holds entries it acknowledged (its store was lost or restored from an older copy); replicating to it again from what it holds',
+          );
         if (pr.maybeDecrTo(m.index, nextProbe)) {
           if (pr.state === 'replicate') pr.becomeProbe();
           this.sendAppend(m.from);

@@ -967,24 +967,39 @@ export class LedgerNode implements LedgerNodeApi {
       let progressed = false;
       for (const peer of peers) {
         if (this.stopped) return;
+        let blocks: Uint8Array[];
         try {
           const from = chain.height + 1;
-          const blocks = await this.opts.network.fetchBlocks(
+          blocks = await this.opts.network.fetchBlocks(
             peer,
             from,
             Math.min(height, from + 255),
             this.abort.signal,
           );
-          for (const bytes of blocks) {
-            const block = decodeFetchedBlock(bytes);
-            const receipts = await chain.commit(block, { checkSignatures: true });
-            this.afterApply(block, receipts);
-            progressed = true;
-          }
-          if (progressed) break;
         } catch (err) {
           this.log.warn({ peer, err: (err as Error).message }, 'block fetch failed; trying another peer');
+          continue;
         }
+        for (const bytes of blocks) {
+          let block: DecodedBlock;
+          let processed: ProcessedBlock;
+          try {
+            block = decodeFetchedBlock(bytes);
+            processed = processBlock(chain.state, block, { checkSignatures: true });
+          } catch (err) {
+            this.log.warn(
+              { peer, err: (err as Error).message },
+              'a peer served a block that does not follow the chain; trying another peer',
+            );
+            break;
+          }
+          // Outside the peer's try: a store that fails to write is this node's fault, not the
+          // peer's, and stops the node (fatal) instead of being retried every 200 ms for ever.
+          const receipts = await chain.commit(block, { checkSignatures: true, processed });
+          this.afterApply(block, receipts);
+          progressed = true;
+        }
+        if (progressed) break;
       }
       if (this.stopped) return;
       if (!progressed) await new Promise((r) => setTimeout(r, 200));

@@ -296,3 +296,31 @@ describe('a node whose store was lost (abstainUntilLeader)', () => {
     expect(drain(raft, storage).map((m) => [m.type, m.reject])).toEqual([['voteResp', false]]);
   });
 });
+
+describe('a follower that no longer holds entries it acknowledged', () => {
+  it('is replicated to again from what it holds, not probed at its old match for ever', () => {
+    // a leads; b acknowledged everything up to the no-op, then lost its store
+    const { raft, storage } = solo({ id: 'a', voters: abc, preVote: false });
+    raft.campaign();
+    drain(raft, storage);
+    raft.step(msg({ type: 'voteResp', from: 'b', to: 'a', term: 2 }));
+    drain(raft, storage);
+    const acked = raft.status().lastIndex;
+    raft.step(msg({ type: 'appResp', from: 'b', to: 'a', term: 2, index: acked }));
+    drain(raft, storage);
+    const refuse = (index: number) =>
+      raft.step(msg({ type: 'appResp', from: 'b', to: 'a', term: 2, index, reject: true, rejectHint: 0 }));
+    const toB = () =>
+      drain(raft, storage).filter((m) => m.to === 'b' && (m.type === 'app' || m.type === 'snap'));
+    raft.propose(utf8('x'));
+    toB();
+    refuse(acked + 1); // the optimistic append after its match: back to probing from match + 1
+    const sent = toB();
+    expect(sent.map((m) => m.index)).toEqual([acked]);
+    refuse(acked); // it holds nothing: the probe at its old match is refused
+    // before, each such refusal was answered at once with the same probe, for ever; now the
+    // leader starts again from what b holds: nothing, so the snapshot its log begins with
+    expect(toB().map((m) => m.type)).toEqual(['snap']);
+    expect(raft.status().progress?.b).toMatchObject({ match: 0, state: 'snapshot' });
+  });
+});
