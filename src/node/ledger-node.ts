@@ -1961,9 +1961,15 @@ class Slots {
 export function mirrorCallError(err: unknown): Error {
   const e = err as { name?: unknown; code?: unknown; message?: unknown };
   if (e.name === 'SyncError' && e.code === 'INVALID_QUERY') return err as Error;
-  // the database's own words (hosts, ports) stay in the node's log
-  if (e.name === 'SyncError' && e.code === 'MIRROR_UNAVAILABLE')
-    return new ApiError('NOT_READY', 'the mirror database is unavailable; retry later', { cause: err });
+  // the database's own words (hosts, ports) stay in the node's log; the node's own are kept
+  if (e.name === 'SyncError' && e.code === 'MIRROR_UNAVAILABLE') {
+    const own = (err as { ownWords?: unknown }).ownWords;
+    return new ApiError(
+      'NOT_READY',
+      typeof own === 'string' ? own : 'the mirror database is unavailable; retry later',
+      { cause: err },
+    );
+  }
   // the schema is gone and being made again (docs/SYNC.md, rebuilding the mirror)
   if (e.name === 'SyncError' && e.code === 'MIRROR_REBUILDING')
     return new ApiError('NOT_READY', 'the mirror is being rebuilt; retry later', { cause: err });

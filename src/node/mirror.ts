@@ -46,6 +46,8 @@ export class MirrorCallError extends Error {
     override readonly name: string,
     readonly code: string,
     message: string,
+    /** the node's own words (about its mirror thread), fit for a client; not a database's */
+    readonly ownWords?: string,
   ) {
     super(message);
   }
@@ -388,7 +390,7 @@ function toError(e: WireError): MirrorCallError {
   return new MirrorCallError(e.name, e.code, e.message);
 }
 
-/** What calls to a mirror without its thread reject with (the node answers 503). */
-function unavailable(why: string): MirrorCallError {
-  return new MirrorCallError('SyncError', 'MIRROR_UNAVAILABLE', `MIRROR_UNAVAILABLE: ${why}`);
+/** What calls to a mirror without its thread, or with a busy one, reject with (the node answers 503 with `why`). */
+export function unavailable(why: string): MirrorCallError {
+  return new MirrorCallError('SyncError', 'MIRROR_UNAVAILABLE', `MIRROR_UNAVAILABLE: ${why}`, why);
 }

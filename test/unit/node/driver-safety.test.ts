@@ -366,6 +366,14 @@ describe('a failed call into the mirror', () => {
       'the mirror is being rebuilt; retry later',
     ]);
     expect(answer(new SyncError('CHECK_IN_PROGRESS', 'busy')).slice(0, 2)).toEqual([503, 'NOT_READY']);
+    // the node's own words about its mirror thread (busy, no answer in time) are kept: they say
+    // more than "unavailable" and name no database
+    const { unavailable } = await import('../../../src/node/mirror.js');
+    expect(answer(unavailable('the mirror thread did not answer a search within 45 s'))).toEqual([
+      503,
+      'NOT_READY',
+      'the mirror thread did not answer a search within 45 s',
+    ]);
     // before: every other failure was 503 "unavailable" with Postgres' own message, worth a retry
     const pg = Object.assign(new Error('date/time field value out of range: "+010000-01-01"'), {
       code: '22008',
