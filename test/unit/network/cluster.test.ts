@@ -160,7 +160,7 @@ describe('a three-member network', () => {
       () => [B, C].every((n) => node(A).net.txGossipPeers().includes(id(n))),
       'A to see B and C on the transaction topic',
     );
-    node(A).net.publishTx(utf8('{"tx":"from-A"}'));
+    void node(A).net.publishTx(utf8('{"tx":"from-A"}'));
     for (const n of [B, C]) {
       await waitFor(() => node(n).txs.some((t) => t.tx === '{"tx":"from-A"}'), `node ${n} to receive the tx`);
       expect(node(n).txs.find((t) => t.tx === '{"tx":"from-A"}')?.from).toBe(id(A));

@@ -72,8 +72,8 @@ describe('membership gating', () => {
 
   it('ignores transaction gossip from a non-member and never gossips to one', async () => {
     await waitFor(() => a.net.txGossipPeers().includes(nodeIdOf(B)), 'A and B on the tx topic');
-    d.net.publishTx(utf8('from-outsider'));
-    a.net.publishTx(utf8('from-member'));
+    void d.net.publishTx(utf8('from-outsider'));
+    void a.net.publishTx(utf8('from-member'));
     await waitFor(() => b.txs.some((t) => t.tx === 'from-member'), 'B to receive the member tx');
     // Gossip is fast on loopback: if the outsider's tx were going to arrive it would have by now.
     await new Promise((resolve) => setTimeout(resolve, 300));

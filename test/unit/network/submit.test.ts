@@ -141,7 +141,7 @@ describe('the submit protocol', () => {
     }
     // after stop: sends are dropped, requests refused, stop is idempotent
     bare.net.sendRaft(nodeIdOf(S), utf8('late'));
-    bare.net.publishTx(utf8('late'));
+    void bare.net.publishTx(utf8('late'));
     await expect(bare.net.fetchBlocks(nodeIdOf(S), 0, 0)).rejects.toMatchObject({
       name: 'NetworkStateError',
       code: 'STOPPED',
