@@ -135,7 +135,9 @@ try {
   const chainId = net.chainId;
   const sign = (signer: KeyPair, kind: UnsignedTx['kind'], payload: unknown) =>
     signedJson(chainId, signer, kind, payload);
-  const agent = new Agent({ keepAlive: true, maxSockets: 512 });
+  // timeout (longer than any wait for a commit) makes the agent honour the nodes' Keep-Alive
+  // hint (5 s): without one it keeps idle sockets for ever and may reuse one a node is closing
+  const agent = new Agent({ keepAlive: true, maxSockets: 512, timeout: 120_000 });
   const commitUrl = (i: number) =>
     new URL(`${urls[target === 'all' ? i % urls.length : 0]}/v1/transactions?wait=commit&timeoutMs=30000`);
 

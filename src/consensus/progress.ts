@@ -52,6 +52,11 @@ export class Progress {
   msgAppFlowPaused = false;
   /** Snapshot state survived one full election timeout without an answer. */
   snapshotStale = false;
+  /**
+   * A refusal said the follower holds less than `match` (maybeDecrTo); one
+   * more in a row, with no acknowledgement between, and it is believed.
+   */
+  lossSuspected = false;
   readonly inflights: Inflights;
 
   constructor(
@@ -108,6 +113,7 @@ export class Progress {
   /** An append up to n was acknowledged. Returns whether match moved. */
   maybeUpdate(n: number): boolean {
     let updated = false;
+    this.lossSuspected = false;
     if (this.match < n) {
       this.match = n;
       updated = true;
@@ -133,7 +139,15 @@ export class Progress {
       // to `match`): its store was lost, or restored from an older copy. Probing on from
       // match + 1 would be refused for ever, each refusal answered at once (tens of thousands a
       // second). Start again from what it holds; the commit index never goes back, so a lower
-      // match only delays what counts it.
+      // match only delays what counts it. A refusal from before the acknowledgement, delivered
+      // late or twice, says the same once: so the first one is only noted and the probe sent
+      // again (a healthy follower acknowledges it, which clears the note), the second believed.
+      if (!this.lossSuspected) {
+        this.lossSuspected = true;
+        this.msgAppFlowPaused = false;
+        return true;
+      }
+      this.lossSuspected = false;
       this.match = Math.max(0, matchHint);
       this.next = this.match + 1;
       this.msgAppFlowPaused = false;

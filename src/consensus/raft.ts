@@ -225,10 +225,15 @@ export class RaftNode {
       this.handleVoteRequest(m);
       return;
     }
-    // a leader of this term speaks (older terms returned above): whatever this node voted for
-    // before it lost its store, the terms from here on are new to it
-    if (this.abstaining && (m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap'))
+    // A leader speaks, of a term at least this node's (older ones returned above). It may still
+    // be a term this node voted in before it lost its store, or older than one it voted in (a
+    // leader cut off since, or its queued frames): abstaining narrows the danger, it cannot
+    // close it without the lost record. The leader is recorded as this term's vote, so that
+    // after a restart the node does not vote for another in it.
+    if (this.abstaining && (m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap')) {
       this.abstaining = false;
+      this.vote ??= m.from;
+    }
     switch (this.role) {
       case 'leader':
         this.stepLeader(m);
@@ -713,13 +718,13 @@ export class RaftNode {
         // follower's hint term (etcd findConflictByTerm).
         let nextProbe = m.rejectHint;
         if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm)[0];
-        const lost = pr.state === 'probe' && pr.next - 1 === m.index && nextProbe < pr.match;
-        if (lost)
-          this.logger?.warn(
-            { id: this.id, from: m.from, match: pr.match, holds: nextProbe },
-            'raft: a follower no longer holds entries it acknowledged (its store was lost or restored from an older copy); replicating to it again from what it holds',
-          );
+        const acknowledged = pr.match;
         if (pr.maybeDecrTo(m.index, nextProbe)) {
+          if (pr.match < acknowledged)
+            this.logger?.warn(
+              { id: this.id, from: m.from, match: acknowledged, holds: pr.match },
+              'raft: a follower no longer holds entries it acknowledged (its store was lost or restored from an older copy); replicating to it again from what it holds',
+            );
           if (pr.state === 'replicate') pr.becomeProbe();
           this.sendAppend(m.from);
         }

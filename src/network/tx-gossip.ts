@@ -103,6 +103,8 @@ export class TxGossip {
     this.#timer = undefined;
     this.#batch = [];
     this.#batchBytes = 0;
+    // a batch never sent reached no one: its publishers hear so now, not never
+    for (const w of this.#waiters.splice(0)) w.resolve(0);
     pubsub.unsubscribe(this.topic);
     pubsub.removeEventListener('gossipsub:message', this.#onMessage);
     pubsub.topicValidators.delete(this.topic);

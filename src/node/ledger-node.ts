@@ -293,8 +293,8 @@ export class LedgerNode implements LedgerNodeApi {
           'one is heard (a node added with `members add` starts so; a founding node has the state ' +
           '`bitnexus init` wrote' +
           (founding
-            ? ': this node is a founding member, so its store was lost; remove it and add it again ' +
-              'with a new key, or restore its data from a backup (docs/OPERATIONS.md)'
+            ? ': this node is a founding member, so its store was lost; the safe course is to ' +
+              'remove it and add it again with a new key (docs/OPERATIONS.md)'
             : '; see docs/OPERATIONS.md') +
           ')',
       );
@@ -1398,7 +1398,9 @@ export class LedgerNode implements LedgerNodeApi {
     // milliseconds took its only copy with it (the soak test found one).
     if (!opts.wait && this.mempool.markGossiped(dtx.id)) {
       const sent = this.opts.network.publishTx(bytes ?? signedTxBytes(dtx));
-      await Promise.race([sent, new Promise((r) => setTimeout(r, GOSSIP_WAIT_MS).unref())]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([sent, new Promise((r) => (timer = setTimeout(r, GOSSIP_WAIT_MS)))]);
+      clearTimeout(timer);
     }
     if (!waiting) return { id: dtx.id, status: 'accepted' };
     return waiting.result;

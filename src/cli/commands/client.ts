@@ -213,7 +213,14 @@ export function checkTransaction(value: unknown, what: string): void {
       'INVALID_ARGUMENT',
       `${what} a key file, not a transaction; nothing was sent (sign a transaction with bitnexus tx … --key <key file> and submit what it prints)`,
     );
-  parseTransaction(value);
+  try {
+    parseTransaction(value);
+  } catch (err) {
+    // a kind or version this CLI does not know may be one a newer node does: the node decides
+    const code = (err as { code?: unknown }).code;
+    if (code === 'UNKNOWN_KIND' || code === 'UNSUPPORTED_VERSION') return;
+    throw err;
+  }
 }
 
 /** `--p2p ADDRESS`: a multiaddr whose /p2p/ part, if any, is a peer id (checked before dialling). */

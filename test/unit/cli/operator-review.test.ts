@@ -101,6 +101,14 @@ describe('submit checks the transaction before sending it (item 1)', () => {
     expect(node.requests.length).toBe(before);
   });
 
+  it('leaves a kind or version it does not know to the node (a newer node may know it)', async () => {
+    const before = node.requests.length;
+    const future = { ...signedTx(), kind: 'commission.split' };
+    const r = await run(['submit', await txFile('future.json', future), '--node', node.url]);
+    expect(node.requests.length, r.stderr).toBe(before + 1);
+    expect(JSON.parse(node.requests.at(-1)!.body)).toEqual(future);
+  });
+
   it('sends a well-formed transaction unchanged', async () => {
     const tx = signedTx();
     const before = node.requests.length;

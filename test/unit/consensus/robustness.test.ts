@@ -271,17 +271,19 @@ describe('a node whose store was lost (abstainUntilLeader)', () => {
     expect(storage.initialState().hardState.vote).toBeNull();
   });
 
-  it('votes again once a leader of the current term has spoken: later terms are new to it', () => {
+  it('votes in later terms once a leader has spoken, and records that leader as its vote in the leader’s term', () => {
     const { raft, storage } = wiped(true);
     raft.step(msg({ type: 'heartbeat', from: 'a', to: 'c', term: 3 }));
     drain(raft, storage);
+    // persisted: restarted, it does not vote for another candidate in term 3
+    expect(storage.initialState().hardState).toMatchObject({ term: 3, vote: 'a' });
     for (let i = 0; i < 20; i++) raft.tick(); // the leader is gone: its lease has run out
     raft.step(vote('vote', 'b', 4));
     const out = drain(raft, storage).filter((m) => m.type === 'voteResp');
     expect(out.map((m) => [m.to, m.term, m.reject])).toEqual([['b', 4, false]]);
   });
 
-  it('a stale leader does not end the abstention', () => {
+  it('a leader of a term older than one it has seen since it started does not end the abstention', () => {
     const { raft, storage } = wiped(true);
     raft.step(vote('vote', 'b', 5)); // refused, but c now knows term 5
     raft.step(msg({ type: 'heartbeat', from: 'a', to: 'c', term: 4 }));
@@ -318,9 +320,47 @@ describe('a follower that no longer holds entries it acknowledged', () => {
     const sent = toB();
     expect(sent.map((m) => m.index)).toEqual([acked]);
     refuse(acked); // it holds nothing: the probe at its old match is refused
-    // before, each such refusal was answered at once with the same probe, for ever; now the
-    // leader starts again from what b holds: nothing, so the snapshot its log begins with
+    // once could be a late copy of an old refusal: the same probe again
+    expect(toB().map((m) => [m.type, m.index])).toEqual([['app', acked]]);
+    expect(raft.status().progress?.b).toMatchObject({ match: acked });
+    refuse(acked); // twice in a row: before, this went on for ever, each refusal answered at once
+    // now the leader starts again from what b holds: nothing, so the snapshot its log begins with
     expect(toB().map((m) => m.type)).toEqual(['snap']);
     expect(raft.status().progress?.b).toMatchObject({ match: 0, state: 'snapshot' });
+  });
+
+  it('a healthy follower: a late copy of an old refusal does not lower its match', () => {
+    const { raft, storage } = solo({ id: 'a', voters: abc, preVote: false });
+    raft.campaign();
+    drain(raft, storage);
+    raft.step(msg({ type: 'voteResp', from: 'b', to: 'a', term: 2 }));
+    drain(raft, storage);
+    const acked = raft.status().lastIndex;
+    raft.step(msg({ type: 'appResp', from: 'b', to: 'a', term: 2, index: acked }));
+    raft.propose(utf8('x'));
+    drain(raft, storage);
+    const refusal = msg({
+      type: 'appResp',
+      from: 'b',
+      to: 'a',
+      term: 2,
+      index: acked + 1,
+      reject: true,
+      rejectHint: acked,
+    });
+    raft.step(refusal); // back to probing at its match
+    drain(raft, storage);
+    // a copy of an old refusal of the probe at its match, from before it held it
+    raft.step(
+      msg({ type: 'appResp', from: 'b', to: 'a', term: 2, index: acked, reject: true, rejectHint: 0 }),
+    );
+    const sent = drain(raft, storage).filter((m) => m.to === 'b');
+    // before, this alone reset b to nothing and sent it the snapshot
+    expect(sent.map((m) => [m.type, m.index])).toEqual([['app', acked]]);
+    expect(raft.status().progress?.b).toMatchObject({ match: acked });
+    // b answers the probe sent again: it holds everything, and the note is cleared
+    raft.step(msg({ type: 'appResp', from: 'b', to: 'a', term: 2, index: acked + 1 }));
+    drain(raft, storage);
+    expect(raft.status().progress?.b).toMatchObject({ match: acked + 1 });
   });
 });

@@ -198,7 +198,6 @@ describe('a founding node whose disk was lost, among others', () => {
     // f1 campaigns and needs f2's vote; before, the wiped node granted it at once
     await new Promise((r) => setTimeout(r, 1_000)); // ~5 election timeouts of 10 ticks of 10 ms
     expect(cluster.nodes.get(f1)!.raftStatus.role).not.toBe('leader');
-    expect(wiped.raftStatus.role).not.toBe('leader');
     // the leader is back: the wiped node hears it, catches up, and may vote from then on
     cluster.hub.heal();
     await cluster.waitFor(
