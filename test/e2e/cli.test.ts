@@ -414,41 +414,36 @@ describe('bitnexus devnet (what npm start runs)', () => {
       expect(node.p2p).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW\w+$/);
       const key = join(dir, 'devnet-merchant.key');
       const merchant = (await runCli(['keys', 'generate', '--out', key])).stdout.trim();
-      const tx = await runCli([
-        'tx',
-        'participant.register',
-        '--key',
-        join(net, 'operator.key'),
-        '--genesis',
-        join(net, 'genesis.json'),
-        '--participant',
-        merchant,
-        '--role',
-        'merchant',
-        '--name',
-        'Devnet Shop',
-      ]);
+      // a participant.register, signed by the network's operator
+      const register = (participant: string, role: string, name: string, ...extra: string[]) =>
+        runCli([
+          'tx',
+          'participant.register',
+          '--key',
+          join(net, 'operator.key'),
+          '--genesis',
+          join(net, 'genesis.json'),
+          '--participant',
+          participant,
+          '--role',
+          role,
+          '--name',
+          name,
+          ...extra,
+        ]);
+      const tx = await register(merchant, 'merchant', 'Devnet Shop');
       expect(tx.code, tx.stderr).toBe(0);
       const submitted = await runCli(['submit', '--p2p', node.p2p, '-', '--json'], { input: tx.stdout });
       expect(submitted.code, submitted.stderr).toBe(0);
       expect(JSON.parse(submitted.stdout)).toMatchObject({ status: 'committed', receipt: { code: 'OK' } });
       // a node's refusal with --json: its details are a member of their own, over libp2p and HTTP
-      const future = await runCli([
-        'tx',
-        'participant.register',
-        '--key',
-        join(net, 'operator.key'),
-        '--genesis',
-        join(net, 'genesis.json'),
-        '--participant',
+      const future = await register(
         'cd'.repeat(32),
-        '--role',
         'affiliate',
-        '--name',
         'Too Early',
         '--timestamp',
         String(Date.now() + 24 * 3600 * 1000),
-      ]);
+      );
       expect(future.code, future.stderr).toBe(0);
       for (const via of [
         ['--p2p', node.p2p],

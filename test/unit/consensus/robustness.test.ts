@@ -300,8 +300,8 @@ describe('a node whose store was lost (abstainUntilLeader)', () => {
 });
 
 describe('a follower that no longer holds entries it acknowledged', () => {
-  it('is replicated to again from what it holds, not probed at its old match for ever', () => {
-    // a leads; b acknowledged everything up to the no-op, then lost its store
+  /** a leads term 2 (b's vote); b acknowledged everything up to the no-op (`acked`) */
+  const leaderWithB = () => {
     const { raft, storage } = solo({ id: 'a', voters: abc, preVote: false });
     raft.campaign();
     drain(raft, storage);
@@ -309,6 +309,12 @@ describe('a follower that no longer holds entries it acknowledged', () => {
     drain(raft, storage);
     const acked = raft.status().lastIndex;
     raft.step(msg({ type: 'appResp', from: 'b', to: 'a', term: 2, index: acked }));
+    return { raft, storage, acked };
+  };
+
+  it('is replicated to again from what it holds, not probed at its old match for ever', () => {
+    // b then lost its store
+    const { raft, storage, acked } = leaderWithB();
     drain(raft, storage);
     const refuse = (index: number) =>
       raft.step(msg({ type: 'appResp', from: 'b', to: 'a', term: 2, index, reject: true, rejectHint: 0 }));
@@ -330,13 +336,7 @@ describe('a follower that no longer holds entries it acknowledged', () => {
   });
 
   it('a healthy follower: a late copy of an old refusal does not lower its match', () => {
-    const { raft, storage } = solo({ id: 'a', voters: abc, preVote: false });
-    raft.campaign();
-    drain(raft, storage);
-    raft.step(msg({ type: 'voteResp', from: 'b', to: 'a', term: 2 }));
-    drain(raft, storage);
-    const acked = raft.status().lastIndex;
-    raft.step(msg({ type: 'appResp', from: 'b', to: 'a', term: 2, index: acked }));
+    const { raft, storage, acked } = leaderWithB();
     raft.propose(utf8('x'));
     drain(raft, storage);
     const refusal = msg({
