@@ -242,3 +242,15 @@ async function resendUntil(send: () => void, delivered: () => boolean, what: str
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+describe('a transaction published while the network stops', () => {
+  it('resolves its publisher with 0 (reached no one), instead of leaving it waiting for ever', async () => {
+    const lone = await startNode(91, { members: [nodeIdOf(91), nodeIdOf(92)] });
+    const published = lone.net.publishTx(utf8('{"tx":"at-stop"}')); // its batch waits 2 ms
+    await lone.net.stop();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<string>((r) => (timer = setTimeout(() => r('still waiting'), 2_000)));
+    expect(await Promise.race([published, late])).toBe(0);
+    clearTimeout(timer);
+  });
+});
