@@ -17,6 +17,7 @@ import { MAX_HEIGHT } from './schemas.js';
 import { checkSearchParameters, searchRequest, type SearchQuery } from './search-query.js';
 import { BlockStream, StreamBudget } from './sse.js';
 import { ipSource } from '../util/ip-source.js';
+import { LogRateLimiter } from '../network/rate-limited-log.js';
 
 export interface ApiOptions {
   /** the node's root logger (the API logs through a child `{ module: 'api' }`); false: silent */
@@ -172,22 +173,6 @@ class PerSource {
     if (n <= 0) this.counts.delete(key);
     else this.counts.set(key, n);
   }
-}
-
-/** A warning at most once per interval (a flood of refusals is one line, with how many). */
-function rateLimitedWarn(log: FastifyBaseLogger, msg: string): (detail: Record<string, unknown>) => void {
-  let last = 0;
-  let suppressed = 0;
-  return (detail) => {
-    const now = Date.now();
-    if (now - last < REFUSAL_LOG_INTERVAL_MS) {
-      suppressed++;
-      return;
-    }
-    log.warn({ ...detail, alsoSince: suppressed }, msg);
-    last = now;
-    suppressed = 0;
-  };
 }
 
 /**
@@ -625,19 +610,27 @@ function limitConnections(app: FastifyInstance, limits: Required<HttpLimits>): v
   const server = app.server;
   server.maxConnections = limits.maxConnections;
   const bySource = new PerSource(limits.maxConnectionsPerSource);
-  const warnFull = rateLimitedWarn(
-    app.log,
-    'HTTP connection refused: the server holds its limit of connections',
+  // a flood of refusals is a line per source and interval, each saying how many it stands for
+  const refusals = new LogRateLimiter(REFUSAL_LOG_INTERVAL_MS);
+  const warn = (key: string, detail: Record<string, unknown>, msg: string) => {
+    const admitted = refusals.admit(key);
+    if (admitted !== undefined) app.log.warn({ ...detail, suppressed: admitted.suppressed }, msg);
+  };
+  server.on('drop', () =>
+    warn(
+      'full:',
+      { maxConnections: limits.maxConnections },
+      'HTTP connection refused: the server holds its limit of connections',
+    ),
   );
-  const warnSource = rateLimitedWarn(
-    app.log,
-    'HTTP connection refused: its source address holds its limit of connections',
-  );
-  server.on('drop', () => warnFull({ maxConnections: limits.maxConnections }));
   server.on('connection', (socket: Socket) => {
     const source = sourceKey(socket.remoteAddress);
     if (!bySource.take(source)) {
-      warnSource({ source, maxConnectionsPerSource: limits.maxConnectionsPerSource });
+      warn(
+        `source:${source ?? ''}`,
+        { source, maxConnectionsPerSource: limits.maxConnectionsPerSource },
+        'HTTP connection refused: its source address holds its limit of connections',
+      );
       socket.destroy();
       return;
     }
