@@ -5,6 +5,7 @@ import {
   decodeBlock,
   DEFAULT_PARAMS,
   type DecodedBlock,
+  type DecodedTx,
   type GenesisConfig,
 } from '../../src/ledger/index.js';
 import { LedgerChain } from '../../src/node/ledger-chain.js';
@@ -12,7 +13,7 @@ import { LedgerNode } from '../../src/node/ledger-node.js';
 import { MemoryStore } from '../../src/storage/index.js';
 import { MemoryRaftStore } from '../../src/storage/raft/index.js';
 import type { KeyPair } from '../../src/crypto/index.js';
-import { keyFor, pub } from './ledger-fixture.js';
+import { keyFor, pub, tx } from './ledger-fixture.js';
 import { MemoryHub } from './memory-network.js';
 
 /**
@@ -112,6 +113,16 @@ export class TestCluster {
       await new Promise((r) => setTimeout(r, 10));
     }
     throw new Error(`timed out waiting for ${what}`);
+  }
+
+  /** A merchant's registration signed by the operator now; its key is keyFor(label). */
+  registration(label: string, name = label): DecodedTx {
+    return tx(
+      'participant.register',
+      this.operator,
+      { participant: pub(keyFor(label)), role: 'merchant', name },
+      { timestamp: Date.now() },
+    );
   }
 
   async waitForLeader(): Promise<LedgerNode> {

@@ -3,7 +3,6 @@ import { MemoryStore, type BatchOp } from '../../../src/storage/index.js';
 import { MemoryRaftStore } from '../../../src/storage/raft/index.js';
 import { decodeRaftMessage, isTxForward } from '../../../src/node/raft-wire.js';
 import { TestCluster } from '../../support/cluster.js';
-import { keyFor, pub, tx } from '../../support/ledger-fixture.js';
 import {
   describePoint,
   pointsOf,
@@ -222,14 +221,6 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-const register = (c: TestCluster, name: string) =>
-  tx(
-    'participant.register',
-    c.operator,
-    { participant: pub(keyFor(name)), role: 'merchant', name },
-    { timestamp: Date.now() },
-  );
-
 describe('found by the crash-point review (each failed before its fix)', () => {
   // restoreSnapshot committed each fetched block inside the try meant for a failed fetch: a
   // chain-store write that failed was logged as a peer's fault and retried every 200 ms, for
@@ -241,7 +232,8 @@ describe('found by the crash-point review (each failed before its fix)', () => {
     const leader = await c.waitForLeader();
     const lagging = c.ids.find((id) => id !== leader.nodeId)!;
     await c.stop(lagging);
-    for (let i = 0; i < 8; i++) await leader.submit(register(c, `r${i}`).tx, { wait: true, timeoutMs: 5000 });
+    for (let i = 0; i < 8; i++)
+      await leader.submit(c.registration(`r${i}`).tx, { wait: true, timeoutMs: 5000 });
     // its disk fails every block write from now on (an I/O error, a full disk)
     const failing = new (class extends MemoryStore {
       override batch(ops: readonly BatchOp[]): Promise<void> {
@@ -271,12 +263,14 @@ describe('found by the crash-point review (each failed before its fix)', () => {
     const c = (cluster = new TestCluster(3));
     await c.startAll();
     const leader = await c.waitForLeader();
-    for (let i = 0; i < 3; i++) await leader.submit(register(c, `w${i}`).tx, { wait: true, timeoutMs: 5000 });
+    for (let i = 0; i < 3; i++)
+      await leader.submit(c.registration(`w${i}`).tx, { wait: true, timeoutMs: 5000 });
     const f = c.ids.find((id) => id !== leader.nodeId)!;
     await c.stop(f);
     c.disks.set(f, { chain: new MemoryStore(), raft: new MemoryRaftStore() }); // a new, empty disk
     const wiped = await c.start(f, undefined, { bootstrap: false }); // as `bitnexus start` runs it
-    for (let i = 0; i < 3; i++) await leader.submit(register(c, `x${i}`).tx, { wait: true, timeoutMs: 5000 });
+    for (let i = 0; i < 3; i++)
+      await leader.submit(c.registration(`x${i}`).tx, { wait: true, timeoutMs: 5000 });
     // its rejections reach the leader: it answers appends, the leader ignores the answers
     let rejections = 0;
     c.hub.dropRaft = (from, to, frame) => {

@@ -47,12 +47,7 @@ describe('the driver, where a race could break safety', () => {
       return save(w);
     };
     const before = learner.status().height;
-    const reg = tx(
-      'participant.register',
-      op,
-      { participant: pub(keyFor('m1')), role: 'merchant', name: 'm' },
-      now(),
-    );
+    const reg = cluster.registration('m1', 'm');
     await leader.submit(reg.tx, { wait: false, timeoutMs: 1000 });
     await new Promise((r) => setTimeout(r, 400));
     // before the fix the learner had applied it: a block its only voter could still lose
@@ -71,12 +66,7 @@ describe('the driver, where a race could break safety', () => {
     const leader = await cluster.waitForLeader();
     const op = cluster.operator;
     const rm = tx('member.remove', op, { node: leader.nodeId }, now());
-    const reg = tx(
-      'participant.register',
-      op,
-      { participant: pub(keyFor('m')), role: 'merchant', name: 'm' },
-      now(),
-    );
+    const reg = cluster.registration('m');
     // both arrive while the driver is busy (as under load): admitted, then one turn cuts blocks
     const d = leader as unknown as DriverInternals;
     d.running = true;
@@ -104,12 +94,7 @@ describe('the driver, where a race could break safety', () => {
     const d = leader as unknown as DriverInternals;
     const status = d.raft.status.bind(d.raft);
     d.raft.status = () => ({ ...status(), term: status().term + 1 }); // a bug in the proposer
-    const reg = tx(
-      'participant.register',
-      cluster.operator,
-      { participant: pub(keyFor('m')), role: 'merchant', name: 'm' },
-      now(),
-    );
+    const reg = cluster.registration('m');
     await leader.submit(reg.tx, { wait: false, timeoutMs: 1000 });
     await cluster.waitFor('the node to stop', () => cluster!.fatal.length > 0);
     expect(cluster.fatal[0]!.message).toMatch(/names term \d+ in an entry of term \d+/);
@@ -168,12 +153,7 @@ describe('a founding node whose data was lost', () => {
     await cluster.startAll();
     const leader = await cluster.waitForLeader();
     const id = leader.nodeId;
-    const reg = tx(
-      'participant.register',
-      cluster.operator,
-      { participant: pub(keyFor('m')), role: 'merchant', name: 'm' },
-      now(),
-    );
+    const reg = cluster.registration('m');
     await leader.submit(reg.tx, { wait: true, timeoutMs: 5000 });
     await cluster.stop(id);
     cluster.disks.delete(id); // a new disk: its Raft store is empty
@@ -232,12 +212,7 @@ describe('a transaction answered "accepted" (wait=none)', () => {
     const net = cluster.hub.nodes.get(leader.nodeId)!;
     let sent: (n: number) => void = () => undefined;
     net.publishTx = () => new Promise<number>((r) => (sent = r)); // gossip still in flight
-    const reg = tx(
-      'participant.register',
-      cluster.operator,
-      { participant: pub(keyFor('fire-and-forget')), role: 'merchant', name: 'f' },
-      now(),
-    );
+    const reg = cluster.registration('fire-and-forget', 'f');
     let answered = false;
     const answer = leader.submit(reg.tx, { wait: false, timeoutMs: 5000 }).then((r) => {
       answered = true;
@@ -255,12 +230,7 @@ describe('gossip that arrives after its transaction committed', () => {
     cluster = new TestCluster(3);
     await cluster.startAll();
     const leader = await cluster.waitForLeader();
-    const reg = tx(
-      'participant.register',
-      cluster.operator,
-      { participant: pub(keyFor('late')), role: 'merchant', name: 'late' },
-      now(),
-    );
+    const reg = cluster.registration('late');
     await leader.submit(reg.tx, { wait: true, timeoutMs: 5000 });
     const fid = cluster.ids.find((id) => id !== leader.nodeId)!;
     const follower = cluster.nodes.get(fid)!;
