@@ -8,11 +8,12 @@
  * Options: --seconds N per level (default 10), --levels 1,16,64,256, --warmup N
  * seconds at 64 clients before the first level, not measured (default 5),
  * --target all|leader (default all: requests round-robin over every node,
- * followers gossip to the leader), --nodes 3, --keep (leave the devnet dir).
+ * followers gossip to the leader), --nodes 3, --keep (leave the devnet dir),
+ * --etcd (then the same levels against etcd 3.4 on this machine, bench/etcd.ts,
+ * and the ratio the issue's target is stated in).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,8 @@ import { generateKeyPair, type KeyPair } from '../src/crypto/index.js';
 import type { UnsignedTx } from '../src/ledger/index.js';
 import { initNetwork } from '../src/node/init.js';
 import { readKeyFile } from '../src/node/keyfile.js';
+import { etcdOptionsFromArgs, runEtcd } from './etcd.js';
+import { keepAliveAgent, LEVEL_HEADER, levelRow, post, runLevel, type LevelResult } from './load.js';
 import { machineLine } from './machine.js';
 import { signedJson } from './workload.js';
 
@@ -40,36 +43,10 @@ const nodeCount = Number(arg('--nodes', '3'));
 const keep = process.argv.includes('--keep');
 /** nodes mirror into embedded PGlite by default, as `npm start` does; --no-mirror measures consensus alone */
 const mirror = !process.argv.includes('--no-mirror');
-
-interface Reply {
-  status: number;
-  body: string;
-}
-
-function post(agent: Agent, url: URL, body: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        agent,
-        hostname: url.hostname,
-        port: url.port,
-        path: url.pathname + url.search,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+/** then the same levels against a 3-member etcd 3.4 on this machine (bench/etcd.ts) */
+const withEtcd = process.argv.includes('--etcd');
+/** a bench transaction's JSON length: the etcd run's value size */
+let txBytes = 700;
 
 async function getJson<T>(url: string): Promise<T> {
   const res = await fetch(url);
@@ -89,27 +66,8 @@ async function waitHealthy(url: string): Promise<void> {
   throw new Error(`${url} not ready`);
 }
 
-/** CPU seconds (user + system) a process has used, from /proc (Linux); undefined elsewhere. */
-async function cpuSeconds(pid: number | undefined): Promise<number | undefined> {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return undefined;
-  }
-}
-
-const processCpu = async (): Promise<(number | undefined)[]> =>
-  Promise.all([process.pid, ...children.map((c) => c.pid)].map(cpuSeconds));
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 const dir = await mkdtemp(join(tmpdir(), 'bitnexus-bench-'));
+const results: LevelResult[] = [];
 const children: ChildProcess[] = [];
 try {
   console.log(machineLine('bench (HTTP)', `; ${nodeCount} nodes, fsync on, target ${target}`));
@@ -135,9 +93,7 @@ try {
   const chainId = net.chainId;
   const sign = (signer: KeyPair, kind: UnsignedTx['kind'], payload: unknown) =>
     signedJson(chainId, signer, kind, payload);
-  // timeout (longer than any wait for a commit) makes the agent honour the nodes' Keep-Alive
-  // hint (5 s): without one it keeps idle sockets for ever and may reuse one a node is closing
-  const agent = new Agent({ keepAlive: true, maxSockets: 512, timeout: 120_000 });
+  const agent = keepAliveAgent();
   const commitUrl = (i: number) =>
     new URL(`${urls[target === 'all' ? i % urls.length : 0]}/v1/transactions?wait=commit&timeoutMs=30000`);
 
@@ -200,46 +156,23 @@ try {
     );
     console.log(`warm-up: ${next} transactions at 64 clients in ${warmup} s, not measured`);
   }
-  console.log('concurrency | committed tx/s | p50 ms | p95 ms | p99 ms | errors');
+  console.log(LEVEL_HEADER);
   const cpuNotes: string[] = [];
-  const results: { c: number; rate: number; p50: number; p95: number; p99: number; errors: number }[] = [];
   for (const c of levels) {
     // Pre-sign enough for this level (an upper bound of what it can commit), so signing is not measured.
     const budget = Math.min(60_000, Math.max(2000, c * 60 * seconds));
     const txs = Array.from({ length: budget }, makeTx);
     let next = 0;
-    let errors = 0;
-    const latencies: number[] = [];
-    const cpuBefore = await processCpu();
     const heightBefore = await leaderHeight();
-    const started = performance.now();
-    const deadline = started + seconds * 1000;
-    const worker = async (w: number) => {
-      while (performance.now() < deadline && next < txs.length) {
-        const body = txs[next++]!;
-        const t0 = performance.now();
-        try {
-          const r = await post(agent, commitUrl(w), body);
-          if (r.status === 200) latencies.push(performance.now() - t0);
-          else errors++;
-        } catch {
-          errors++;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: c }, (_, w) => worker(w)));
-    const elapsed = (performance.now() - started) / 1000;
-    const cpuAfter = await processCpu();
-    const blocks = (await leaderHeight()) - heightBefore;
-    latencies.sort((a, b) => a - b);
-    const row = {
+    const row = await runLevel({
+      agent,
       c,
-      rate: latencies.length / elapsed,
-      p50: percentile(latencies, 50),
-      p95: percentile(latencies, 95),
-      p99: percentile(latencies, 99),
-      errors,
-    };
+      seconds,
+      url: commitUrl,
+      nextBody: () => txs[next++],
+      pids: children.map((ch) => ch.pid),
+    });
+    const blocks = (await leaderHeight()) - heightBefore;
     results.push(row);
     if (mirror) {
       // The mirror's lag right after the level: consensus never waits on it, so it may trail.
@@ -257,18 +190,11 @@ try {
     }
     // CPU used per committed transaction, by the client and each node: a measure of work that,
     // unlike the rate, does not depend on what else the machine is doing.
-    const perTx = cpuAfter.map((a, i) => {
-      const b = cpuBefore[i];
-      return a === undefined || b === undefined || latencies.length === 0
-        ? '?'
-        : (((a - b) * 1e6) / latencies.length).toFixed(0);
-    });
+    const perTx = row.cpuPerOk;
     cpuNotes.push(
-      `c=${c}: client ${perTx[0]} µs, nodes ${perTx.slice(1).join(' / ')} µs; ${blocks} blocks, ${(latencies.length / Math.max(1, blocks)).toFixed(1)} tx per block`,
+      `c=${c}: client ${perTx[0]} µs, nodes ${perTx.slice(1).join(' / ')} µs; ${blocks} blocks, ${(row.ok / Math.max(1, blocks)).toFixed(1)} tx per block`,
     );
-    console.log(
-      `${String(c).padStart(11)} | ${row.rate.toFixed(0).padStart(14)} | ${row.p50.toFixed(1).padStart(6)} | ${row.p95.toFixed(1).padStart(6)} | ${row.p99.toFixed(1).padStart(6)} | ${errors}`,
-    );
+    console.log(levelRow(row));
   }
   console.log('CPU time per committed transaction (user + system):');
   for (const n of cpuNotes) console.log(`  ${n}`);
@@ -276,8 +202,9 @@ try {
     urls.map((u) => getJson<{ height: number; headHash: string }>(`${u}/v1/status`)),
   );
   console.log(
-    `final heights ${heights.map((h) => h.height).join(', ')}; reference: etcd 3.4, 3 members, same machine: ~1,800 puts/s at c=64 (p99 ≈ 95 ms), ~2,300 at c=256`,
+    `final heights ${heights.map((h) => h.height).join(', ')}; the issue's reference: etcd 3.4, 3 members: ~1,800 puts/s at c=64 (p99 ≈ 95 ms), ~2,300 at c=256${withEtcd ? '' : ' (--etcd measures it here)'}`,
   );
+  txBytes = Buffer.byteLength(makeTx());
   agent.destroy();
 } finally {
   for (const c of children) c.kill('SIGTERM');
@@ -286,4 +213,19 @@ try {
   );
   if (!keep) await rm(dir, { recursive: true, force: true });
   else console.log(`devnet kept in ${dir}`);
+}
+
+if (withEtcd) {
+  // The devnet has stopped: etcd gets the machine to itself, as the nodes had.
+  const opts = etcdOptionsFromArgs(process.argv, { levels });
+  if (!process.argv.includes('--value-bytes')) opts.valueBytes = txBytes;
+  const ref = await runEtcd(opts);
+  console.log('BitNexus against etcd, this run (the target: ≥ 2× the throughput, p99 no worse):');
+  for (const r of results) {
+    const e = ref.find((x) => x.c === r.c);
+    if (e)
+      console.log(
+        `  c=${r.c}: ${(r.rate / e.rate).toFixed(2)}× the throughput (${r.rate.toFixed(0)} / ${e.rate.toFixed(0)}), p99 ${r.p99.toFixed(1)} / ${e.p99.toFixed(1)} ms`,
+      );
+  }
 }
