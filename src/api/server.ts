@@ -17,7 +17,7 @@ import { MAX_HEIGHT } from './schemas.js';
 import { checkSearchParameters, searchRequest, type SearchQuery } from './search-query.js';
 import { BlockStream, StreamBudget } from './sse.js';
 import { ipSource } from '../util/ip-source.js';
-import { LogRateLimiter } from '../network/rate-limited-log.js';
+import { LogRateLimiter } from '../util/rate-limited-log.js';
 
 export interface ApiOptions {
   /** the node's root logger (the API logs through a child `{ module: 'api' }`); false: silent */

@@ -12,7 +12,7 @@ import { peerIdFromNodeId } from './identity.js';
 import { MAX_BLOCKS_PER_REQUEST, type NetworkLimits } from './limits.js';
 import type { MembershipGate } from './membership.js';
 import { BLOCKS_PROTOCOL } from './protocols.js';
-import type { LogRateLimiter } from './rate-limited-log.js';
+import type { LogRateLimiter } from '../util/rate-limited-log.js';
 import { deadline, raceAbort, toError } from './wait.js';
 
 /**

@@ -2,7 +2,7 @@ import type { Connection, ConnectionGater, Libp2p, MultiaddrConnection, PeerId }
 import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Logger } from 'pino';
 import type { NetworkLimits } from './limits.js';
-import type { LogRateLimiter } from './rate-limited-log.js';
+import type { LogRateLimiter } from '../util/rate-limited-log.js';
 import { toError } from './wait.js';
 import { ipSource } from '../util/ip-source.js';
 

@@ -1,7 +1,7 @@
 import type { PeerId } from '@libp2p/interface';
 import type { Logger } from 'pino';
 import { assertNodeId, nodeIdFromPeerId } from './identity.js';
-import type { LogRateLimiter } from './rate-limited-log.js';
+import type { LogRateLimiter } from '../util/rate-limited-log.js';
 
 /**
  * Who may speak Raft, serve and fetch blocks, and gossip transactions. Gating

@@ -13,7 +13,7 @@ import { MemberPresence, type MemberConnectionHandler } from './member-presence.
 import { MembershipGate } from './membership.js';
 import { PeerDialer } from './peer-dialer.js';
 import { RaftTransport, type RaftFrameHandler, type RaftTransportStats } from './raft-transport.js';
-import { LogRateLimiter } from './rate-limited-log.js';
+import { LogRateLimiter } from '../util/rate-limited-log.js';
 import { exchangeSubmit } from './submit-client.js';
 import { SubmitService, type SubmitHandler, type SubmitServiceStats } from './submit-service.js';
 import { SUBMIT_PROTOCOL } from './protocols.js';

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { peerIdStringOf, type DialablePeer } from './config.js';
 import { nodeIdFromPeerId, peerIdFromNodeId } from './identity.js';
 import { backoffDelay, type NetworkLimits } from './limits.js';
-import { LogRateLimiter } from './rate-limited-log.js';
+import { LogRateLimiter } from '../util/rate-limited-log.js';
 import { deadline, pause, Wakeup } from './wait.js';
 
 export interface PeerDialerComponents {

@@ -8,7 +8,7 @@ import { nodeIdFromPeerId, peerIdFromNodeId } from './identity.js';
 import { backoffDelay, type NetworkLimits } from './limits.js';
 import type { MembershipGate } from './membership.js';
 import { RAFT_PROTOCOL } from './protocols.js';
-import type { LogRateLimiter } from './rate-limited-log.js';
+import type { LogRateLimiter } from '../util/rate-limited-log.js';
 import { deadline, toError, Wakeup } from './wait.js';
 
 export type RaftFrameHandler = (from: string, frame: Uint8Array) => void;

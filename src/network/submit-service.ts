@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { closeStream, errorCodeOf, errorFrame, framed, lengthPrefixed, okFrame } from './framing.js';
 import type { NetworkLimits } from './limits.js';
 import { SUBMIT_PROTOCOL } from './protocols.js';
-import type { LogRateLimiter } from './rate-limited-log.js';
+import type { LogRateLimiter } from '../util/rate-limited-log.js';
 import { deadline, raceAbort, toError } from './wait.js';
 
 /**

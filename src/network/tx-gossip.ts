@@ -6,7 +6,7 @@ import { nodeIdFromPeerId } from './identity.js';
 import type { NetworkLimits } from './limits.js';
 import type { MembershipGate } from './membership.js';
 import { txTopic } from './protocols.js';
-import type { LogRateLimiter } from './rate-limited-log.js';
+import type { LogRateLimiter } from '../util/rate-limited-log.js';
 
 export type TxHandler = (from: string, tx: Uint8Array) => void;
 

@@ -67,7 +67,7 @@ import type { LedgerChain } from './ledger-chain.js';
 import { Mempool } from './mempool.js';
 import { DEFAULT_LIMITS } from '../network/limits.js';
 import { deadline } from '../network/wait.js';
-import { LogRateLimiter } from '../network/rate-limited-log.js';
+import { LogRateLimiter } from '../util/rate-limited-log.js';
 import type { NodeNetwork } from './network-port.js';
 import {
   decodeRaftMessage,

@@ -13,7 +13,7 @@ import {
 } from '../../../src/network/index.js';
 import { resolveLimits } from '../../../src/network/limits.js';
 import { FrameQueue } from '../../../src/network/frame-queue.js';
-import { LogRateLimiter } from '../../../src/network/rate-limited-log.js';
+import { LogRateLimiter } from '../../../src/util/rate-limited-log.js';
 import { decodeLengthPrefix, decodeStatusFrame, errorFrame, okFrame } from '../../../src/network/framing.js';
 import { decodeRange, encodeRange } from '../../../src/network/block-sync.js';
 import { capturingLogger, seed, utf8 } from './helpers.js';
