@@ -125,7 +125,14 @@ export interface NodeStatus {
   height: number;
   headHash: string;
   mempool: number;
+  /** Raft's configuration: `members` of the chain's ledger once Raft has followed it */
   members: PeerProgress[];
+  /**
+   * Leader only, and only while a membership change waits: why Raft's configuration does not
+   * follow the ledger's membership yet (a learner not caught up and connected, voters that would
+   * have no live majority), one reason per waiting change.
+   */
+  membershipWaiting?: string[];
 }
 
 export interface AdminResult {

@@ -227,7 +227,14 @@ export const NodeStatus: JsonSchema = {
     height,
     headHash: hex32,
     mempool: { type: 'integer', minimum: 0 },
-    members: { type: 'array', items: PeerProgress },
+    members: { type: 'array', items: PeerProgress, description: "Raft's configuration" },
+    membershipWaiting: {
+      type: 'array',
+      items: { type: 'string' },
+      minItems: 1,
+      description:
+        "leader only, while a membership change waits: why Raft's configuration does not follow the ledger's membership yet, one reason per change",
+    },
   },
 };
 

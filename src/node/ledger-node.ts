@@ -1115,8 +1115,8 @@ export class LedgerNode implements LedgerNodeApi {
   /** turns to ask the leader about a refusal (answerFromLeader) */
   private readonly askSlots = new Slots(ASK_LEADER_CONCURRENCY, ASK_LEADER_QUEUE);
 
-  /** why the ledger's membership is not yet Raft's (reconcileMembership), '' when nothing waits */
-  private membershipWaiting = '';
+  /** why the ledger's membership is not yet Raft's (reconcileMembership), one reason per waiting change */
+  private membershipWaiting: string[] = [];
 
   /**
    * The leader moves Raft's configuration towards the ledger's membership,
@@ -1169,10 +1169,9 @@ export class LedgerNode implements LedgerNodeApi {
         waiting.push(`remove ${id.slice(0, 12)}: the other voters have no live majority`);
       }
     }
-    const reason = waiting.join('; ');
-    if (reason !== this.membershipWaiting) {
-      this.membershipWaiting = reason;
-      if (reason !== '') this.log.warn({ waiting }, 'a membership change waits');
+    if (waiting.join('; ') !== this.membershipWaiting.join('; ')) {
+      this.membershipWaiting = waiting;
+      if (waiting.length > 0) this.log.warn({ waiting }, 'a membership change waits');
     }
     if (!cc) return;
     try {
@@ -1694,6 +1693,10 @@ export class LedgerNode implements LedgerNodeApi {
       headHash: head.hash,
       mempool: this.mempool.size,
       members,
+      // kept by the leader's reconciliation; a node that lost leadership keeps its last reasons
+      ...(this.isLeader && this.membershipWaiting.length > 0
+        ? { membershipWaiting: [...this.membershipWaiting] }
+        : {}),
     };
   }
 

@@ -17,7 +17,7 @@ import {
 } from '../../network/index.js';
 import { api, nodeUrl } from '../http.js';
 import { CliError, jsonOption, output, readError } from '../output.js';
-import { intInRange, nodeIdArg, nodeOption } from './args.js';
+import { intInRange, MAX_TIMER_MS, nodeIdArg, nodeOption } from './args.js';
 
 export function registerClient(program: Command, setExit: (code: number) => void): void {
   program
@@ -36,6 +36,7 @@ export function registerClient(program: Command, setExit: (code: number) => void
           (m) =>
             `  ${m.nodeId} ${m.role}${m.connected ? '' : ' (disconnected)'}${m.match === undefined ? '' : ` match ${m.match}`}`,
         ),
+        ...(s.membershipWaiting ?? []).map((w) => `membership change waits: ${w}`),
       ];
       output(opts.json === true).out(lines.join('\n'), s);
     });
@@ -144,9 +145,15 @@ export function registerClient(program: Command, setExit: (code: number) => void
       .requiredOption('--key <file>', "an operator's key file")
       .requiredOption('--member <nodeId>', "the node's public key (hex)")
       .addOption(nodeOption())
+      .option(
+        '--settle-timeout <ms>',
+        "after the commit, how long to wait for Raft's configuration to follow (0: do not wait)",
+        String(SETTLE_TIMEOUT_MS),
+      )
       .addOption(jsonOption())
-      .action(async (opts: { key: string; member: string; node: string; json?: boolean }) => {
+      .action(async (opts: MembersOptions) => {
         const member = nodeIdArg(opts.member, '--member');
+        const settleMs = intInRange(opts.settleTimeout, '--settle-timeout', 0, MAX_TIMER_MS);
         const keys = await readKeyFile(opts.key);
         const status = await api<NodeStatus>(opts.node, 'v1/status');
         const tx = signTransaction(
@@ -167,7 +174,16 @@ export function registerClient(program: Command, setExit: (code: number) => void
         });
         if (r.receipt?.code !== 'OK')
           throw new CliError(r.receipt?.code ?? 'FAILED', `${kind} was recorded with ${r.receipt?.code}`, 1);
-        output(opts.json === true).out(`${kind} ${opts.member} committed at height ${r.receipt.height}`, r);
+        const committed = `${kind} ${opts.member} committed at height ${r.receipt.height}`;
+        if (settleMs === 0) {
+          output(opts.json === true).out(committed, r);
+          return;
+        }
+        // The ledger has it (durable, exit 0 either way); Raft's configuration follows afterwards,
+        // driven by the leader one change at a time, and a change may wait.
+        const f = await raftFollows(opts.node, kind, member, settleMs);
+        const raft = { followed: f.followed, ...(f.waiting ? { waiting: f.waiting } : {}) };
+        output(opts.json === true).out(`${committed}; ${f.human}`, { ...r, raft });
       });
   }
 
@@ -199,6 +215,103 @@ export function registerClient(program: Command, setExit: (code: number) => void
       const r = await api<{ detail?: string }>(opts.node, 'v1/admin', { method: 'POST', body: req });
       output(opts.json === true).out(r.detail ?? 'ok', r);
     });
+}
+
+interface MembersOptions {
+  key: string;
+  member: string;
+  node: string;
+  settleTimeout: string;
+  json?: boolean;
+}
+
+/** `members * --settle-timeout`'s default (ms) */
+const SETTLE_TIMEOUT_MS = 15_000;
+/** how often `members *` asks --node's status while it waits for Raft to follow */
+const SETTLE_POLL_MS = 250;
+/** one status request's own limit while waiting (the wait as a whole is --settle-timeout) */
+const SETTLE_REQUEST_MS = 5_000;
+
+type MemberKind = 'member.add' | 'member.promote' | 'member.remove';
+
+/** What Raft's configuration will wait for, per change (src/node/ledger-node.ts reconcileMembership). */
+const FOLLOWS_WHEN: Record<MemberKind, string> = {
+  'member.add': 'the leader adds it (learners are added without waiting)',
+  'member.promote': 'the learner has caught up and is connected, and the voters keep a live majority',
+  'member.remove': 'the other voters have a live majority (the down voters are back)',
+};
+
+/** Whether a node's Raft configuration (its status `members`) shows the change made. */
+function hasFollowed(kind: MemberKind, member: string, s: NodeStatus): boolean {
+  const m = s.members.find((x) => x.nodeId === member);
+  if (kind === 'member.remove') return m === undefined;
+  if (kind === 'member.promote') return m?.role === 'voter';
+  return m !== undefined;
+}
+
+/**
+ * After a membership transaction committed: poll `node`'s status every SETTLE_POLL_MS, for at
+ * most `settleMs`, until its Raft configuration shows the change. Says what Raft made of the
+ * member, or why it has not followed yet as far as is known: the leader's reasons
+ * (`membershipWaiting`) when `node` leads, else what `node` sees and that its leader knows why.
+ * Never throws a node's error: the commit stands whatever the status says.
+ */
+async function raftFollows(
+  node: string,
+  kind: MemberKind,
+  member: string,
+  settleMs: number,
+): Promise<{ followed: boolean; waiting?: string[]; human: string }> {
+  const deadline = Date.now() + settleMs;
+  let last: NodeStatus | undefined;
+  let failure: string | undefined;
+  for (;;) {
+    try {
+      const left = deadline - Date.now();
+      last = await api<NodeStatus>(node, 'v1/status', {
+        timeoutMs: Math.min(SETTLE_REQUEST_MS, Math.max(1000, left)),
+      });
+      failure = undefined;
+      if (Array.isArray(last.members) && hasFollowed(kind, member, last)) {
+        const role = last.members.find((m) => m.nodeId === member)?.role;
+        return { followed: true, human: `Raft: ${member} is now ${role ? `a ${role}` : 'removed'}` };
+      }
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      failure = `${err.code}: ${err.message}`;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    await new Promise((r) => setTimeout(r, Math.min(SETTLE_POLL_MS, left)));
+  }
+  const head = `Raft has not followed yet after ${settleMs / 1000} s`;
+  const when = `it will when ${FOLLOWS_WHEN[kind]}`;
+  const shows = '`bitnexus status` shows it';
+  const leaderShows = "the leader's `bitnexus status` shows why";
+  if (failure !== undefined || last === undefined || !Array.isArray(last.members))
+    return {
+      followed: false,
+      human: `${head}: ${node} did not answer its status (${failure ?? 'no members in its answer'}); ${when} — ${shows}`,
+    };
+  const m = last.members.find((x) => x.nodeId === member);
+  const lists = m ? `lists ${member} as a ${m.role}` : `does not list ${member}`;
+  // a removed node may never hear from Raft that it was removed: the leader stops sending to it
+  const self =
+    kind === 'member.remove' && last.nodeId === member
+      ? ` (it is the node removed, which may never hear of its removal: ask another member)`
+      : '';
+  if (last.role === 'leader') {
+    const waiting = last.membershipWaiting?.length ? last.membershipWaiting : undefined;
+    const why = waiting
+      ? waiting.join('; ')
+      : `the leader ${lists} and names no reason (the change may be under way)`;
+    return { followed: false, ...(waiting ? { waiting } : {}), human: `${head}: ${why}; ${when} — ${shows}` };
+  }
+  const leader = last.leader === null ? 'no leader is known' : `the leader ${last.leader} knows why`;
+  return {
+    followed: false,
+    human: `${head}: ${node} (a ${last.role}) ${lists}${self}; ${leader}; ${when} — ${leaderShows}`,
+  };
 }
 
 /**

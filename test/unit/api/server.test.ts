@@ -393,6 +393,11 @@ describe('state', () => {
     };
     node.status = () => follower;
     expect((await app.inject('/v1/status')).json()).toEqual(follower);
+
+    // the leader's reasons for a membership change that waits are passed on, not stripped
+    const waiting = { ...node.status(), membershipWaiting: ['remove 42b784d5845a: the other voters …'] };
+    node.status = () => waiting;
+    expect((await app.inject('/v1/status')).json()).toEqual(waiting);
   });
 
   it('a NOT_READY from a synchronous node method is 503', async () => {

@@ -176,6 +176,45 @@ describe('membership and leadership', () => {
     );
   });
 
+  it("the leader's status lists why a membership change waits, and nothing when none does", async () => {
+    cluster = new TestCluster(3);
+    await cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    const [b, c] = cluster.ids.filter((id) => id !== leader.nodeId) as [string, string];
+    const field = (id: string) => Object.hasOwn(cluster!.nodes.get(id)!.status(), 'membershipWaiting');
+    await new Promise((r) => setTimeout(r, 200)); // reconciliations with nothing to do
+    for (const id of cluster.ids) expect(field(id), id).toBe(false);
+    // c down, then b removed in the ledger: Raft would be left with {leader, c}, one of two live
+    await cluster.stop(c);
+    await cluster.waitFor(
+      'c no longer recently active',
+      () => !leader.raftStatus.progress?.[c]?.recentActive,
+    );
+    await new Promise((r) => setTimeout(r, 300)); // and a whole checkQuorum window since
+    await leader.submit(tx('member.remove', cluster.operator, { node: b }, now()).tx, {
+      wait: true,
+      timeoutMs: 5000,
+    });
+    const reason = `remove ${b.slice(0, 12)}: the other voters have no live majority`;
+    await cluster.waitFor('the leader to say why the removal waits', () =>
+      leader.status().membershipWaiting?.includes(reason),
+    );
+    expect(leader.status().membershipWaiting).toEqual([reason]);
+    expect(leader.status().members.map((m) => m.nodeId)).toContain(b);
+    expect(field(b)).toBe(false); // a follower does not know why
+    // c back: the removal goes ahead and nothing waits any more
+    await cluster.start(c);
+    await cluster.waitFor('b removed from Raft', () => {
+      const l = cluster!.leader();
+      return l && !l.status().members.some((m) => m.nodeId === b) ? l : undefined;
+    });
+    const l = await cluster.waitFor('a leader with nothing waiting', () => {
+      const x = cluster!.leader();
+      return x && x.status().membershipWaiting === undefined ? x : undefined;
+    });
+    expect(Object.hasOwn(l.status(), 'membershipWaiting')).toBe(false);
+  });
+
   it('a removed node refuses writes and reports not ready', async () => {
     cluster = new TestCluster(3);
     await cluster.startAll();
