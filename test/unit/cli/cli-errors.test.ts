@@ -11,7 +11,7 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from '../../../src/network/index.js';
-import { jsonError, NOWHERE, run } from './helpers.js';
+import { fakeNode, jsonError, NOWHERE, run } from './helpers.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -91,12 +91,19 @@ describe('numeric options', () => {
   });
 
   it('api refuses a timeout a timer cannot take, without sending anything', async () => {
-    const fetchSpy = vi.spyOn(globalThis, 'fetch');
-    for (const timeoutMs of [Number.NaN, 0, 2 ** 31])
-      await expect(api(NOWHERE, 'v1/status', { timeoutMs })).rejects.toMatchObject({
-        code: 'INVALID_ARGUMENT',
-      });
-    expect(fetchSpy).not.toHaveBeenCalled();
+    const node = await fakeNode({ status: 200, body: {} });
+    try {
+      for (const timeoutMs of [Number.NaN, 0, 2 ** 31])
+        await expect(api(node.url, 'v1/status', { timeoutMs })).rejects.toMatchObject({
+          code: 'INVALID_ARGUMENT',
+        });
+      expect(node.requests).toEqual([]);
+      // the same node is reached with a timeout a timer can take
+      await api(node.url, 'v1/status', { timeoutMs: 1000 });
+      expect(node.requests).toHaveLength(1);
+    } finally {
+      await node.close();
+    }
   });
 });
 
