@@ -26,7 +26,8 @@ const DEFAULT_SUBMIT_TIMEOUT_MS = 30_000;
  * + Yamux), sends `request` to the node at `address` (a multiaddr, ideally
  * ending in /p2p/<peer id> so the remote's identity is checked), and returns
  * the response body. An error status frame from the node is thrown as a
- * RemoteError with the node's code; running out of time as a
+ * RemoteError with the node's code (`BUSY`: the node is at one of its submit
+ * limits and handled nothing; retry shortly); running out of time as a
  * RequestTimeoutError. The node is always stopped before this returns.
  */
 export async function submitOverP2P(
@@ -69,7 +70,8 @@ export async function submitOverP2P(
 /**
  * One exchange on an open `/bitnexus/submit/1.0.0` stream: the request frame
  * out, the status frame back. Returns the answer's body; an error status is
- * thrown as a RemoteError with the node's code. The stream is closed, or
+ * thrown as a RemoteError with the node's code (a node at its limits answers
+ * `BUSY` at once, before it reads the request). The stream is closed, or
  * aborted on any failure.
  */
 export async function exchangeSubmit(

@@ -37,7 +37,10 @@ export interface SubmitServiceStats {
   answered: number;
   failed: number;
   badRequests: number;
-  /** streams aborted at once: their non-member connection had maxSubmitStreamsPerConnection open */
+  /**
+   * streams answered BUSY at once, without reading them: their non-member
+   * connection had maxSubmitStreamsPerConnection open
+   */
   refusedStreams: number;
   /** streams answered BUSY at once: the request bytes in flight had reached maxSubmitBufferBytes */
   refusedBusy: number;
@@ -45,13 +48,41 @@ export interface SubmitServiceStats {
 
 /**
  * Concurrent submit streams one member's connection may hold open (libp2p
- * refuses more); a follower asks its leader at most 8 questions at once.
+ * resets more); a follower asks its leader at most 8 questions at once.
  * Non-members get `maxSubmitStreamsPerConnection`, enforced here.
  */
 const MAX_SUBMIT_STREAMS_PER_MEMBER_CONNECTION = 16;
 
-/** A refusal (BUSY) that the client does not take within this is cut short. */
+/**
+ * Streams beyond `maxSubmitStreamsPerConnection` that a non-member's
+ * connection may open and still be answered BUSY, at the least: libp2p's
+ * limit is kept at least this far above ours (at the defaults it is further:
+ * 16, the members' limit, against 4).
+ */
+const MIN_BUSY_STREAMS_PER_CONNECTION = 4;
+
+/**
+ * A refusal (BUSY) is over within this: its answer sent, and the client's end
+ * closed once it has read it; a client that takes longer has the stream
+ * aborted. So a refused stream holds its libp2p slot this long at most.
+ */
 const REFUSAL_TIMEOUT_MS = 1_000;
+
+/**
+ * libp2p's limit of inbound submit streams on one connection, for members and
+ * non-members alike (one registration serves both); a stream past it is
+ * reset. A non-member's streams between `maxSubmitStreamsPerConnection` and
+ * this are answered BUSY. At the defaults: 4 served, 12 more answered BUSY, the
+ * 17th reset.
+ */
+export function submitInboundStreamLimit(
+  limits: Pick<NetworkLimits, 'maxSubmitStreamsPerConnection'>,
+): number {
+  return Math.max(
+    MAX_SUBMIT_STREAMS_PER_MEMBER_CONNECTION,
+    limits.maxSubmitStreamsPerConnection + MIN_BUSY_STREAMS_PER_CONNECTION,
+  );
+}
 
 /**
  * Server side of `/bitnexus/submit/1.0.0`: read one length-prefixed request
@@ -62,14 +93,18 @@ const REFUSAL_TIMEOUT_MS = 1_000;
  *
  * What submit streams can make the node buffer is bounded three ways: a
  * request is at most `maxSubmitRequestBytes` (the stream's buffer holds one
- * request); a non-member's connection holds at most
- * `maxSubmitStreamsPerConnection` streams (more are aborted at once); and the
- * request bytes in flight, all streams together, stay within
- * `maxSubmitBufferBytes`: a stream counts `maxSubmitRequestBytes` while its
- * request is being read (that much may arrive), then the request's own size
- * until it is answered. A non-member's new stream that would pass the budget
- * is answered BUSY at once, without reading it; members are counted but never
- * refused (their streams are few and bounded by libp2p).
+ * request); a non-member's connection has at most
+ * `maxSubmitStreamsPerConnection` streams served at once; and the request
+ * bytes in flight, all streams together, stay within `maxSubmitBufferBytes`:
+ * a stream counts `maxSubmitRequestBytes` while its request is being read
+ * (that much may arrive), then the request's own size until it is answered.
+ * A non-member's new stream past either limit is answered BUSY at once,
+ * without reading it (what it sends is dropped), so its client can tell an
+ * overloaded node from a broken connection and retry; members are counted but
+ * never refused (their streams are few and bounded by libp2p). Refusing is
+ * cheap and bounded as well: a refused stream buffers nothing and is gone
+ * within REFUSAL_TIMEOUT_MS, and libp2p resets any stream past
+ * `submitInboundStreamLimit` on a connection before it reaches us.
  */
 export class SubmitService {
   #handler: SubmitHandler | undefined;
@@ -96,10 +131,7 @@ export class SubmitService {
       SUBMIT_PROTOCOL,
       (stream, connection) => this.#track(stream, connection),
       {
-        maxInboundStreams: Math.max(
-          MAX_SUBMIT_STREAMS_PER_MEMBER_CONNECTION,
-          this.components.limits.maxSubmitStreamsPerConnection,
-        ),
+        maxInboundStreams: submitInboundStreamLimit(this.components.limits),
       },
     );
   }
@@ -116,7 +148,13 @@ export class SubmitService {
     if (!privileged && open >= limits.maxSubmitStreamsPerConnection) {
       this.stats.refusedStreams += 1;
       this.#warnRefusal(connection, `${open} open on its connection (maxSubmitStreamsPerConnection)`);
-      stream.abort(new Error('too many submit streams on this connection'));
+      const max = limits.maxSubmitStreamsPerConnection;
+      await this.#refuse(
+        stream,
+        'BUSY',
+        `too many submit streams on this connection: at most ${max} per connection at once; ` +
+          'try again once one has been answered',
+      );
       return;
     }
     if (!privileged && this.#inflightBytes + reserved > limits.maxSubmitBufferBytes) {
@@ -142,20 +180,23 @@ export class SubmitService {
 
   /**
    * Answers `code` without reading the request: what the client sends is
-   * dropped as it arrives, never buffered. Then closes, or aborts if the
-   * client does not take the answer within REFUSAL_TIMEOUT_MS.
+   * dropped as it arrives, never buffered. Then closes our end and waits for
+   * the client to close its own (it does once it has read the answer); a
+   * client that has not within REFUSAL_TIMEOUT_MS, all told, has the stream
+   * aborted.
    */
   async #refuse(stream: Stream, code: string, message: string): Promise<void> {
     stream.addEventListener('message', () => {});
-    const write = deadline(REFUSAL_TIMEOUT_MS, this.components.signal);
+    const refusal = deadline(REFUSAL_TIMEOUT_MS, this.components.signal);
     try {
       if (!stream.send(lengthPrefixed(errorFrame(code, message))))
-        await stream.onDrain({ signal: write.signal });
-      await closeStream(stream, write.signal);
+        await stream.onDrain({ signal: refusal.signal });
+      await stream.close({ signal: refusal.signal });
+      await streamEnded(stream, refusal.signal);
     } catch (err) {
       stream.abort(toError(err));
     } finally {
-      write.clear();
+      refusal.clear();
     }
   }
 
@@ -239,6 +280,30 @@ export class SubmitService {
     if (admitted === undefined) return;
     this.components.logger.warn({ peer, err: toError(err).message, suppressed: admitted.suppressed }, msg);
   }
+}
+
+/** Resolves once `stream` is over (both ends closed, aborted or reset); rejects when `signal` aborts first. */
+function streamEnded(stream: Stream, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (stream.status !== 'open' && stream.status !== 'closing') {
+      resolve();
+      return;
+    }
+    if (signal.aborted) {
+      reject(toError(signal.reason));
+      return;
+    }
+    const ended = (): void => {
+      signal.removeEventListener('abort', aborted);
+      resolve();
+    };
+    const aborted = (): void => {
+      stream.removeEventListener('close', ended);
+      reject(toError(signal.reason));
+    };
+    stream.addEventListener('close', ended, { once: true });
+    signal.addEventListener('abort', aborted, { once: true });
+  });
 }
 
 function isOversized(err: unknown): boolean {

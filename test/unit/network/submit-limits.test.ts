@@ -13,7 +13,10 @@ import {
   SUBMIT_PROTOCOL,
   submitOverP2P,
 } from '../../../src/network/index.js';
+import { decodeStatusFrame } from '../../../src/network/framing.js';
 import { resolveLimits } from '../../../src/network/limits.js';
+import { exchangeSubmit } from '../../../src/network/submit-client.js';
+import { submitInboundStreamLimit } from '../../../src/network/submit-service.js';
 import { nodeIdOf, rawClient, startNode, text, utf8, waitFor, type TestNode } from './helpers.js';
 
 const KiB = 1024;
@@ -44,6 +47,33 @@ async function holdOpen(client: Libp2p, address: string, length: number): Promis
     stream.send(new Uint8Array(10));
   }
   return stream;
+}
+
+interface HeldStream {
+  stream: Stream;
+  /** sends the rest of the request, then reads the answer's body (an error status is thrown) */
+  finish(): Promise<string>;
+}
+
+/** A submit stream that has sent its length prefix and the first half of `request`: it holds its place. */
+async function partial(c: Libp2p, address: string, request: string): Promise<HeldStream> {
+  const stream = await c.dialProtocol(multiaddr(address), SUBMIT_PROTOCOL);
+  const bytes = utf8(request);
+  const half = Math.floor(bytes.byteLength / 2);
+  stream.send(varint(bytes.byteLength));
+  stream.send(bytes.subarray(0, half));
+  return {
+    stream,
+    async finish() {
+      stream.send(bytes.subarray(half));
+      const status = decodeStatusFrame(
+        (await lpStream(stream).read({ signal: AbortSignal.timeout(5_000) })).subarray(),
+      );
+      await stream.close();
+      if (!status.ok) throw new Error(`${status.code}: ${status.message}`);
+      return text(status.body);
+    },
+  };
 }
 
 async function client(): Promise<Libp2p> {
@@ -94,35 +124,96 @@ describe('submit streams', () => {
     expect(text(await submitOverP2P(address, new Uint8Array(60 * KiB).fill(0x41)))).toMatch(/^ok A+$/);
   });
 
-  it('are at most 4 at once on one non-member connection', async () => {
+  it('past 4 on one non-member connection are answered BUSY, not reset; the 4 still complete', async () => {
     const { address, node } = await server(72, {});
-    const c = await client();
-    const streams: Stream[] = [];
-    for (let i = 0; i < 6; i++) streams.push(await holdOpen(c, address, 1000));
-    await waitFor(() => streams.filter(isOpen).length === 4, 'streams past 4 to be refused', 3_000);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(streams.slice(0, 4).every(isOpen)).toBe(true);
-    expect(node.net.stats().submit.refusedStreams).toBe(2);
     expect(node.net.limits.maxSubmitStreamsPerConnection).toBe(4);
-    // one ends: the connection may open another, which is served
-    streams[0]!.abort(new Error('client gives up'));
-    await waitFor(() => node.net.stats().submit.badRequests >= 1, 'the server to see it go', 3_000);
+    const c = await client();
+    const held: HeldStream[] = [];
+    for (let i = 0; i < 4; i++) held.push(await partial(c, address, `held ${i}`));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // a fifth that has sent most of a large request: answered without the rest being awaited
+    const big = await c.dialProtocol(multiaddr(address), SUBMIT_PROTOCOL);
+    if (big.writeStatus === 'writable') {
+      big.send(varint(60 * KiB));
+      big.send(new Uint8Array(48 * KiB));
+    }
+    const answer = decodeStatusFrame(
+      (await lpStream(big).read({ signal: AbortSignal.timeout(5_000) })).subarray(),
+    );
+    expect(answer).toEqual({
+      ok: false,
+      code: 'BUSY',
+      message: expect.stringMatching(/at most 4 .*per connection.*try again/) as unknown,
+    });
+    // a sixth, as the library's client sends it: a RemoteError with code BUSY, the retriable refusal
+    const sixth = await c.dialProtocol(multiaddr(address), SUBMIT_PROTOCOL);
+    await expect(
+      exchangeSubmit(sixth, utf8('sixth'), DEFAULT_LIMITS.maxSubmitResponseBytes, AbortSignal.timeout(5_000)),
+    ).rejects.toMatchObject({ name: 'RemoteError', code: 'BUSY' });
+    expect(node.net.stats().submit.refusedStreams).toBe(2);
+    // the node ends a refused stream its client leaves open, soon
+    await waitFor(() => big.status !== 'open', 'the node to end the refused stream', 3_000);
+    // the four held complete normally, and the connection may then open another, which is served
+    expect(await Promise.all(held.map((h) => h.finish()))).toEqual([0, 1, 2, 3].map((i) => `ok held ${i}`));
     const next = await c.dialProtocol(multiaddr(address), SUBMIT_PROTOCOL);
-    const lp = lpStream(next);
-    await lp.write(utf8('fifth'));
-    expect(text((await lp.read()).subarray().subarray(1))).toBe('ok fifth');
+    expect(
+      text(
+        await exchangeSubmit(
+          next,
+          utf8('next'),
+          DEFAULT_LIMITS.maxSubmitResponseBytes,
+          AbortSignal.timeout(5_000),
+        ),
+      ),
+    ).toBe('ok next');
+    // none of the refused requests reached the handler
+    expect(node.net.stats().submit).toMatchObject({ answered: 5, badRequests: 0, refusedStreams: 2 });
+  });
+
+  it("past libp2p's limit of 16 on one connection are reset: answering BUSY is bounded too", async () => {
+    const { address, node } = await server(77, {});
+    const c = await client();
+    const held: HeldStream[] = [];
+    for (let i = 0; i < 4; i++) held.push(await partial(c, address, `held ${i}`));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // 16 more at once, none of which closes its end (the node ends a refused stream after 1 s,
+    // long after these are all open): 12 fit under libp2p's 16 and are told BUSY, 4 are reset
+    const outcomes = await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        let s: Stream | undefined;
+        try {
+          s = await c.dialProtocol(multiaddr(address), SUBMIT_PROTOCOL);
+          const status = decodeStatusFrame(
+            (await lpStream(s).read({ signal: AbortSignal.timeout(5_000) })).subarray(),
+          );
+          return status.ok ? 'ok' : status.code;
+        } catch (err) {
+          return s?.status === 'reset' ? 'reset' : `failed: ${String(err)}`;
+        }
+      }),
+    );
+    expect(outcomes.filter((o) => o === 'BUSY')).toHaveLength(12);
+    expect(outcomes.filter((o) => o !== 'BUSY')).toEqual(Array<string>(4).fill('reset'));
+    expect(node.net.stats().submit.refusedStreams).toBe(12);
+    expect(submitInboundStreamLimit(node.net.limits)).toBe(16);
+    // a larger configured allowance still leaves room to answer BUSY
+    expect(submitInboundStreamLimit({ maxSubmitStreamsPerConnection: 16 })).toBe(20);
+    expect(await Promise.all(held.map((h) => h.finish()))).toEqual([0, 1, 2, 3].map((i) => `ok held ${i}`));
   });
 
   it('are not limited that way for a member, whose follower asks its leader 8 at once', async () => {
     const A = 73;
     const B = 74;
-    const { address, release } = await server(A, {}, [A, B]);
+    const { node, address, release } = await server(A, {}, [A, B]);
     const asker = await startNode(B, {
       members: [A, B].map(nodeIdOf),
       peers: [{ nodeId: nodeIdOf(A), addrs: [address] }],
     });
     cleanup.push(() => asker.net.stop());
     await waitFor(() => asker.net.connectedMembers().includes(nodeIdOf(A)), 'the member to connect');
+    // and A's end set up: yamux aborts a connection on which more than 10 streams arrive before
+    // its receiving end is ready (MaxEarlyStreamsError), which the 10 asks below once did
+    await waitFor(() => node.net.connectedMembers().includes(nodeIdOf(B)), 'the member to be connected');
     const asks = Array.from({ length: 10 }, () => asker.net.submitTo(nodeIdOf(A), utf8('hold')));
     await new Promise((resolve) => setTimeout(resolve, 300));
     release();
