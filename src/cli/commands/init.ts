@@ -1,12 +1,16 @@
+import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { CHAIN_ID_RE } from '../../ledger/index.js';
 import { peerIdFromNodeId } from '../../network/identity.js';
-import { initNetwork } from '../../node/init.js';
+import { InitError, initNetwork } from '../../node/init.js';
 import { CliError, jsonOption, output } from '../output.js';
 import { basePortArg, nodesArg } from './args.js';
 
 /** The chain id of every devnet: init's default, kept for devnets and tests. */
 const DEVNET_CHAIN_ID = 'bitnexus-devnet';
+
+/** The signals that stop init cleanly (everything it wrote removed). */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 export function registerInit(program: Command): void {
   program
@@ -49,15 +53,34 @@ export function registerInit(program: Command): void {
         }
         const nodes = nodesArg(opts.nodes);
         const basePort = basePortArg(opts.basePort, nodes);
+        const hosts = opts.hosts === undefined ? {} : { hosts: hostList(opts.hosts) };
+        // Ctrl-C, SIGTERM or SIGHUP while init writes: it removes what it wrote and exits with
+        // 128 + the signal's number, as the signal would have. More of them meanwhile change
+        // nothing (stopping takes a fraction of a second); kill -9 leaves the staging folder,
+        // which the next init removes (docs/OPERATIONS.md).
+        const stop = new AbortController();
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (!stop.signal.aborted) stop.abort(signal);
+        };
+        for (const s of STOP_SIGNALS) process.on(s, onSignal);
         const result = await initNetwork({
           dir: opts.dir,
           nodes,
           chainId: opts.chainId,
           basePort,
-          ...(opts.hosts === undefined ? {} : { hosts: hostList(opts.hosts) }),
-        }).catch((err: unknown) => {
-          throw fileError(err);
-        });
+          ...hosts,
+          signal: stop.signal,
+        })
+          .catch((err: unknown) => {
+            if (err instanceof InitError && err.code === 'INTERRUPTED') {
+              const signal = stop.signal.reason as (typeof STOP_SIGNALS)[number];
+              throw new CliError('INTERRUPTED', err.message, 128 + constants.signals[signal]);
+            }
+            throw fileError(err);
+          })
+          .finally(() => {
+            for (const s of STOP_SIGNALS) process.removeListener(s, onSignal);
+          });
         // A chain id keeps transactions from replaying across networks; the default is shared by
         // every devnet (docs/OPERATIONS.md). Kept as the default, but never silently.
         if (cmd.getOptionValueSource('chainId') === 'default')
@@ -83,7 +106,8 @@ export function registerInit(program: Command): void {
 /**
  * A file-system failure of init as the CLI reports it: a key or file already there is
  * FILE_EXISTS (init never overwrites a key), any other system error IO_ERROR. Anything else
- * (InitError, a bug) is returned unchanged.
+ * (InitError, a bug) is returned unchanged. (initNetwork reports what fails once it has begun
+ * writing as an InitError itself; this covers a failure while it looks at the folder.)
  */
 function fileError(err: unknown): unknown {
   const e = err as NodeJS.ErrnoException;
