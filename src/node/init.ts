@@ -170,11 +170,19 @@ export async function initNetwork(opts: InitOptions): Promise<InitResult> {
   };
   let madeFrom: string | undefined;
   let staged = false;
+  // Two inits of one folder in one process would share a staging folder: the second is refused
+  // here, before it owns anything (its own cleanup must not touch the first's).
+  if (inUse.has(staging))
+    throw new InitError('FILE_EXISTS', `another init of ${opts.dir} is running in this process`);
   inUse.add(staging);
   try {
     if (!existed) madeFrom = await mkdir(stagingIn, { recursive: true });
     await removeStale(dirname(target), basename(target));
     if (existed) await removeStale(target, basename(target));
+    // A folder at this process's own staging path was left by an earlier process with the same
+    // pid (a container's init runs as pid 1 every time, so one killed init would otherwise block
+    // every later one): removeStale skips it, being in use by name; it is stale all the same.
+    await rm(staging, { recursive: true, force: true });
     await mkdir(staging);
     staged = true;
     const made = await writeNetwork(staging, opts, interrupted);
@@ -182,6 +190,9 @@ export async function initNetwork(opts: InitOptions): Promise<InitResult> {
     interrupted(); // the last moment a signal stops init: from here on it finishes
     if (existed) await moveInto(staging, target, shown);
     else {
+      // rename() would silently replace an empty folder made meanwhile (its mode and owner lost)
+      if ((await lstat(target).catch(() => undefined)) !== undefined)
+        throw new InitError('FILE_EXISTS', `${opts.dir} appeared while init ran; init refuses to replace it`);
       await rename(staging, target);
       await syncFolder(dirname(target)).catch(() => undefined);
     }
@@ -307,7 +318,8 @@ async function removeStale(folder: string, base: string): Promise<void> {
     const pid = name.slice(prefix.length, -'-tmp'.length);
     const path = join(folder, name);
     if (!/^[1-9]\d{0,9}$/.test(pid) || inUse.has(path)) continue;
-    // our own pid on a folder we are not filling: left by an earlier process with this pid (a container's)
+    // a live process's, unless the pid is ours (then it is not one we are filling: left by an
+    // earlier process with this pid, a container's)
     if (Number(pid) !== process.pid && alive(Number(pid))) continue;
     await rm(path, { recursive: true, force: true }).catch(() => undefined);
   }

@@ -302,4 +302,50 @@ describe('initNetwork: all or nothing', () => {
     await initNetwork(opts(existing));
     expect((await readdir(existing)).sort()).toEqual(['genesis.json', 'node-1', 'node-2', 'operator.key']);
   });
+
+  it("removes a staging folder at its own pid's path (a container's init is pid 1 every time)", async () => {
+    const parent = await scratch();
+    const mine = join(parent, `.net.init-${process.pid}-tmp`);
+    await mkdir(join(mine, 'node-1'), { recursive: true });
+    await initNetwork(opts(join(parent, 'net')));
+    expect(await readdir(parent)).toEqual(['net']);
+    expect(await layout(join(parent, 'net'))).toEqual(OLD_LAYOUT);
+    // and inside an existing folder
+    const existing = join(parent, 'existing');
+    await mkdir(join(existing, `.existing.init-${process.pid}-tmp`, 'node-1'), { recursive: true });
+    await initNetwork(opts(existing));
+    expect((await readdir(existing)).sort()).toEqual(['genesis.json', 'node-1', 'node-2', 'operator.key']);
+  });
+
+  it('refuses a second init of one folder in the same process, without touching the first', async () => {
+    const parent = await scratch();
+    const [first, second] = await Promise.allSettled([
+      initNetwork(opts(join(parent, 'net'))),
+      initNetwork(opts(join(parent, 'net'))),
+    ]);
+    expect(first.status).toBe('fulfilled');
+    expect(second).toMatchObject({
+      status: 'rejected',
+      reason: {
+        code: 'FILE_EXISTS',
+        message: `another init of ${join(parent, 'net')} is running in this process`,
+      },
+    });
+    expect(await layout(join(parent, 'net'))).toEqual(OLD_LAYOUT);
+  });
+
+  it('refuses to replace a folder made while it ran, and leaves that folder as it was', async () => {
+    const parent = await scratch();
+    const target = join(parent, 'net');
+    fault.writeAt = 6; // the last write: the network is staged, the rename comes next
+    fault.onWrite = () => mkdirSync(target, { mode: 0o700 });
+    const err = await initNetwork(opts(target)).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'FILE_EXISTS',
+      message: `${target} appeared while init ran; init refuses to replace it; ${target} was not created`,
+    });
+    expect(await readdir(parent)).toEqual(['net']);
+    expect(await readdir(target)).toEqual([]);
+    expect((await stat(target)).mode & 0o777).toBe(0o700);
+  });
 });
