@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { keepAliveAgent, LEVEL_HEADER, levelRow, post, runLevel, type LevelResult } from './load.js';
+import { exited, keepAliveAgent, LEVEL_HEADER, levelRow, post, runLevel, type LevelResult } from './load.js';
 import { machineLine } from './machine.js';
 
 const MEMBERS = 3;
@@ -124,9 +124,7 @@ export async function runEtcd(opts: EtcdOptions): Promise<LevelResult[]> {
     agent.destroy();
   } finally {
     for (const c of children) c.kill('SIGTERM');
-    await Promise.all(
-      children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))),
-    );
+    await Promise.all(children.map(exited));
     await rm(dir, { recursive: true, force: true });
   }
   return results;

@@ -23,7 +23,7 @@ import type { UnsignedTx } from '../src/ledger/index.js';
 import { initNetwork } from '../src/node/init.js';
 import { readKeyFile } from '../src/node/keyfile.js';
 import { etcdOptionsFromArgs, runEtcd } from './etcd.js';
-import { keepAliveAgent, LEVEL_HEADER, levelRow, post, runLevel, type LevelResult } from './load.js';
+import { exited, keepAliveAgent, LEVEL_HEADER, levelRow, post, runLevel, type LevelResult } from './load.js';
 import { machineLine } from './machine.js';
 import { signedJson } from './workload.js';
 
@@ -208,9 +208,7 @@ try {
   agent.destroy();
 } finally {
   for (const c of children) c.kill('SIGTERM');
-  await Promise.all(
-    children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))),
-  );
+  await Promise.all(children.map(exited));
   if (!keep) await rm(dir, { recursive: true, force: true });
   else console.log(`devnet kept in ${dir}`);
 }

@@ -5,6 +5,7 @@
  * answer, with latency percentiles and the CPU each process used. One client
  * for both, so the two are driven the same way.
  */
+import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 
@@ -19,8 +20,11 @@ export interface Reply {
  * idle sockets for ever and may reuse one the server is closing.
  */
 export function keepAliveAgent(): Agent {
-  return new Agent({ keepAlive: true, maxSockets: 512, timeout: 120_000 });
+  return new Agent({ keepAlive: true, maxSockets: 512, timeout: REQUEST_TIMEOUT_MS });
 }
+
+/** longer than any wait for a commit (the bench asks nodes for timeoutMs=30000) */
+const REQUEST_TIMEOUT_MS = 120_000;
 
 export function post(agent: Agent, url: URL, body: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
@@ -42,12 +46,22 @@ export function post(agent: Agent, url: URL, body: string): Promise<Reply> {
         res.on('error', reject);
       },
     );
+    // an answer that never comes would hold its worker (and the level) past its deadline
+    req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error('no answer within 120 s')));
     req.on('error', reject);
     req.end(body);
   });
 }
 
 /** CPU seconds (user + system) a process has used, from /proc (Linux); undefined elsewhere. */
+/** Resolves once `child` has exited (at once if it has already, by a code or a signal). */
+export function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+}
+
 export async function cpuSeconds(pid: number | undefined): Promise<number | undefined> {
   if (pid === undefined) return undefined;
   try {
