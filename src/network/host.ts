@@ -6,7 +6,7 @@ import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface';
 import { createLibp2p } from 'libp2p';
-import { MAX_STREAM_WINDOW_BYTES, type NetworkLimits } from './limits.js';
+import { MAX_EARLY_STREAMS, MAX_STREAM_WINDOW_BYTES, type NetworkLimits } from './limits.js';
 
 export interface HostServices extends Record<string, unknown> {
   identify: Identify;
@@ -44,7 +44,12 @@ export async function createHost(options: HostOptions): Promise<Host> {
     transports: [tcp({ dialOpts: socket, listenOpts: socket })],
     connectionEncrypters: [noise()],
     // A stream's receive window bounds the muxer messages its reader is handed (framing.ts).
-    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW_BYTES } })],
+    streamMuxers: [
+      yamux({
+        streamOptions: { maxStreamWindowSize: MAX_STREAM_WINDOW_BYTES },
+        maxEarlyStreams: MAX_EARLY_STREAMS,
+      }),
+    ],
     connectionGater: options.gater,
     // libp2p's default (one hour, counted from an address's first sighting) unless configured;
     // members' addresses come from the dialer's own book instead (peer-dialer.ts).

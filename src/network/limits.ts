@@ -91,6 +91,16 @@ export const MAX_BLOCKS_PER_REQUEST = 512;
  */
 export const MAX_STREAM_WINDOW_BYTES = 4 * MiB;
 
+/**
+ * Streams a connection may open before our end has finished setting it up
+ * (yamux buffers them until then). Past this yamux aborts the whole
+ * connection (MaxEarlyStreamsError); its default, 10, was passed on a loaded
+ * machine by a follower's asks to its leader right after connecting, beside
+ * identify, Raft and gossip. Each early stream holds at most yamux's initial
+ * window (256 KiB) unread: 8 MiB per connection at most.
+ */
+export const MAX_EARLY_STREAMS = 32;
+
 export const DEFAULT_LIMITS: Readonly<NetworkLimits> = Object.freeze({
   maxRaftFrameBytes: 16 * MiB,
   raftQueueFrames: 1024,
