@@ -34,9 +34,15 @@ const API_STATUS = {
   NOT_FOUND: 404,
   /** the transaction is well-formed but the ledger would refuse it; details.receiptCode says why */
   REJECTED: 409,
+  /** the bytes received are not an HTTP/1.1 request (Node's parser refused them before any route) */
+  BAD_HTTP_REQUEST: 400,
+  /** the request did not arrive whole within the request timeout (its headers within the headers timeout) */
+  REQUEST_TIMEOUT: 408,
   /** the HTTP body is above the server's body limit */
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  /** the request line and headers are above the HTTP parser's maximum header size */
+  HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
   /** the node cannot serve this now (starting, catching up, shutting down, at its limit of event streams) */
   NOT_READY: 503,

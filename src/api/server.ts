@@ -1,6 +1,8 @@
+import http from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, {
   LogController,
+  type ConnectionError,
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
@@ -8,7 +10,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { hasDuplicateKeys } from '../codec/index.js';
 import { blockHash, type Block } from '../ledger/index.js';
-import { ApiError, apiErrorBody, mapError } from './errors.js';
+import { ApiError, apiErrorBody, mapError, type MappedError } from './errors.js';
 import { jsonByteLength } from './json-size.js';
 import type { NodeMetrics } from './metrics.js';
 import type { LedgerNodeApi } from './node-api.js';
@@ -115,7 +117,7 @@ const MAX_SSE_TOTAL_BUFFERED_BYTES = 64 * 1024 * 1024;
  */
 const BLOCK_EVENT_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 const SSE_RETRY_MS = 2_000;
-/** refused connections are logged at most once per this interval */
+/** refused connections (and requests Node's parser refused) are logged at most once per this interval */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 interface BlockEnvelope {
@@ -255,9 +257,11 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
   const { metrics } = opts;
   const blockPageBytes = opts.blockPageBytes ?? DEFAULT_BLOCK_PAGE_BYTES;
   const limits = { ...DEFAULT_HTTP_LIMITS, ...opts.http };
+  // a flood of refusals is a line per source and interval, each saying how many it stands for
+  const refusals = new LogRateLimiter(REFUSAL_LOG_INTERVAL_MS);
   const base = {
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    // A request must arrive whole within requestTimeoutMs (Node answers 408 and closes); the
+    // A request must arrive whole within requestTimeoutMs (408 REQUEST_TIMEOUT and closed); the
     // wait for its answer (a submit waiting for its commit) is not counted.
     requestTimeout: limits.requestTimeoutMs,
     http: {
@@ -274,13 +278,15 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
     exposeHeadRoutes: false,
     // Our own 503 in onRequest below, in the one error shape.
     return503OnClosing: false,
+    // What Node's HTTP parser refuses before any route (408, 431, 400), in the one error shape too.
+    clientErrorHandler: clientErrorHandler(limits, refusals),
   };
   const loggerInstance: FastifyBaseLogger | undefined =
     opts.logger === false ? undefined : opts.logger.child({ module: 'api' });
   const app: FastifyInstance =
     loggerInstance === undefined ? Fastify({ ...base, logger: false }) : Fastify({ ...base, loggerInstance });
 
-  limitConnections(app, limits);
+  limitConnections(app, limits, refusals);
 
   const routes: { method: string; url: string }[] = [];
   registeredRoutes.set(app, routes);
@@ -606,12 +612,14 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
  * request, on each used to hold memory and file descriptors until the
  * process ran out of them (then LevelDB and libp2p failed too).
  */
-function limitConnections(app: FastifyInstance, limits: Required<HttpLimits>): void {
+function limitConnections(
+  app: FastifyInstance,
+  limits: Required<HttpLimits>,
+  refusals: LogRateLimiter,
+): void {
   const server = app.server;
   server.maxConnections = limits.maxConnections;
   const bySource = new PerSource(limits.maxConnectionsPerSource);
-  // a flood of refusals is a line per source and interval, each saying how many it stands for
-  const refusals = new LogRateLimiter(REFUSAL_LOG_INTERVAL_MS);
   const warn = (key: string, detail: Record<string, unknown>, msg: string) => {
     const admitted = refusals.admit(key);
     if (admitted !== undefined) app.log.warn({ ...detail, suppressed: admitted.suppressed }, msg);
@@ -636,6 +644,78 @@ function limitConnections(app: FastifyInstance, limits: Required<HttpLimits>): v
     }
     socket.once('close', () => bySource.give(source));
   });
+}
+
+/**
+ * The answer to a request Node's HTTP parser refused before it reached a
+ * route (the `clientError` event): a request not received whole in time, a
+ * head above the maximum header size, or bytes that are not HTTP/1.1.
+ */
+function clientErrorAnswer(
+  err: { code?: unknown; reason?: unknown },
+  limits: Pick<Required<HttpLimits>, 'requestTimeoutMs' | 'headersTimeoutMs'>,
+): MappedError {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    // Node checks both limits and says which with the same error; headersTimeout is never above requestTimeout
+    const whole = limits.requestTimeoutMs / 1000;
+    const head = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 1000;
+    return apiErrorBody(
+      'REQUEST_TIMEOUT',
+      `the request did not arrive whole within ${whole} s (its headers within ${head} s), so the connection ` +
+        'is closed: send each request at once, without pauses, on a new connection',
+    );
+  }
+  if (err.code === 'HPE_HEADER_OVERFLOW')
+    return apiErrorBody(
+      'HEADERS_TOO_LARGE',
+      `the request line and headers are above ${http.maxHeaderSize} bytes together, so the connection ` +
+        'is closed: send fewer or shorter headers (cookies, tokens) and a shorter URL',
+    );
+  // HPE_INVALID_METHOD, HPE_INVALID_CHUNK_SIZE, HPE_UNEXPECTED_CONTENT_LENGTH, …: llhttp's reason is a fixed text
+  const reason = typeof err.reason === 'string' && err.reason !== '' ? ` (${err.reason})` : '';
+  return apiErrorBody(
+    'BAD_HTTP_REQUEST',
+    `not a valid HTTP/1.1 request${reason}, so the connection is closed: check the client's HTTP ` +
+      "library, and that this is the node's HTTP port (not its libp2p port)",
+  );
+}
+
+/**
+ * fastify's clientErrorHandler: what Node's HTTP parser refuses before any
+ * route gets the one error shape (clientErrorAnswer), where fastify's own
+ * default answers `{"error":"Request Timeout","message":"Client Timeout",…}`.
+ * Otherwise as that default (and Node): nothing for a reset or destroyed
+ * socket, no write to one that cannot take it, and the socket destroyed;
+ * and, as Node but not that default, no write into an answer under way.
+ */
+function clientErrorHandler(
+  limits: Required<HttpLimits>,
+  refusals: LogRateLimiter,
+): (this: FastifyInstance, err: ConnectionError, socket: Socket) => void {
+  return function onClientError(this: FastifyInstance, err: ConnectionError, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const mapped = clientErrorAnswer(err, limits);
+    const source = sourceKey(socket.remoteAddress);
+    const admitted = refusals.admit(`client-error:${source ?? ''}`);
+    if (admitted !== undefined)
+      this.log.debug(
+        { source, code: mapped.body.error.code, reason: err.code, suppressed: admitted.suppressed },
+        'HTTP request refused before any route',
+      );
+    // As Node: never into an answer already under way on this connection (its status line has gone out).
+    const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (socket.writable && answering?.headersSent !== true) {
+      const body = JSON.stringify(mapped.body);
+      socket.write(
+        `HTTP/1.1 ${mapped.status} ${http.STATUS_CODES[mapped.status] ?? ''}\r\n` +
+          'Content-Type: application/json; charset=utf-8\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+          'Connection: close\r\n\r\n' +
+          body,
+      );
+    }
+    socket.destroy(err);
+  };
 }
 
 /** Whether a text parses as JSON at all (JSON.parse keeps "__proto__" as an own key: no pollution). */
