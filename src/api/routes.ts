@@ -127,6 +127,9 @@ export const ROUTES = {
     operationId: 'getBlock',
     tag: 'chain',
     summary: 'One committed block',
+    description:
+      'Shares the 64 MiB budget of blocks not yet written to their clients with `GET /v1/blocks`: ' +
+      'past it, 503 NOT_READY (retry later).',
     schema: { params: heightParams, response: { 200: BlockEnvelope } },
     errors: ['BAD_REQUEST', 'NOT_FOUND', 'NOT_READY'],
     replies: { 200: 'the block with its height and hash' },
@@ -139,7 +142,9 @@ export const ROUTES = {
     summary: 'Committed blocks in ascending height',
     description:
       'Page with `from=next` while `next <= head`. A page also ends once it holds about 8 MiB of blocks ' +
-      '(a bigger block comes alone), so it may hold fewer than `limit` before the head: always go on from `next`.',
+      '(a bigger block comes alone), so it may hold fewer than `limit` before the head: always go on from `next`. ' +
+      'Pages (and single blocks) not yet written to their clients hold at most 64 MiB together: past that a page ends ' +
+      'early, or is refused with 503 NOT_READY when not even its first block fits (retry later).',
     schema: { querystring: listBlocksQuery, response: { 200: BlockList } },
     errors: ['BAD_REQUEST', 'NOT_READY'],
     replies: { 200: 'up to `limit` blocks from `from`, fewer past about 8 MiB' },

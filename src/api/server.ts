@@ -1,4 +1,4 @@
-import http from 'node:http';
+import http, { type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, {
   LogController,
@@ -6,6 +6,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
+  type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
 import { hasDuplicateKeys } from '../codec/index.js';
@@ -29,6 +30,12 @@ export interface ApiOptions {
   bodyLimit?: number;
   /** largest GET /v1/blocks page, in bytes of block JSON (a bigger block still comes, alone); default 8 MiB */
   blockPageBytes?: number;
+  /**
+   * what all GET /v1/blocks pages built and not yet written to their sockets may hold together,
+   * in bytes of JSON (a page past it ends early, or is 503 NOT_READY if not even its first block
+   * fits; a block bigger than it all still comes, alone, when nothing else is held); default 64 MiB
+   */
+  maxUnsentBlockPageBytes?: number;
   /** connections and the time a request may take to arrive (HttpLimits) */
   http?: HttpLimits;
   /**
@@ -88,6 +95,13 @@ export interface HttpLimits {
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 export const DEFAULT_BLOCK_PAGE_BYTES = 8 * 1024 * 1024;
+/** eight pages of the largest size, as much as the event streams may hold beyond their one block each */
+export const DEFAULT_MAX_UNSENT_BLOCK_PAGE_BYTES = 64 * 1024 * 1024;
+/**
+ * What a block's envelope in a page adds to its JSON, at most:
+ * `{"height":<16 digits>,"hash":"<64 hex>","block":…},`.
+ */
+const BLOCK_ENVELOPE_BYTES = 128;
 export const DEFAULT_MAX_EVENT_STREAMS = 256;
 export const DEFAULT_MAX_EVENT_STREAMS_PER_SOURCE = 32;
 export const DEFAULT_HTTP_LIMITS: Readonly<Required<HttpLimits>> = Object.freeze({
@@ -175,6 +189,56 @@ class PerSource {
     if (n <= 0) this.counts.delete(key);
     else this.counts.set(key, n);
   }
+}
+
+/**
+ * Bytes that answers hold together until they are written out: each
+ * reserves what it holds, piece by piece, and gives it all back once its
+ * response has been handed to the socket ('finish') or its connection has
+ * closed ('close'), whichever comes first. A reservation past `max` is
+ * refused, except while nothing at all is reserved: one piece bigger than
+ * the whole budget (a block above it) can still be served, alone.
+ *
+ * (The event streams' StreamBudget is another kind of bound: it lets
+ * streams queue freely, looks every second and drops the ones furthest
+ * behind; this one refuses a block before it joins a page, and never drops
+ * a connection.)
+ */
+class ByteBudget {
+  private used = 0;
+
+  constructor(readonly max: number) {}
+
+  /**
+   * The reserve function of one response. It refuses (false) once the
+   * response has been written out or its connection closed: its bytes
+   * went back then, and a client that has gone needs no more.
+   */
+  forResponse(res: ServerResponse): (bytes: number) => boolean {
+    let held = 0;
+    let open = !res.destroyed && !res.writableFinished;
+    const release = () => {
+      open = false;
+      this.used -= held;
+      held = 0;
+    };
+    if (open) {
+      res.once('finish', release);
+      res.once('close', release);
+    }
+    return (bytes) => {
+      if (!open || (this.used > 0 && this.used + bytes > this.max)) return false;
+      this.used += bytes;
+      held += bytes;
+      return true;
+    };
+  }
+}
+
+/** `64 MiB`, or `1000 bytes` for a size that is not whole mebibytes */
+function byteSize(n: number): string {
+  const mib = n / (1024 * 1024);
+  return Number.isInteger(mib) ? `${mib} MiB` : `${n} bytes`;
 }
 
 /**
@@ -392,20 +456,43 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
 
   // --- chain ---------------------------------------------------------------
 
+  // A block or page stays in the node until its client reads it: a client that asks for blocks on
+  // many connections and reads none would hold a page (or a block of up to 4 MiB) on each. All
+  // the answers of GET /v1/blocks and /v1/blocks/:height not yet written out hold at most this
+  // together; each block is counted before it joins its answer.
+  const unsentPages = new ByteBudget(opts.maxUnsentBlockPageBytes ?? DEFAULT_MAX_UNSENT_BLOCK_PAGE_BYTES);
+  /** The refusal of a block answer that the budget has no room for (logged, rate-limited). */
+  const pagesFull = (request: FastifyRequest): ApiError => {
+    const admitted = refusals.admit('block-pages:');
+    if (admitted !== undefined)
+      request.log.warn(
+        { maxUnsentBlockPageBytes: unsentPages.max, suppressed: admitted.suppressed },
+        'a block request refused: the blocks not yet sent to their clients hold the budget',
+      );
+    return new ApiError(
+      'NOT_READY',
+      `this node holds ${byteSize(unsentPages.max)} of blocks not yet sent to their clients, ` +
+        'the most it holds; retry later',
+    );
+  };
+
   app.route<{ Params: { height: number } }>({
     ...routeOptions(ROUTES.getBlock),
-    handler: async (request) => {
+    handler: async (request, reply) => {
+      const reserve = unsentPages.forResponse(reply.raw);
       const block = await node.getBlock(request.params.height);
       if (block === undefined) throw new ApiError('NOT_FOUND', `no block at height ${request.params.height}`);
+      if (!reserve(jsonByteLength(block) + BLOCK_ENVELOPE_BYTES)) throw pagesFull(request);
       return envelope(block);
     },
   });
 
   app.route<{ Querystring: { from: number; limit: number } }>({
     ...routeOptions(ROUTES.listBlocks),
-    handler: async (request) => {
+    handler: async (request, reply) => {
       const { from, limit } = request.query;
       const head = node.status().height;
+      const reserve = unsentPages.forResponse(reply.raw);
       // Blocks run to megabytes: a page also ends at a byte budget, and blocks are
       // read one at a time so that nothing past it is loaded. `next` says where to go on.
       const blocks: BlockEnvelope[] = [];
@@ -416,6 +503,12 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
         if (block === undefined) continue;
         const size = jsonByteLength(block);
         if (blocks.length > 0 && bytes + size > blockPageBytes) break;
+        if (!reserve(size + BLOCK_ENVELOPE_BYTES)) {
+          // Past the budget of all pages a page ends early (`next` goes on from there); nothing
+          // more for a client that has gone.
+          if (blocks.length > 0 || reply.raw.destroyed) break;
+          throw pagesFull(request);
+        }
         bytes += size;
         blocks.push(envelope(block));
       }
