@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,12 @@ afterAll(async () => {
   for (const pid of await nodeProcesses(dir)) process.kill(pid, 'SIGKILL');
   await rm(dir, { recursive: true, force: true });
 });
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 function noStackTrace(text: string) {
   expect(text).not.toMatch(/\n\s+at /);
@@ -189,6 +195,39 @@ describe('bitnexus devnet', () => {
     expect(await nodeProcesses(net)).toEqual([]);
     expect(await readFile(log, 'utf8')).toContain('"signal":"SIGTERM","msg":"stopping"');
   });
+
+  // A 99-node init takes about a second: the signal lands while it writes the nodes' stores in
+  // its staging folder beside the new folder (as in init-interrupted.test.ts).
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)(
+    '%s while devnet inits a new folder stops the init as for bitnexus init: exit %i, nothing left',
+    async (signal, code) => {
+      const parent = join(dir, `init-${signal}`);
+      await mkdir(parent);
+      const net = join(parent, 'net');
+      const d = devnet(['--dir', net, '--nodes', '99', '--base-port', String(nextBasePort(99))]);
+      const staging = join(parent, `.net.init-${d.proc.pid}-tmp`);
+      await until(
+        'init to write node-30',
+        async () => d.proc.exitCode !== null || (await exists(join(staging, 'node-30', 'config.json'))),
+      );
+      d.proc.kill(signal);
+      expect(await d.exited, d.stderr()).toBe(code);
+      expect(await readdir(parent)).toEqual([]);
+      expect(d.lines()).toEqual([
+        {
+          ok: false,
+          error: {
+            code: 'INTERRUPTED',
+            message: `init was interrupted by ${signal}; ${net} was not created`,
+          },
+        },
+      ]);
+      expect(await nodeProcesses(parent)).toEqual([]);
+    },
+  );
 });
 
 describe('bitnexus start: a clear error with a code, never a stack trace', () => {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { access, open, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -10,7 +10,8 @@ import { peerIdFromNodeId } from '../../network/identity.js';
 import { raceAbort } from '../../network/wait.js';
 import { RAFT_DIR, readNodeConfig, resolveIn, type NodeConfig } from '../../node/config.js';
 import { initNetwork, writeFoundingRaftState } from '../../node/init.js';
-import { CliError, jsonOption, output } from '../output.js';
+import { initInterrupted } from '../interrupted.js';
+import { CliError, jsonOption, output, readError } from '../output.js';
 import { checkLogLevel } from '../logger.js';
 import { basePortArg, nodesArg } from './args.js';
 
@@ -73,9 +74,10 @@ export function registerDevnet(program: Command): void {
         checkLogLevel(process.env.LOG_LEVEL, "$LOG_LEVEL (the nodes' --log-level)");
       const dir = resolve(opts.dir);
       const o = output(opts.json === true);
-      // Ctrl-C / SIGTERM from here on stops the children too, also while they start.
+      // Ctrl-C / SIGTERM from here on stops the init of a new folder (which then removes what it
+      // wrote), or the children, also while they start. The reason is the signal's name.
       const stopAsked = new AbortController();
-      const onSignal = () => stopAsked.abort();
+      const onSignal = (signal: NodeJS.Signals) => stopAsked.abort(signal);
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       const nodes: DevnetNode[] = [];
@@ -84,16 +86,20 @@ export function registerDevnet(program: Command): void {
       try {
         if (!(await exists(join(dir, 'genesis.json')))) {
           const count = nodesArg(opts.nodes);
+          // stopped by a signal, init leaves nothing, and devnet exits as `bitnexus init` does
           await initNetwork({
             dir,
             nodes: count,
             chainId: 'bitnexus-devnet',
             basePort: basePortArg(opts.basePort, count),
+            signal: stopAsked.signal,
+          }).catch((err: unknown) => {
+            throw initInterrupted(err, stopAsked.signal);
           });
         }
+        // before anything is started: never a network with members missing
+        await checkWholeNetwork(dir);
         const names = await nodeNames(dir);
-        if (names.length === 0)
-          throw new CliError('BAD_CONFIG', `${dir} holds a genesis.json but no node-1/config.json`);
         await refound(dir, names);
         for (const name of names) {
           if (stopAsked.signal.aborted) break;
@@ -307,9 +313,76 @@ export async function refound(dir: string, names: readonly string[]): Promise<vo
     dataDirs.push(resolveIn(config.baseDir, config.dataDir));
   }
   for (const d of dataDirs) if (await exists(join(d, RAFT_DIR))) return;
-  const genesis = decodeBlock(parseBlock(JSON.parse(await readFile(join(dir, 'genesis.json'), 'utf8'))));
-  const members = genesis.block.config?.members ?? [];
+  const members = await genesisMembers(dir);
   for (const d of dataDirs) await writeFoundingRaftState(d, members);
+}
+
+/** The founding members `dir`/genesis.json names, in order (init's node-1, node-2, …). */
+async function genesisMembers(dir: string): Promise<readonly string[]> {
+  const genesis = decodeBlock(parseBlock(JSON.parse(await readFile(join(dir, 'genesis.json'), 'utf8'))));
+  return genesis.block.config?.members ?? [];
+}
+
+/**
+ * Refuses (INCOMPLETE_NETWORK) a folder that holds only part of a network. Whole, every member
+ * genesis.json names (the i-th, as init wrote them) has what `bitnexus start` needs in its
+ * node-<i> folder: config.json naming it as its nodeId, and the key file and genesis file that
+ * config names. An init of an older version (not all or nothing) stopped half way left folders
+ * with less (a genesis naming 3 members, configs for two of them, or a config cut short):
+ * started, such a network runs with members missing, and without a majority never elects a
+ * leader. Only presence is checked here; each node checks what its files hold as it starts
+ * (src/node/process.ts). A node's data directory may be missing: deleted, it is that node's loss,
+ * or a new devnet when every node's is (refound), not part of a network.
+ */
+export async function checkWholeNetwork(dir: string): Promise<void> {
+  const incomplete = (what: string) =>
+    new CliError(
+      'INCOMPLETE_NETWORK',
+      `${dir} is not a whole network: ${what}; an init of an older version that was stopped half way leaves such a folder: delete it and run devnet again`,
+    );
+  const io = (err: unknown) => typeof (err as NodeJS.ErrnoException).syscall === 'string';
+  const genesisPath = join(dir, 'genesis.json');
+  let members: readonly string[];
+  try {
+    members = await genesisMembers(dir);
+  } catch (err) {
+    if (io(err)) throw readError(genesisPath, err);
+    throw incomplete(`genesis.json is not a genesis block (${(err as Error).message})`);
+  }
+  if (members.length === 0) throw incomplete('genesis.json names no members');
+  const short = (id: unknown) => (typeof id === 'string' ? `${id.slice(0, 16)}…` : JSON.stringify(id));
+  const shown = (path: string) => {
+    const rel = relative(dir, path);
+    return rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+  };
+  for (const [i, member] of members.entries()) {
+    const name = `node-${i + 1}`;
+    const configPath = join(dir, name, 'config.json');
+    let config: Awaited<ReturnType<typeof readNodeConfig>>;
+    try {
+      config = await readNodeConfig(configPath);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR')
+        throw incomplete(`genesis.json names ${members.length} members but ${name} has no config.json`);
+      if (io(err)) throw readError(configPath, err);
+      throw incomplete(`${name}/config.json is not JSON (${(err as Error).message})`);
+    }
+    if (config.nodeId !== member)
+      throw incomplete(
+        `genesis.json names ${short(member)} as member ${i + 1}, but ${name}/config.json is node ${short(config.nodeId)}`,
+      );
+    // a field that is not a path is the node's BAD_CONFIG as it starts
+    for (const [field, what] of [
+      ['keyFile', 'key file'],
+      ['genesisFile', 'genesis file'],
+    ] as const) {
+      const file = config[field] as unknown;
+      if (typeof file !== 'string' || file === '') continue;
+      const path = resolveIn(config.baseDir, file);
+      if (!(await exists(path))) throw incomplete(`${name}'s ${what} ${shown(path)} is missing`);
+    }
+  }
 }
 
 async function exists(p: string): Promise<boolean> {

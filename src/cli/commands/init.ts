@@ -1,8 +1,8 @@
-import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { CHAIN_ID_RE } from '../../ledger/index.js';
 import { peerIdFromNodeId } from '../../network/identity.js';
-import { InitError, initNetwork } from '../../node/init.js';
+import { initNetwork } from '../../node/init.js';
+import { initInterrupted } from '../interrupted.js';
 import { CliError, jsonOption, output } from '../output.js';
 import { basePortArg, nodesArg } from './args.js';
 
@@ -72,11 +72,7 @@ export function registerInit(program: Command): void {
           signal: stop.signal,
         })
           .catch((err: unknown) => {
-            if (err instanceof InitError && err.code === 'INTERRUPTED') {
-              const signal = stop.signal.reason as (typeof STOP_SIGNALS)[number];
-              throw new CliError('INTERRUPTED', err.message, 128 + constants.signals[signal]);
-            }
-            throw fileError(err);
+            throw fileError(initInterrupted(err, stop.signal));
           })
           .finally(() => {
             for (const s of STOP_SIGNALS) process.removeListener(s, onSignal);
