@@ -31,7 +31,8 @@ export interface ApiOptions {
   /** largest GET /v1/blocks page, in bytes of block JSON (a bigger block still comes, alone); default 8 MiB */
   blockPageBytes?: number;
   /**
-   * what all GET /v1/blocks pages built and not yet written to their sockets may hold together,
+   * what all GET /v1/blocks pages (and /v1/blocks/:height blocks) built and not yet written to
+   * their sockets may hold together,
    * in bytes of JSON (a page past it ends early, or is 503 NOT_READY if not even its first block
    * fits; a block bigger than it all still comes, alone, when nothing else is held); default 64 MiB
    */
@@ -210,27 +211,39 @@ class ByteBudget {
   constructor(readonly max: number) {}
 
   /**
-   * The reserve function of one response. It refuses (false) once the
-   * response has been written out or its connection closed: its bytes
-   * went back then, and a client that has gone needs no more.
+   * The budget as one response sees it. Its bytes go back once the response
+   * has been written out ('finish'), or it or its connection has closed: a
+   * response parked behind another on a pipelined connection gets neither
+   * event of its own when the connection closes, only its socket does.
+   * `reserve` refuses (false) once they have gone back, and `gone` says so:
+   * a client that has gone needs no more.
    */
-  forResponse(res: ServerResponse): (bytes: number) => boolean {
+  forResponse(res: ServerResponse): { reserve: (bytes: number) => boolean; gone: () => boolean } {
     let held = 0;
-    let open = !res.destroyed && !res.writableFinished;
+    const socket = res.req.socket as Socket | null | undefined;
+    let open = !res.destroyed && !res.writableFinished && socket?.destroyed !== true;
     const release = () => {
+      if (!open) return;
       open = false;
       this.used -= held;
       held = 0;
+      res.off('finish', release);
+      res.off('close', release);
+      socket?.off('close', release);
     };
     if (open) {
       res.once('finish', release);
       res.once('close', release);
+      socket?.once('close', release);
     }
-    return (bytes) => {
-      if (!open || (this.used > 0 && this.used + bytes > this.max)) return false;
-      this.used += bytes;
-      held += bytes;
-      return true;
+    return {
+      reserve: (bytes) => {
+        if (!open || (this.used > 0 && this.used + bytes > this.max)) return false;
+        this.used += bytes;
+        held += bytes;
+        return true;
+      },
+      gone: () => !open,
     };
   }
 }
@@ -479,10 +492,14 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
   app.route<{ Params: { height: number } }>({
     ...routeOptions(ROUTES.getBlock),
     handler: async (request, reply) => {
-      const reserve = unsentPages.forResponse(reply.raw);
+      const budget = unsentPages.forResponse(reply.raw);
       const block = await node.getBlock(request.params.height);
       if (block === undefined) throw new ApiError('NOT_FOUND', `no block at height ${request.params.height}`);
-      if (!reserve(jsonByteLength(block) + BLOCK_ENVELOPE_BYTES)) throw pagesFull(request);
+      if (!budget.reserve(jsonByteLength(block) + BLOCK_ENVELOPE_BYTES)) {
+        // a client that has gone is not told (nor logged as a refusal)
+        if (budget.gone()) throw new ApiError('NOT_READY', 'the client has gone');
+        throw pagesFull(request);
+      }
       return envelope(block);
     },
   });
@@ -492,7 +509,7 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
     handler: async (request, reply) => {
       const { from, limit } = request.query;
       const head = node.status().height;
-      const reserve = unsentPages.forResponse(reply.raw);
+      const budget = unsentPages.forResponse(reply.raw);
       // Blocks run to megabytes: a page also ends at a byte budget, and blocks are
       // read one at a time so that nothing past it is loaded. `next` says where to go on.
       const blocks: BlockEnvelope[] = [];
@@ -503,10 +520,10 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
         if (block === undefined) continue;
         const size = jsonByteLength(block);
         if (blocks.length > 0 && bytes + size > blockPageBytes) break;
-        if (!reserve(size + BLOCK_ENVELOPE_BYTES)) {
+        if (!budget.reserve(size + BLOCK_ENVELOPE_BYTES)) {
           // Past the budget of all pages a page ends early (`next` goes on from there); nothing
           // more for a client that has gone.
-          if (blocks.length > 0 || reply.raw.destroyed) break;
+          if (blocks.length > 0 || budget.gone()) break;
           throw pagesFull(request);
         }
         bytes += size;

@@ -184,6 +184,34 @@ describe('GET /v1/blocks (and /v1/blocks/:height): the budget of blocks not yet 
     expectBudgetRefusal(await get(page(first + 2 * PAGE_BLOCKS)));
   });
 
+  it('gives back the budget of a pipelined request whose connection closes before its turn', async () => {
+    await serve({ blockPageBytes: pageBytes(), maxUnsentBlockPageBytes: twoPages() });
+    // an event stream, then two page requests, in one write: the pages are built at once, then
+    // parked behind the stream, and get no 'finish' or 'close' of their own when the connection goes
+    const socket = net.connect(socketPath);
+    sockets.push(socket);
+    socket.on('error', () => {});
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.pause();
+    socket.write(
+      `GET /v1/events HTTP/1.1\r\nHost: node\r\n\r\n` +
+        `GET ${page(first)} HTTP/1.1\r\nHost: node\r\n\r\nGET ${page(first + PAGE_BLOCKS)} HTTP/1.1\r\nHost: node\r\n\r\n`,
+    );
+    // both pages built: the budget is full
+    const deadline = Date.now() + 5000;
+    while ((await get(`/v1/blocks?from=${first}&limit=1`)).status !== 503) {
+      if (Date.now() > deadline) throw new Error('the pipelined pages never filled the budget');
+      await sleep(20);
+    }
+    socket.destroy();
+    // all of it comes back: two slow pages fit again, and not a third
+    await eventuallyServed(page(first + 2 * PAGE_BLOCKS));
+    const c = await slowGet(page(first));
+    const d = await slowGet(page(first + PAGE_BLOCKS));
+    expect([c.status, d.status]).toEqual([200, 200]);
+    expectBudgetRefusal(await get(page(first + 2 * PAGE_BLOCKS)));
+  });
+
   it('ends a page early, at the block that would not fit the budget, rather than refusing it', async () => {
     // one slow page, and room for two and a half blocks more
     const budget = (PAGE_BLOCKS + 2.5) * blockBytes;
