@@ -53,7 +53,6 @@ export function post(agent: Agent, url: URL, body: string): Promise<Reply> {
   });
 }
 
-/** CPU seconds (user + system) a process has used, from /proc (Linux); undefined elsewhere. */
 /** Resolves once `child` has exited (at once if it has already, by a code or a signal). */
 export function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
@@ -62,6 +61,7 @@ export function exited(child: ChildProcess): Promise<void> {
   });
 }
 
+/** CPU seconds (user + system) a process has used, from /proc (Linux); undefined elsewhere. */
 export async function cpuSeconds(pid: number | undefined): Promise<number | undefined> {
   if (pid === undefined) return undefined;
   try {

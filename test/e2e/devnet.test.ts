@@ -211,7 +211,10 @@ describe('bitnexus devnet', () => {
       const staging = join(parent, `.net.init-${d.proc.pid}-tmp`);
       await until(
         'init to write node-30',
-        async () => d.proc.exitCode !== null || (await exists(join(staging, 'node-30', 'config.json'))),
+        async () =>
+          d.proc.exitCode !== null ||
+          (await exists(join(staging, 'node-30', 'config.json'))) ||
+          (await exists(net)),
       );
       d.proc.kill(signal);
       expect(await d.exited, d.stderr()).toBe(code);

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { access, open, readFile } from 'node:fs/promises';
+import { access, open, readdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -77,9 +77,12 @@ export function registerDevnet(program: Command): void {
       // Ctrl-C / SIGTERM from here on stops the init of a new folder (which then removes what it
       // wrote), or the children, also while they start. The reason is the signal's name.
       const stopAsked = new AbortController();
-      const onSignal = (signal: NodeJS.Signals) => stopAsked.abort(signal);
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // More signals meanwhile change nothing (an init cleaning up, nodes stopping), as in `init`.
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (!stopAsked.signal.aborted) stopAsked.abort(signal);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       const nodes: DevnetNode[] = [];
       // ends the readiness probes however the start ends
       const probes = new AbortController();
@@ -98,7 +101,7 @@ export function registerDevnet(program: Command): void {
           });
         }
         // before anything is started: never a network with members missing
-        await checkWholeNetwork(dir);
+        await checkBeforeStart(dir);
         const names = await nodeNames(dir);
         await refound(dir, names);
         for (const name of names) {
@@ -292,6 +295,24 @@ async function stopAll(nodes: DevnetNode[]): Promise<void> {
       if (child.connected) child.disconnect();
     }),
   );
+}
+
+/**
+ * What devnet checks of an existing folder before it starts anything: a whole network
+ * (checkWholeNetwork), unless a devnet has run in it. Once one has, its members may have changed
+ * since genesis (a founding member removed and its folder deleted, a node's folder reused for a
+ * new key), and each node checks its own files as it starts.
+ */
+export async function checkBeforeStart(dir: string): Promise<void> {
+  if (!(await hasRun(dir))) await checkWholeNetwork(dir);
+}
+
+/** Whether a devnet has run in `dir`: a node-N/node.log (only devnet writes one; init never). */
+async function hasRun(dir: string): Promise<boolean> {
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  for (const name of entries)
+    if (/^node-\d+$/.test(name) && (await exists(join(dir, name, 'node.log')))) return true;
+  return false;
 }
 
 async function nodeNames(dir: string): Promise<string[]> {

@@ -7,7 +7,7 @@ import { access, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkWholeNetwork } from '../../../src/cli/commands/devnet.js';
+import { checkBeforeStart, checkWholeNetwork } from '../../../src/cli/commands/devnet.js';
 import { initNetwork } from '../../../src/node/init.js';
 import { nextBasePort } from '../../support/devnet.js';
 import { jsonError, run } from './helpers.js';
@@ -118,5 +118,15 @@ describe('checkWholeNetwork: what a whole network is', () => {
     await expect(checkWholeNetwork(dir)).resolves.toBeUndefined();
     for (const n of [1, 3]) await rm(join(dir, `node-${n}`, 'data'), { recursive: true });
     await expect(checkWholeNetwork(dir)).resolves.toBeUndefined();
+  });
+});
+
+describe('checkBeforeStart: a folder where a devnet has run', () => {
+  it('is not held to its genesis members: a founding member removed later and its folder deleted', async () => {
+    const { dir } = await network('has-run');
+    await rm(join(dir, 'node-3'), { recursive: true });
+    await expect(checkBeforeStart(dir)).rejects.toMatchObject({ code: 'INCOMPLETE_NETWORK' });
+    await writeFile(join(dir, 'node-1', 'node.log'), ''); // what devnet writes as it starts a node
+    await expect(checkBeforeStart(dir)).resolves.toBeUndefined();
   });
 });
