@@ -248,6 +248,31 @@ describe('the client error handler, as fastify and Node', () => {
     expect(waiting.destroy).toHaveBeenCalledWith(parseError);
   });
 
+  it('over a real socket: nothing is written into an event stream under way when bytes after it are not HTTP', async () => {
+    // The handler learns whether an answer is under way from Node's own (private) record of it:
+    // if Node ever changed that, a 400 would land inside the stream, and this would fail.
+    const port = await serve();
+    const socket = net.connect({ host: '127.0.0.1', port });
+    sockets.push(socket);
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (data += chunk));
+    socket.on('error', () => {});
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('GET /v1/events HTTP/1.1\r\nHost: node\r\n\r\n');
+    const deadline = Date.now() + 5000;
+    while (!data.startsWith('HTTP/1.1 200')) {
+      if (Date.now() > deadline) throw new Error(`no event stream: ${JSON.stringify(data)}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    socket.write('GARBAGE\r\n\r\n');
+    await closed;
+    expect(data).toMatch(/^HTTP\/1\.1 200 /);
+    expect(data).not.toContain('HTTP/1.1 400');
+    expect(data).not.toContain('BAD_HTTP_REQUEST');
+  });
+
   it('logs at debug, at most a line per source and interval, saying how many it stands for', async () => {
     const lines: Record<string, unknown>[] = [];
     const logger = pino(
