@@ -112,7 +112,7 @@ function devnet(args: string[]) {
     async up(): Promise<Up> {
       await until('devnet to print its first line', () => gone || stdout.includes('\n'));
       const first = lines()[0];
-      expect(first, stderr).toMatchObject({ ok: true });
+      expect(first, stdout + stderr).toMatchObject({ ok: true });
       return first as unknown as Up;
     },
   };
