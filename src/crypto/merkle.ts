@@ -1,5 +1,5 @@
 import { bytesEqual } from '../codec/index.js';
-import { sha256 } from './hash.js';
+import { sha256, sha256One } from './hash.js';
 
 /**
  * RFC 6962 / RFC 9162 Merkle trees with SHA-256 (docs/CRYPTO.md §Merkle).
@@ -22,6 +22,12 @@ export const HASH_BYTES = 32;
 const LEAF_PREFIX = 0x00;
 const NODE_PREFIX = 0x01;
 
+// Inputs are assembled in buffers reused by every call (hashing reads them
+// synchronously): a fresh 65-byte array per node would live off V8's heap,
+// and its allocation cost as much as the hash (PERFORMANCE.md, round 15).
+const leafScratch = new Uint8Array(1 + HASH_BYTES);
+const nodeScratch = new Uint8Array(1 + 2 * HASH_BYTES);
+
 /** A run of leaves [start, start + size) whose RFC 6962 root a proof needs. */
 export interface LeafRange {
   start: number;
@@ -30,10 +36,10 @@ export interface LeafRange {
 
 /** SHA-256(0x00 || data): the hash of one leaf. The ledger's leaf is a 32-byte transaction id. */
 export function leafHash(data: Uint8Array): Uint8Array {
-  const buf = new Uint8Array(1 + data.length);
+  const buf = data.length === HASH_BYTES ? leafScratch : new Uint8Array(1 + data.length);
   buf[0] = LEAF_PREFIX;
   buf.set(data, 1);
-  return sha256(buf);
+  return sha256One(buf);
 }
 
 /** SHA-256(0x01 || left || right): the hash of an interior node. */
@@ -41,11 +47,11 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
   if (left.length !== HASH_BYTES || right.length !== HASH_BYTES) {
     throw new RangeError('Merkle child hashes must be 32 bytes');
   }
-  const buf = new Uint8Array(1 + 2 * HASH_BYTES);
+  const buf = nodeScratch;
   buf[0] = NODE_PREFIX;
   buf.set(left, 1);
   buf.set(right, 1 + HASH_BYTES);
-  return sha256(buf);
+  return sha256One(buf);
 }
 
 /** The root of the empty tree, SHA-256(""). */

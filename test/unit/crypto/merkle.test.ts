@@ -1,3 +1,4 @@
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { describe, expect, it } from 'vitest';
 import {
   consistencyProof,
@@ -48,6 +49,22 @@ describe('RFC 6962 hashing (Certificate Transparency test data)', () => {
   it('roots the empty tree at SHA-256("")', () => {
     expect(emptyRoot()).toEqual(EMPTY);
     expect(merkleRoot([])).toEqual(EMPTY);
+  });
+
+  it('hands out hashes that no later hash changes (inputs are built in reused buffers)', () => {
+    // 32-byte leaves (the ledger's transaction ids) and nodes take the reused-buffer path
+    const a = hexToBytes('11'.repeat(32));
+    const b = hexToBytes('22'.repeat(32));
+    const leafA = leafHash(a);
+    const leafB = leafHash(b);
+    const node = nodeHash(leafA, leafB);
+    const later = nodeHash(leafB, leafA);
+    expect(leafA).toEqual(nobleSha256(Uint8Array.of(0, ...a)));
+    expect(leafB).toEqual(nobleSha256(Uint8Array.of(0, ...b)));
+    expect(node).toEqual(nobleSha256(Uint8Array.of(1, ...leafA, ...leafB)));
+    expect(later).toEqual(nobleSha256(Uint8Array.of(1, ...leafB, ...leafA)));
+    expect(node.buffer).not.toBe(later.buffer);
+    expect(leafA.buffer).not.toBe(leafB.buffer);
   });
 
   it('returns a root that does not alias its input', () => {
