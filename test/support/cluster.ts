@@ -128,6 +128,25 @@ export class TestCluster {
   async waitForLeader(): Promise<LedgerNode> {
     return this.waitFor('a leader', () => this.leader());
   }
+
+  /**
+   * Start all nodes, wait for a leader, stop one follower (`lagging`), then commit `count`
+   * registrations (labels `${prefix}0`, `${prefix}1`, ...) on the leader, each waited for.
+   * Set `nodeOptions` first: with small compaction intervals the leader compacts past what
+   * `lagging` holds, so it must be sent a snapshot when it comes back.
+   */
+  async stopAFollowerAndCommit(
+    count: number,
+    prefix: string,
+  ): Promise<{ leader: LedgerNode; lagging: string }> {
+    await this.startAll();
+    const leader = await this.waitForLeader();
+    const lagging = this.ids.find((id) => id !== leader.nodeId)!;
+    await this.stop(lagging);
+    for (let i = 0; i < count; i++)
+      await leader.submit(this.registration(`${prefix}${i}`).tx, { wait: true, timeoutMs: 5000 });
+    return { leader, lagging };
+  }
 }
 
 export { toHex };

@@ -228,12 +228,7 @@ describe('found by the crash-point review (each failed before its fix)', () => {
   it('a chain-store failure while restoring a snapshot stops the node (fatal), not retried as a fetch failure', async () => {
     const c = (cluster = new TestCluster(3));
     c.nodeOptions = { compactEvery: 3, compactKeep: 1 };
-    await c.startAll();
-    const leader = await c.waitForLeader();
-    const lagging = c.ids.find((id) => id !== leader.nodeId)!;
-    await c.stop(lagging);
-    for (let i = 0; i < 8; i++)
-      await leader.submit(c.registration(`r${i}`).tx, { wait: true, timeoutMs: 5000 });
+    const { lagging } = await c.stopAFollowerAndCommit(8, 'r');
     // its disk fails every block write from now on (an I/O error, a full disk)
     const failing = new (class extends MemoryStore {
       override batch(ops: readonly BatchOp[]): Promise<void> {

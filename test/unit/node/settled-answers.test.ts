@@ -43,12 +43,7 @@ function lagAppends(c: TestCluster, leaderId: string, fId: string): void {
 async function withStoppedFollower(count: number, prefix: string) {
   const c = (cluster = new TestCluster(3));
   c.nodeOptions = { compactEvery: 5, compactKeep: 2 };
-  await c.startAll();
-  const leader = await c.waitForLeader();
-  const lagging = c.ids.find((id) => id !== leader.nodeId)!;
-  await c.stop(lagging);
-  for (let i = 0; i < count; i++)
-    await leader.submit(register(`${prefix}${i}`).tx, { wait: true, timeoutMs: 5000 });
+  const { leader, lagging } = await c.stopAFollowerAndCommit(count, prefix);
   return { c, leader, lagging };
 }
 
