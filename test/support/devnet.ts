@@ -121,12 +121,22 @@ export class Devnet {
    */
   startArgs: (i: number) => string[] = () => ['--no-mirror'];
 
+  /**
+   * A command that runs node i's process (its arguments follow), e.g. `ip
+   * netns exec NS` to start it in a network namespace (support/netns.ts).
+   * Empty by default: the node is started directly. Whatever it is must exec
+   * the node, so that signals reach it.
+   */
+  spawnPrefix: (i: number) => string[] = () => [];
+
   start(i: number): void {
     const node = this.nodes[i]!;
     const log = createWriteStream(join(this.dir, node.name, 'node.log'), { flags: 'a' });
+    const [command, ...prefix] = [...this.spawnPrefix(i), process.execPath];
     const proc = spawn(
-      process.execPath,
+      command,
       [
+        ...prefix,
         BIN,
         'start',
         '--config',
