@@ -2,6 +2,21 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { SyncServiceStatus } from '../sync/index.js';
 
 /**
+ * The `code` label of `bitnexus_http_refused_total`: a request Node's HTTP
+ * parser refused before any route, by the error code it was answered with
+ * (docs/ERRORS.md), or `UNANSWERED` when no answer could be written (the
+ * connection already destroyed or no longer writable, or an answer under way
+ * on it). A fixed set: every value is there, at 0, from the start.
+ */
+export const HTTP_REFUSAL_CODES = [
+  'REQUEST_TIMEOUT',
+  'HEADERS_TOO_LARGE',
+  'BAD_HTTP_REQUEST',
+  'UNANSWERED',
+] as const;
+export type HttpRefusalCode = (typeof HTTP_REFUSAL_CODES)[number];
+
+/**
  * What the node and the API report. Injected; `null` means metrics are off.
  * prom-client stays behind this interface (createPromMetrics), so the rest of
  * the code never touches a metrics library.
@@ -22,6 +37,8 @@ export interface NodeMetrics {
   setMempool(n: number): void;
   /** one finished HTTP request; `route` is the route pattern (`/v1/blocks/:height`), never the raw URL */
   observeHttpRequest(method: string, route: string, status: number, seconds: number): void;
+  /** one request Node's HTTP parser refused before any route (HTTP_REFUSAL_CODES) */
+  incHttpRefused(code: HttpRefusalCode): void;
   /** +1 when an SSE client connects, −1 when it goes */
   addSseClients(delta: number): void;
   /**
@@ -105,6 +122,13 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): {
     buckets: SECONDS_BUCKETS,
     registers,
   });
+  const httpRefused = new Counter({
+    name: p + 'http_refused_total',
+    help: 'HTTP requests refused by the HTTP parser before any route, by error code (UNANSWERED: no answer could be written)',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  for (const code of HTTP_REFUSAL_CODES) httpRefused.inc({ code }, 0);
 
   const setMirror = mirrorMetrics(p, registry);
 
@@ -125,6 +149,7 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): {
       httpRequests.inc(labels);
       httpDuration.observe(labels, seconds);
     },
+    incHttpRefused: (code) => httpRefused.inc({ code }),
     addSseClients: (delta) => sseClients.inc(delta),
     setMirror,
     scrape: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),

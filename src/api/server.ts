@@ -13,7 +13,7 @@ import { hasDuplicateKeys } from '../codec/index.js';
 import { blockHash, type Block } from '../ledger/index.js';
 import { ApiError, apiErrorBody, mapError, type MappedError } from './errors.js';
 import { jsonByteLength } from './json-size.js';
-import type { NodeMetrics } from './metrics.js';
+import type { HttpRefusalCode, NodeMetrics } from './metrics.js';
 import type { LedgerNodeApi } from './node-api.js';
 import { fastifySchema, ROUTES, type RouteSpec } from './routes.js';
 import { MAX_HEIGHT } from './schemas.js';
@@ -356,7 +356,7 @@ export function buildApi(node: LedgerNodeApi, opts: ApiOptions): FastifyInstance
     // Our own 503 in onRequest below, in the one error shape.
     return503OnClosing: false,
     // What Node's HTTP parser refuses before any route (408, 431, 400), in the one error shape too.
-    clientErrorHandler: clientErrorHandler(limits, refusals),
+    clientErrorHandler: clientErrorHandler(limits, refusals, metrics),
   };
   const loggerInstance: FastifyBaseLogger | undefined =
     opts.logger === false ? undefined : opts.logger.child({ module: 'api' });
@@ -764,26 +764,30 @@ function limitConnections(
 function clientErrorAnswer(
   err: { code?: unknown; reason?: unknown },
   limits: Pick<Required<HttpLimits>, 'requestTimeoutMs' | 'headersTimeoutMs'>,
-): MappedError {
+): MappedError & { code: Exclude<HttpRefusalCode, 'UNANSWERED'> } {
+  const refusal = (code: Exclude<HttpRefusalCode, 'UNANSWERED'>, message: string) => ({
+    ...apiErrorBody(code, message),
+    code,
+  });
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     // Node checks both limits and says which with the same error; headersTimeout is never above requestTimeout
     const whole = limits.requestTimeoutMs / 1000;
     const head = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 1000;
-    return apiErrorBody(
+    return refusal(
       'REQUEST_TIMEOUT',
       `the request did not arrive whole within ${whole} s (its headers within ${head} s), so the connection ` +
         'is closed: send each request at once, without pauses, on a new connection',
     );
   }
   if (err.code === 'HPE_HEADER_OVERFLOW')
-    return apiErrorBody(
+    return refusal(
       'HEADERS_TOO_LARGE',
       `the request line and headers are above ${http.maxHeaderSize} bytes together, so the connection ` +
         'is closed: send fewer or shorter headers (cookies, tokens) and a shorter URL',
     );
   // HPE_INVALID_METHOD, HPE_INVALID_CHUNK_SIZE, HPE_UNEXPECTED_CONTENT_LENGTH, …: llhttp's reason is a fixed text
   const reason = typeof err.reason === 'string' && err.reason !== '' ? ` (${err.reason})` : '';
-  return apiErrorBody(
+  return refusal(
     'BAD_HTTP_REQUEST',
     `not a valid HTTP/1.1 request${reason}, so the connection is closed: check the client's HTTP ` +
       "library, and that this is the node's HTTP port (not its libp2p port)",
@@ -797,13 +801,21 @@ function clientErrorAnswer(
  * Otherwise as that default (and Node): nothing for a reset or destroyed
  * socket, no write to one that cannot take it, and the socket destroyed;
  * and, as Node but not that default, no write into an answer under way.
+ * Each refusal counts in `bitnexus_http_refused_total` by the code answered,
+ * or as `UNANSWERED` when it cannot be answered; a reset, or an error of the
+ * transport on a destroyed socket (EPIPE, ETIMEDOUT, …), is no refusal.
  */
 function clientErrorHandler(
   limits: Required<HttpLimits>,
   refusals: LogRateLimiter,
+  metrics: NodeMetrics | null,
 ): (this: FastifyInstance, err: ConnectionError, socket: Socket) => void {
   return function onClientError(this: FastifyInstance, err: ConnectionError, socket: Socket): void {
-    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    if (err.code === 'ECONNRESET') return;
+    if (socket.destroyed) {
+      if (isParserRefusal(err)) metrics?.incHttpRefused('UNANSWERED');
+      return;
+    }
     const mapped = clientErrorAnswer(err, limits);
     const source = sourceKey(socket.remoteAddress);
     const admitted = refusals.admit(`client-error:${source ?? ''}`);
@@ -823,9 +835,17 @@ function clientErrorHandler(
           'Connection: close\r\n\r\n' +
           body,
       );
-    }
+      metrics?.incHttpRefused(mapped.code);
+    } else metrics?.incHttpRefused('UNANSWERED');
     socket.destroy(err);
   };
+}
+
+/** A request Node's HTTP parser refused (llhttp's `HPE_*`, or the request timeout), not an error of the transport. */
+function isParserRefusal(err: { code?: unknown }): boolean {
+  return (
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || (typeof err.code === 'string' && err.code.startsWith('HPE_'))
+  );
 }
 
 /** Whether a text parses as JSON at all (JSON.parse keeps "__proto__" as an own key: no pollution). */

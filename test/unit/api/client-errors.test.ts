@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HTTP_STATUS, type ErrorBody } from '../../../src/api/errors.js';
+import { createPromMetrics } from '../../../src/api/metrics.js';
 import { buildApi, type ApiOptions } from '../../../src/api/server.js';
 import { FakeNode } from './fake-node.js';
 
@@ -200,6 +201,43 @@ describe('HTTP answers before a route: the one error shape', () => {
   });
 });
 
+/** bitnexus_http_refused_total by code, as GET /metrics shows it */
+async function refusedCounts(): Promise<Record<string, number>> {
+  const text = (await app!.inject('/metrics')).body;
+  const counts: Record<string, number> = {};
+  for (const [, code = '', n] of text.matchAll(/^bitnexus_http_refused_total\{code="(\w+)"\} (\d+)$/gm))
+    counts[code] = Number(n);
+  return counts;
+}
+/** every value of its `code` label, there from the start (docs/API.md §GET /metrics) */
+const NOT_REFUSED = { REQUEST_TIMEOUT: 0, HEADERS_TOO_LARGE: 0, BAD_HTTP_REQUEST: 0, UNANSWERED: 0 };
+
+describe('refusals before a route are counted in /metrics', () => {
+  it.each([
+    ['REQUEST_TIMEOUT', 408, 'GET /healthz HTTP/1.1\r\nHost: x\r\n'],
+    [
+      'HEADERS_TOO_LARGE',
+      431,
+      `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(http.maxHeaderSize + 1)}\r\n\r\n`,
+    ],
+    ['BAD_HTTP_REQUEST', 400, 'GARBAGE\r\n\r\n'],
+  ])('%s: +1 under its code, and nothing else', async (code, status, request) => {
+    const port = await serve({ metrics: createPromMetrics({ processMetrics: false }).metrics });
+    expect(await refusedCounts()).toEqual(NOT_REFUSED);
+    expectErrorShape(await exchange(port, request), status, code);
+    expect(await refusedCounts()).toEqual({ ...NOT_REFUSED, [code]: 1 });
+  });
+
+  it('a request served, or answered by a route (404), counts nothing', async () => {
+    const port = await serve({ metrics: createPromMetrics({ processMetrics: false }).metrics });
+    expect(
+      (await exchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).status,
+    ).toBe(200);
+    expect((await exchange(port, 'GET /no/such/route HTTP/1.1\r\nHost: x\r\n\r\n', 500)).status).toBe(404);
+    expect(await refusedCounts()).toEqual(NOT_REFUSED);
+  });
+});
+
 describe('the client error handler, as fastify and Node', () => {
   /** A socket as the `clientError` event gives it, that records what is done to it. */
   function fakeSocket(state: { destroyed?: boolean; writable?: boolean; answering?: object }) {
@@ -246,6 +284,18 @@ describe('the client error handler, as fastify and Node', () => {
     expect(String(waiting.write.mock.calls[0]?.[0])).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(String(waiting.write.mock.calls[0]?.[0])).toContain('(Invalid method encountered)');
     expect(waiting.destroy).toHaveBeenCalledWith(parseError);
+  });
+
+  it('counts a refusal it cannot answer as UNANSWERED, and a reset or an error of the transport not at all', async () => {
+    app = buildApi(node, { logger: false, metrics: createPromMetrics({ processMetrics: false }).metrics });
+    const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    app.server.emit('clientError', Object.assign(new Error('reset'), { code: 'ECONNRESET' }), fakeSocket({}));
+    app.server.emit('clientError', epipe, fakeSocket({ destroyed: true }));
+    expect(await refusedCounts()).toEqual(NOT_REFUSED);
+    app.server.emit('clientError', parseError, fakeSocket({ destroyed: true }));
+    app.server.emit('clientError', parseError, fakeSocket({ writable: false }));
+    app.server.emit('clientError', parseError, fakeSocket({ answering: { headersSent: true } }));
+    expect(await refusedCounts()).toEqual({ ...NOT_REFUSED, UNANSWERED: 3 });
   });
 
   it('over a real socket: nothing is written into an event stream under way when bytes after it are not HTTP', async () => {
