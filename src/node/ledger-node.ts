@@ -58,6 +58,7 @@ import {
   type ProcessedBlock,
   type Receipt,
   type ResultCode,
+  type StateView,
 } from '../ledger/index.js';
 import type { RaftStore } from '../storage/raft/index.js';
 import type { CheckReport, SearchRequest, SearchResult, SyncServiceStatus } from '../sync/index.js';
@@ -248,6 +249,7 @@ export class LedgerNode implements LedgerNodeApi {
   private readonly compactEvery: number;
   private readonly compactKeep: number;
   private readonly forwardRetryMs: number;
+  private readonly tickMs: number;
 
   private constructor(
     private readonly opts: LedgerNodeOptions,
@@ -266,6 +268,7 @@ export class LedgerNode implements LedgerNodeApi {
     this.compactEvery = opts.compactEvery ?? 5000;
     this.compactKeep = opts.compactKeep ?? 1000;
     this.forwardRetryMs = opts.forwardRetryMs ?? FORWARD_RETRY_MS;
+    this.tickMs = opts.tickMs ?? 100;
     this.storage = MemoryStorage.fromPersisted(persisted);
     this.appliedIndex = persisted.snapshot?.meta.index ?? 0;
     if (persisted.snapshot && snapshotHead(persisted.snapshot).height > opts.chain.height)
@@ -327,8 +330,7 @@ export class LedgerNode implements LedgerNodeApi {
     net.handleBlockRange((from, to, signal) => this.blockRange(from, to, signal));
     this.updateNetworkMembers();
     await net.start();
-    const tickMs = this.opts.tickMs ?? 100;
-    this.timer = setInterval(() => this.onTick(), tickMs);
+    this.timer = setInterval(() => this.onTick(), this.tickMs);
     this.log.info(
       { nodeId: this.nodeId, height: this.opts.chain.height, chainId: this.chainId },
       'node started',
@@ -1299,6 +1301,14 @@ export class LedgerNode implements LedgerNodeApi {
     // Raw (undecoded) gossip has no timestamp to hand: it goes once it has been held as long as
     // a transaction may live. Those that commit are dropped when their block is applied.
     this.mempool.sweepRaw(now - config.params.txMaxAgeMs);
+    // Gossip that arrived after its block was applied, where recentlyCommitted did not know it
+    // (a restarted node remembers no recent commits, and gossipsub replays its recent messages to
+    // a peer that reconnects), would wait here until txMaxAgeMs and be sent to the leader again
+    // and again. Each raw entry still held a sweep after it arrived (most have committed by then)
+    // is parsed once: if its nonce is used, it can never commit.
+    for (const [signature, bytes] of this.mempool.uncheckedRaw(now - SWEEP_EVERY_TICKS * this.tickMs)) {
+      if (nonceUsed(state, bytes)) this.mempool.removeRaw(signature);
+    }
     // A waiting client is told its transaction failed only when that is certain: its nonce
     // went to another transaction, or it is too old for any block still to come (block times
     // never go back, and apply refuses what is older than a block's time by txMaxAgeMs). Old by
@@ -2052,6 +2062,25 @@ const GOSSIP_WAIT_MS = 1_000;
 
 /** How many committed transactions' signatures a node remembers to drop late gossip. */
 const RECENTLY_COMMITTED = 50_000;
+
+/**
+ * Whether the nonce of a raw (undecoded) transaction is used in `state`. A
+ * raw transaction that does not parse that far is left to the mempool's age
+ * limit.
+ */
+function nonceUsed(state: StateView, bytes: Uint8Array): boolean {
+  let tx: { signer?: unknown; nonce?: unknown };
+  try {
+    tx = JSON.parse(
+      Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'),
+    ) as typeof tx;
+  } catch {
+    return false;
+  }
+  if (typeof tx !== 'object' || tx === null || typeof tx.signer !== 'string' || typeof tx.nonce !== 'string')
+    return false;
+  return state.get(keys.nonce(tx.signer, tx.nonce)) !== undefined;
+}
 
 /** A set of at most `capacity` values, the oldest added forgotten first. */
 class RecentSet<T> {

@@ -49,6 +49,8 @@ export const MAX_RAW_TX_BYTES = LIMITS.maxTxBytes + 256;
 interface RawEntry {
   bytes: Uint8Array;
   addedAt: number;
+  /** handed out once by uncheckedRaw (to see whether it can still commit) */
+  checked?: true;
   resend?: Resend;
   /** node id of the member that relayed it, when known */
   relayer?: string;
@@ -197,6 +199,21 @@ export class Mempool {
         if (mine.txs <= 0) this.perRelayer.delete(e.relayer);
       }
     }
+  }
+
+  /**
+   * Raw transactions that arrived before `cutoff` and were not handed out
+   * here before, as [signature, bytes]: each once, so its owner can check
+   * whether it can still commit (a gossip that arrived after its block).
+   */
+  uncheckedRaw(cutoff: number): [string, Uint8Array][] {
+    const out: [string, Uint8Array][] = [];
+    for (const [sig, e] of this.raw) {
+      if (e.checked || e.addedAt >= cutoff) continue;
+      e.checked = true;
+      out.push([sig, e.bytes]);
+    }
+    return out;
   }
 
   /** Drop raw transactions that arrived before `cutoff`; returns how many. */

@@ -432,3 +432,41 @@ describe('readiness of a follower that lags', () => {
     await c.waitFor('ready again once caught up', () => f.readiness().ready);
   });
 });
+
+describe('gossip that arrives after its block', () => {
+  // A restarted node remembers no recent commits, and gossipsub replays its recent messages to a
+  // peer that reconnects: the follower kept such a transaction undecoded for txMaxAgeMs (an hour),
+  // counted it in its mempool and sent it to the leader again and again (the soak's note
+  // "mempool holds 1 after everything committed").
+  it('leaves a follower’s mempool at its next sweeps once its nonce is used, not an hour later', async () => {
+    const c = (cluster = new TestCluster(3));
+    // compaction flushes the chain, so the restart below replays none of these blocks
+    c.nodeOptions = { compactEvery: 3, compactKeep: 1 };
+    await c.startAll();
+    const leader = await c.waitForLeader();
+    const t = c.registration('late-gossip');
+    await leader.submit(t.tx, { wait: true, timeoutMs: 5000 });
+    for (let i = 0; i < 8; i++)
+      await leader.submit(c.registration(`after-${i}`).tx, { wait: true, timeoutMs: 5000 });
+    const f = c.ids.find((id) => id !== leader.nodeId)!;
+    await c.stop(f);
+    const back = await c.start(f);
+    await c.waitFor(
+      'the restarted follower at the head',
+      () => back.status().height === leader.status().height,
+    );
+    const net = c.hub.nodes.get(f) as unknown as { tx?: (from: string, bytes: Uint8Array) => void };
+    net.tx!(leader.nodeId, new TextEncoder().encode(canonicalize(t.tx)));
+    expect(back.status().mempool).toBe(1);
+    await c.waitFor('the mempool to let it go', () => back.status().mempool === 0, 5000);
+    // one not committed is kept as before, however long it waits for a leader
+    c.hub.isolate(f);
+    const pending = c.registration('not-yet');
+    net.tx!(leader.nodeId, new TextEncoder().encode(canonicalize(pending.tx)));
+    await sleep(2000); // four sweeps
+    expect(back.status().mempool).toBe(1);
+    c.hub.heal();
+    await c.waitFor('it to commit', () => back.status().mempool === 0, 10_000);
+    expect(await leader.getTransaction(pending.id)).toBeDefined();
+  });
+});
