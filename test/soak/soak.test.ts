@@ -6,6 +6,10 @@ import { Soak, soakOptionsFromEnv } from './soak.js';
 //   BITNEXUS_SOAK_SECONDS   how long faults and load run (default 120)
 //   BITNEXUS_SOAK_NODES     3 (default) or 5
 //   BITNEXUS_SOAK_CLIENTS   concurrent clients (default 6)
+//   BITNEXUS_SOAK_MIRROR=1  nodes mirror into their embedded PGlite; at the end `bitnexus sync check`
+//                           must pass on every node (slower: three PGlite databases on the machine)
+//   BITNEXUS_SOAK_PARTITIONS=0 no network partitions (they need root and iproute2: each node runs in a
+//                           network namespace of its own, and links are cut with blackhole routes)
 //   BITNEXUS_SOAK_KEEP=1    keep the temp dir even when the run passes
 //   BITNEXUS_SOAK_VERBOSE=0 print only the summary
 // A failure prints the seed, every violation and the temp dir (node logs, soak-report.json with a timeline).
@@ -23,9 +27,9 @@ afterAll(async () => {
 });
 
 describe(`fault-injection soak (seed ${opts.seed}, ${opts.seconds} s, ${opts.nodes} nodes)`, () => {
-  it('loses, duplicates and diverges nothing acknowledged under kill -9 and SIGSTOP', async () => {
+  it(`loses, duplicates and diverges nothing acknowledged under kill -9, SIGSTOP${opts.partitions ? ' and partitions' : ''}`, async () => {
     console.log(
-      `BITNEXUS_SOAK_SEED=${opts.seed} BITNEXUS_SOAK_SECONDS=${opts.seconds} BITNEXUS_SOAK_NODES=${opts.nodes}`,
+      `BITNEXUS_SOAK_SEED=${opts.seed} BITNEXUS_SOAK_SECONDS=${opts.seconds} BITNEXUS_SOAK_NODES=${opts.nodes} BITNEXUS_SOAK_PARTITIONS=${opts.partitions ? 1 : 0}`,
     );
     soak = await Soak.create(opts);
     await soak.run();

@@ -8,14 +8,17 @@ import { generateKeyPair, type KeyPair } from '../../src/crypto/index.js';
 import { txId, unsignedPart, type Block, type SignedTx, type TxKind } from '../../src/ledger/index.js';
 import { runCli } from '../support/cli.js';
 import { Devnet } from '../support/devnet.js';
+import { Namespaces, namespacesUnavailable } from '../support/netns.js';
 import { Prng } from '../../src/simulator/prng.js';
 
 /**
  * A fault-injection soak over a real multi-process network: `clients` loops
  * submit pre-signed transactions (resubmitting the same bytes to another node
  * on any failure, as docs/API.md says is safe) while a seeded fault schedule
- * kill -9s and SIGSTOPs nodes; at the end everything is healed and the chain
- * of every node is checked against every receipt the clients were given.
+ * kill -9s and SIGSTOPs nodes and, with `partitions`, cuts the links between
+ * them (each node in a network namespace of its own, support/netns.ts); at
+ * the end everything is healed and the chain of every node is checked
+ * against every receipt the clients were given.
  */
 
 export interface SoakOptions {
@@ -25,6 +28,10 @@ export interface SoakOptions {
   clients: number;
   /** print every fault as it happens */
   verbose: boolean;
+  /** network partitions too: nodes in network namespaces (root and iproute2 needed) */
+  partitions: boolean;
+  /** nodes mirror into their embedded PGlite, and every mirror must pass `bitnexus sync check` at the end */
+  mirror: boolean;
 }
 
 export function soakOptionsFromEnv(): SoakOptions {
@@ -44,6 +51,8 @@ export function soakOptionsFromEnv(): SoakOptions {
     nodes,
     clients: int('BITNEXUS_SOAK_CLIENTS', 6),
     verbose: process.env.BITNEXUS_SOAK_VERBOSE !== '0',
+    partitions: process.env.BITNEXUS_SOAK_PARTITIONS !== '0',
+    mirror: process.env.BITNEXUS_SOAK_MIRROR === '1',
   };
 }
 
@@ -134,7 +143,7 @@ export class Soak {
   private faultsRunning = false;
   private readonly recoveries: number[] = [];
   /** when each node was SIGKILLed or SIGSTOPped (ms since the start), to place a violation */
-  private readonly hits: { node: number; at: number; what: 'kill' | 'stop' }[] = [];
+  private readonly hits: { node: number; at: number; what: 'kill' | 'stop' | 'cut' }[] = [];
   private readonly episodes: string[] = [];
   private setupIds = new Set<string>();
   private readonly stats = { attempts: 0, netErrors: 0, http: new Map<string, number>() };
@@ -143,6 +152,7 @@ export class Soak {
   private constructor(
     readonly opts: SoakOptions,
     readonly net: Devnet,
+    private readonly ns: Namespaces | undefined,
   ) {
     this.rng = new Prng(opts.seed);
     this.faultRng = this.rng.fork('faults');
@@ -151,8 +161,24 @@ export class Soak {
   }
 
   static async create(opts: SoakOptions): Promise<Soak> {
-    const net = await Devnet.create(opts.nodes, 'bitnexus-soak');
-    return new Soak(opts, net);
+    let ns: Namespaces | undefined;
+    if (opts.partitions) {
+      const why = namespacesUnavailable();
+      if (why !== undefined)
+        throw new Error(
+          `partitions need network namespaces (${why}); BITNEXUS_SOAK_PARTITIONS=0 runs without`,
+        );
+      ns = Namespaces.create(opts.nodes);
+    }
+    try {
+      const net = await Devnet.create(opts.nodes, 'bitnexus-soak');
+      await ns?.place(net);
+      if (opts.mirror) net.startArgs = () => []; // the default target: PGlite in the data directory
+      return new Soak(opts, net, ns);
+    } catch (err) {
+      ns?.destroy();
+      throw err;
+    }
   }
 
   get dir(): string {
@@ -561,7 +587,38 @@ export class Soak {
     }
   }
 
+  /**
+   * Cut `side` (a minority, at most `minority` nodes) off from the rest for
+   * `ms`: every process keeps running and every client keeps submitting to
+   * the node it picks, on either side; then the links come back.
+   */
+  private async partition(k: number, side: number[], ms: number): Promise<void> {
+    const ns = this.ns!;
+    const rest = this.state.map((_, i) => i).filter((i) => !side.includes(i));
+    this.episodes.push(`${k}: partition ${side.join('+')} | ${rest.join('+')}`);
+    this.event(`partition: ${side.join(', ')} cut off from ${rest.join(', ')} for ${ms} ms`);
+    for (const a of side) {
+      this.hits.push({ node: a, at: this.now(), what: 'cut' });
+      for (const b of rest) ns.cut(a, b);
+    }
+    await sleep(ms);
+    ns.heal();
+    this.event('partition healed');
+  }
+
   private async episode(k: number): Promise<void> {
+    if (this.ns && this.faultRng.chance(0.3)) {
+      // the leader's side in most: that is where a partition can lose or fork something
+      const first = await this.victim(0.7);
+      if (first === undefined) return;
+      const size = this.faultRng.range(1, this.minority);
+      const side = [
+        first,
+        ...this.faultRng.shuffle(this.state.map((_, i) => i).filter((i) => i !== first)).slice(0, size - 1),
+      ];
+      await this.partition(k, side, this.faultRng.range(1000, 8000));
+      return;
+    }
     const r = this.faultRng.float();
     const single = async (kind: FaultKind, pLeader: number) => {
       const v = await this.victim(pLeader);
@@ -683,6 +740,7 @@ export class Soak {
     await Promise.all(workers);
     this.event(`load stopped: ${this.acked().length} acknowledged of ${this.subs.size} submitted`);
 
+    this.ns?.heal();
     for (let i = 0; i < o.nodes; i++) await this.heal(i);
     await this.acceptedCommit();
     await this.finalResubmit();
@@ -835,7 +893,34 @@ export class Soak {
     const statuses = await this.settle();
     // the chain checks need one head; the stop, verify and log checks run either way
     if (statuses) await this.chainChecks(statuses[0]!);
+    if (statuses && this.opts.mirror) await this.mirrorChecks();
     await this.stopAndAudit(statuses?.[0]);
+  }
+
+  /** every node's mirror catches up with the chain and matches it, state rows included */
+  private async mirrorChecks(): Promise<void> {
+    for (let i = 0; i < this.opts.nodes; i++) {
+      const deadline = Date.now() + 180_000;
+      for (;;) {
+        const v = await runCli([
+          'sync',
+          'check',
+          '--node',
+          this.net.nodes[i]!.url,
+          '--require-state',
+          '--json',
+        ]);
+        if (v.code === 0) break;
+        if (Date.now() > deadline) {
+          this.violation(
+            `sync check of node ${i} still fails 180 s after the chains settled (exit ${v.code}): ${v.stdout.slice(0, 1000)} ${v.stderr.slice(0, 500)}`,
+          );
+          break;
+        }
+        await sleep(2000);
+      }
+    }
+    this.event('sync check: every mirror matches its chain');
   }
 
   private async chainChecks(head: NodeStatus): Promise<void> {
@@ -1084,6 +1169,7 @@ export class Soak {
       this.net.signal(i, 'SIGCONT');
       await this.net.kill(i, 'SIGKILL');
     }
+    this.ns?.destroy();
     if (removeDir) await rm(this.dir, { recursive: true, force: true });
   }
 }
