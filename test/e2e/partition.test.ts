@@ -96,6 +96,9 @@ describe.skipIf(skip)('network partitions between real node processes', () => {
       const s = await net.status(old);
       return s !== undefined && s.role !== 'leader';
     });
+    // it knows no leader now, and says it is not ready (a load balancer sends clients elsewhere)
+    const ready = await fetch(`${net.nodes[old]!.url}/readyz`);
+    expect(ready.status, await ready.text()).toBe(503);
     // a transaction it accepts while cut off is kept, and committed once the link is back
     const late = net.commission(p, 'accepted-while-cut-off', '7');
     const accepted = await net.submit(old, late, false);
