@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Block } from '../../src/ledger/index.js';
 import { Devnet } from '../support/devnet.js';
 import { Namespaces, namespacesUnavailable } from '../support/netns.js';
@@ -18,9 +18,11 @@ import { Namespaces, namespacesUnavailable } from '../support/netns.js';
 const unavailable = namespacesUnavailable();
 const skip = unavailable !== undefined && process.env.BITNEXUS_SKIP_NETNS === '1';
 
+// each test's nodes stop, and its namespaces go, before the next test starts
 const cleanups: (() => Promise<void> | void)[] = [];
-afterAll(async () => {
+afterEach(async () => {
   for (const f of cleanups.reverse()) await f();
+  cleanups.length = 0;
 });
 
 async function setup() {

@@ -32,9 +32,13 @@ export class Namespaces {
 
   /** Makes the bridge, and one namespace with its veth pair per node. */
   static create(count: number): Namespaces {
+    removeStale();
     const tag = randomBytes(3).toString('hex');
-    // 10.213.0.0/16, a /24 per run: private, and not a range this machine routes otherwise
-    const subnet = `10.213.${1 + (randomBytes(1)[0]! % 250)}`;
+    // 10.213.0.0/16, a /24 per set of namespaces: private, and one no interface here has yet
+    const taken = execFileSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8' });
+    let subnet: string;
+    do subnet = `10.213.${1 + (randomBytes(1)[0]! % 250)}`;
+    while (taken.includes(` ${subnet}.`));
     const ns = new Namespaces(tag, subnet, count);
     try {
       ip('link', 'add', ns.bridge, 'type', 'bridge');
@@ -64,7 +68,7 @@ export class Namespaces {
 
   /** the namespace of node i */
   name(i: number): string {
-    return `bnx-${this.tag}-${i}`;
+    return `bnx-${process.pid}-${this.tag}-${i}`;
   }
 
   /** node i's address */
@@ -158,6 +162,34 @@ export function namespacesUnavailable(): string | undefined {
     return (err as Error).message;
   } finally {
     tryIp('netns', 'del', probe);
+  }
+}
+
+/**
+ * Removes what a test process that died without destroy() left behind (its
+ * namespaces name its pid), so runs that were killed do not pile up.
+ */
+function removeStale(): void {
+  let list: string;
+  try {
+    list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  } catch {
+    return;
+  }
+  for (const m of list.matchAll(/^bnx-(\d+)-([0-9a-f]{6})-\d+/gm)) {
+    const [name, pid, tag] = m as unknown as [string, string, string];
+    if (alive(Number(pid))) continue;
+    tryIp('netns', 'del', name);
+    tryIp('link', 'del', `bnx${tag}br`);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
