@@ -30,6 +30,7 @@ import { LevelRaftStore } from '../storage/raft/index.js';
 import { CHAIN_DIR, RAFT_DIR, type NodeConfig } from './config.js';
 import { writeKeyFile } from './keyfile.js';
 import { LedgerChain } from './ledger-chain.js';
+import { processAlive } from '../util/process-alive.js';
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
@@ -320,17 +321,8 @@ async function removeStale(folder: string, base: string): Promise<void> {
     if (!/^[1-9]\d{0,9}$/.test(pid) || inUse.has(path)) continue;
     // a live process's, unless the pid is ours (then it is not one we are filling: left by an
     // earlier process with this pid, a container's)
-    if (Number(pid) !== process.pid && alive(Number(pid))) continue;
+    if (Number(pid) !== process.pid && processAlive(Number(pid))) continue;
     await rm(path, { recursive: true, force: true }).catch(() => undefined);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,5 +1,4 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Block } from '../../src/ledger/index.js';
 import { Devnet } from '../support/devnet.js';
 
 const nets: Devnet[] = [];
@@ -13,31 +12,6 @@ async function setup() {
   await net.startAll();
   await net.waitLeader();
   return { net, p: await net.participants() };
-}
-
-async function chainOf(net: Devnet, i: number): Promise<Block[]> {
-  const s = (await net.status(i))!;
-  const blocks: Block[] = [];
-  for (let from = 0; from <= s.height; from += 100) {
-    const r = await fetch(`${net.nodes[i]!.url}/v1/blocks?from=${from}&limit=100`);
-    blocks.push(...((await r.json()) as { blocks: { block: Block }[] }).blocks.map((e) => e.block));
-  }
-  return blocks;
-}
-
-async function settle(net: Devnet) {
-  return net.waitFor(
-    'all nodes at one head',
-    async () => {
-      const ss = await Promise.all(net.nodes.map((_, i) => net.status(i)));
-      if (ss.some((s) => !s)) return undefined;
-      const first = ss[0]!;
-      return ss.every((s) => s!.height === first.height && s!.headHash === first.headHash)
-        ? first.height
-        : undefined;
-    },
-    60_000,
-  );
 }
 
 describe('faults on a real 3-node network', () => {
@@ -66,8 +40,8 @@ describe('faults on a real 3-node network', () => {
     down.delete(victim);
     await new Promise((r) => setTimeout(r, 1000));
     await l.stop();
-    await settle(net);
-    const chains = await Promise.all([0, 1, 2].map((i) => chainOf(net, i)));
+    await net.waitOneHead();
+    const chains = await Promise.all([0, 1, 2].map((i) => net.chainOf(i)));
     expect(chains[1]!.map((b) => b.header)).toEqual(chains[0]!.map((b) => b.header));
     expect(chains[2]!.map((b) => b.header)).toEqual(chains[0]!.map((b) => b.header));
     // exactly once: no transaction (signer + nonce) appears twice in the chain
@@ -107,8 +81,8 @@ describe('faults on a real 3-node network', () => {
       return s && s.role !== 'leader' && s.term > oldStatus.term && s.leader !== null ? s : undefined;
     });
     expect(resumed.leader).toBe(net.nodes[fresh]!.nodeId);
-    await settle(net);
-    const [a, b] = await Promise.all([chainOf(net, old), chainOf(net, fresh)]);
+    await net.waitOneHead();
+    const [a, b] = await Promise.all([net.chainOf(old), net.chainOf(fresh)]);
     expect(a.map((x) => x.header)).toEqual(b.map((x) => x.header));
   });
 });

@@ -41,29 +41,10 @@ async function setup() {
   return { net, ns, p: await net.participants() };
 }
 
-async function chainOf(net: Devnet, i: number): Promise<Block[]> {
-  const s = (await net.status(i))!;
-  const blocks: Block[] = [];
-  for (let from = 0; from <= s.height; from += 100) {
-    const r = await fetch(`${net.nodes[i]!.url}/v1/blocks?from=${from}&limit=100`);
-    blocks.push(...((await r.json()) as { blocks: { block: Block }[] }).blocks.map((e) => e.block));
-  }
-  return blocks;
-}
-
 /** All nodes at one head; then every node's chain is the same, block for block. */
 async function settledChain(net: Devnet): Promise<Block[]> {
-  await net.waitFor(
-    'all nodes at one head',
-    async () => {
-      const ss = await Promise.all(net.nodes.map((_, i) => net.status(i)));
-      if (ss.some((s) => !s)) return undefined;
-      const first = ss[0]!;
-      return ss.every((s) => s!.height === first.height && s!.headHash === first.headHash);
-    },
-    60_000,
-  );
-  const chains = await Promise.all(net.nodes.map((_, i) => chainOf(net, i)));
+  await net.waitOneHead();
+  const chains = await Promise.all(net.nodes.map((_, i) => net.chainOf(i)));
   for (const c of chains.slice(1)) expect(c.map((b) => b.header)).toEqual(chains[0]!.map((b) => b.header));
   return chains[0]!;
 }

@@ -9,6 +9,7 @@ import { toHex } from '../../src/codec/index.js';
 import { generateKeyPair, type KeyPair } from '../../src/crypto/index.js';
 import {
   signTransaction,
+  type Block,
   type PayloadByKind,
   type SignedTx,
   type TxKind,
@@ -331,6 +332,33 @@ export class Devnet {
       signal: AbortSignal.timeout(timeoutMs + 5000),
     });
     return { status: r.status, body: (await r.json()) as SubmitResult & { error?: { code: string } } };
+  }
+
+  /** Node i's whole chain, served over its API (GET /v1/blocks, 100 at a time). */
+  async chainOf(i: number): Promise<Block[]> {
+    const s = (await this.status(i))!;
+    const blocks: Block[] = [];
+    for (let from = 0; from <= s.height; from += 100) {
+      const r = await fetch(`${this.nodes[i]!.url}/v1/blocks?from=${from}&limit=100`);
+      blocks.push(...((await r.json()) as { blocks: { block: Block }[] }).blocks.map((e) => e.block));
+    }
+    return blocks;
+  }
+
+  /** Waits until every node answers at one head (height and hash); returns that height. */
+  async waitOneHead(timeoutMs = 60_000): Promise<number> {
+    return this.waitFor(
+      'all nodes at one head',
+      async () => {
+        const ss = await Promise.all(this.nodes.map((_, i) => this.status(i)));
+        if (ss.some((s) => !s)) return undefined;
+        const first = ss[0]!;
+        return ss.every((s) => s!.height === first.height && s!.headHash === first.headHash)
+          ? first.height
+          : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   async waitFor<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {

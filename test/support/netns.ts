@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { NodeConfig } from '../../src/node/config.js';
+import { processAlive } from '../../src/util/process-alive.js';
 import type { Devnet } from './devnet.js';
 
 /**
@@ -178,18 +179,9 @@ function removeStale(): void {
   }
   for (const m of list.matchAll(/^bnx-(\d+)-([0-9a-f]{6})-\d+/gm)) {
     const [name, pid, tag] = m as unknown as [string, string, string];
-    if (alive(Number(pid))) continue;
+    if (processAlive(Number(pid))) continue;
     tryIp('netns', 'del', name);
     tryIp('link', 'del', `bnx${tag}br`);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
