@@ -1,3 +1,5 @@
+import type { StoredValue } from '../storage/kv.js';
+
 /**
  * Stored bytes equal the UTF-8 encoding of `text`? Compares ASCII text
  * character by character; anything else is encoded first.
@@ -11,4 +13,12 @@ export function equalsText(stored: Uint8Array, text: string): boolean {
     if (stored[i] !== c) return false;
   }
   return stored.length === n;
+}
+
+/**
+ * A stored value (bytes, or their exact UTF-8 decoding: storage/kv.ts
+ * StoredValue) equals the UTF-8 encoding of `text`?
+ */
+export function storedEquals(stored: StoredValue, text: string): boolean {
+  return typeof stored === 'string' ? stored === text : equalsText(stored, text);
 }

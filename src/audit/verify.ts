@@ -22,7 +22,8 @@ import {
   recordText,
 } from '../ledger/index.js';
 import { chainKeys, prefixes, prefixEnd, type KeyValueStore } from '../storage/index.js';
-import { equalsText } from './equals-text.js';
+import { iterateStored, storedBytes, type StoredValue } from '../storage/kv.js';
+import { storedEquals } from './equals-text.js';
 import { SignaturePool, type SignaturePoolOptions } from './signature-pool.js';
 import { decodeStoredFast } from './stored-block.js';
 
@@ -151,7 +152,7 @@ export async function verifyChain(kv: KeyValueStore, opts: VerifyOptions = {}): 
   try {
     const headHeight = await storedHeadHeight(kv);
     const lastHeight = headHeight ?? 0;
-    receipts = await Cursor.open(kv, prefixes.receipt, 'the receipt store (r/)');
+    receipts = await Cursor.open(kv, prefixes.receipt, 'the receipt store (r/)', true);
     let blockFailure: VerifyFailure | undefined;
     // The first key in the block store that is not a block key (b/<height, 12 digits>), say a block
     // renamed b/4: no node reads it (ChainStore.getBlock), so the block is missing where it was.
@@ -579,16 +580,20 @@ class ExpectedMerkle {
 
 /** An iterator over one store that can be advanced in step with the blocks. */
 class Cursor {
-  entry: [string, Uint8Array] | undefined;
+  entry: [string, StoredValue] | undefined;
   /** set when a read failed; the walk then ends there */
   failure: VerifyFailure | undefined;
   private constructor(
-    private readonly it: AsyncIterator<[string, Uint8Array]>,
+    private readonly it: AsyncIterator<[string, StoredValue]>,
     private readonly store: string,
   ) {}
 
-  static async open(kv: KeyValueStore, prefix: string, store: string): Promise<Cursor> {
-    const c = new Cursor(kv.iterate(prefix)[Symbol.asyncIterator](), store);
+  /** `text`: values as iterateStored gives them (for stores of JSON text), else as bytes */
+  static async open(kv: KeyValueStore, prefix: string, store: string, text = false): Promise<Cursor> {
+    const c = new Cursor(
+      (text ? iterateStored(kv, prefix) : kv.iterate(prefix))[Symbol.asyncIterator](),
+      store,
+    );
     await c.next();
     return c;
   }
@@ -629,10 +634,11 @@ async function compareReceipts(
     if (cur.entry !== undefined && cur.entry[0] === key) {
       const stored = cur.entry[1];
       const fast = receiptText(r);
-      if (fast === undefined || !equalsText(stored, fast)) {
+      if (fast === undefined || !storedEquals(stored, fast)) {
         const want = encodeReceiptGeneric(r);
-        if (!Buffer.from(want).equals(stored))
-          findings.note('receipt', entryFailure(key, 'ENTRY_MISMATCH', differs(want, stored)));
+        const bytes = storedBytes(stored);
+        if (!Buffer.from(want).equals(bytes))
+          findings.note('receipt', entryFailure(key, 'ENTRY_MISMATCH', differs(want, bytes)));
       }
       await cur.next();
     } else {
@@ -657,17 +663,20 @@ async function compareOtherStores(
   let failure: VerifyFailure | undefined;
   // The last range has no upper bound: keys at or above U+FFFF, even bytes that are not UTF-8
   // (written by other software), come after any bound in LevelDB's byte order.
-  const ranges: [gte: string, lt: string | undefined, store: string][] = [
-    ['', prefixes.block, 'the keys before the block store'],
-    [prefixEnd(prefixes.block)!, prefixes.receipt, 'the block-hash index and Merkle stores (h/, m/)'],
-    [prefixEnd(prefixes.receipt)!, undefined, 'the state and transaction index stores (s/, t/)'],
+  // `text`: values read as text (iterateStored), for stores of JSON text; Merkle nodes are
+  // binary, mostly not UTF-8, and would each be read twice.
+  const ranges: [gte: string, lt: string | undefined, store: string, text: boolean][] = [
+    ['', prefixes.block, 'the keys before the block store', false],
+    [prefixEnd(prefixes.block)!, prefixes.receipt, 'the block-hash index and Merkle stores (h/, m/)', false],
+    [prefixEnd(prefixes.receipt)!, undefined, 'the state and transaction index stores (s/, t/)', true],
   ];
-  for (const [gte, lt, store] of ranges) {
+  for (const [gte, lt, store, asText] of ranges) {
+    const range = lt === undefined ? { gte } : { gte, lt };
     // not for await: see verifyChain
-    const entries = kv.iterate('', lt === undefined ? { gte } : { gte, lt })[Symbol.asyncIterator]();
+    const entries = (asText ? iterateStored(kv, '', range) : kv.iterate('', range))[Symbol.asyncIterator]();
     try {
       for (let last: string | undefined; ;) {
-        let next: IteratorResult<[string, Uint8Array]>;
+        let next: IteratorResult<[string, StoredValue]>;
         try {
           next = await entries.next();
         } catch (err) {
@@ -687,7 +696,7 @@ async function compareOtherStores(
 }
 
 /** One entry of a store other than blocks and receipts, against what re-execution produced. */
-function compareEntry(key: string, stored: Uint8Array, expected: Expected, findings: Findings): void {
+function compareEntry(key: string, stored: StoredValue, expected: Expected, findings: Findings): void {
   const store = key.charCodeAt(1) === SLASH ? storeOf(key.charCodeAt(0)) : 'unknown';
   switch (store) {
     case 'tx': {
@@ -696,8 +705,11 @@ function compareEntry(key: string, stored: Uint8Array, expected: Expected, findi
       else {
         findings.matched.tx++;
         const want = `${Math.floor(place / POSITION)}:${place % POSITION}`;
-        if (!equalsText(stored, want))
-          findings.note('tx', entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), stored)));
+        if (!storedEquals(stored, want))
+          findings.note(
+            'tx',
+            entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), storedBytes(stored))),
+          );
       }
       break;
     }
@@ -707,8 +719,11 @@ function compareEntry(key: string, stored: Uint8Array, expected: Expected, findi
       else {
         findings.matched.hash++;
         const want = String(h);
-        if (!equalsText(stored, want))
-          findings.note('hash', entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), stored)));
+        if (!storedEquals(stored, want))
+          findings.note(
+            'hash',
+            entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), storedBytes(stored))),
+          );
       }
       break;
     }
@@ -718,8 +733,9 @@ function compareEntry(key: string, stored: Uint8Array, expected: Expected, findi
       if (!want) findings.note('merkle', entryFailure(key, 'UNEXPECTED_ENTRY', NOT_PRODUCED));
       else {
         findings.matched.merkle++;
-        if (!Buffer.from(want.buffer, want.byteOffset, want.byteLength).equals(stored))
-          findings.note('merkle', entryFailure(key, 'ENTRY_MISMATCH', differs(want, stored)));
+        const bytes = storedBytes(stored);
+        if (!sameBytes(want, bytes))
+          findings.note('merkle', entryFailure(key, 'ENTRY_MISMATCH', differs(want, bytes)));
       }
       break;
     }
@@ -731,7 +747,7 @@ function compareEntry(key: string, stored: Uint8Array, expected: Expected, findi
         if (!recordMatches(rec, stored)) {
           findings.note(
             'state',
-            entryFailure(key, 'ENTRY_MISMATCH', differs(encodeRecordGeneric(rec), stored)),
+            entryFailure(key, 'ENTRY_MISMATCH', differs(encodeRecordGeneric(rec), storedBytes(stored))),
           );
         }
       }
@@ -744,6 +760,17 @@ function compareEntry(key: string, stored: Uint8Array, expected: Expected, findi
         message: `store key ${JSON.stringify(key)} belongs to no known store`,
       });
   }
+}
+
+/**
+ * a === b byte for byte. Compared in place: a Merkle node (a SHA-256 digest)
+ * lives on V8's heap, and `Buffer.from(want.buffer, …)` would first move it to
+ * a fresh off-heap backing store, once per node of the tree.
+ */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function storeOf(c: number): Exclude<Store, 'receipt'> {
@@ -761,10 +788,10 @@ function storeOf(c: number): Exclude<Store, 'receipt'> {
   }
 }
 
-function recordMatches(rec: StateRecord, stored: Uint8Array): boolean {
+function recordMatches(rec: StateRecord, stored: StoredValue): boolean {
   const fast = recordText(rec);
-  if (fast !== undefined && equalsText(stored, fast)) return true;
-  return Buffer.from(encodeRecordGeneric(rec)).equals(stored);
+  if (fast !== undefined && storedEquals(stored, fast)) return true;
+  return Buffer.from(encodeRecordGeneric(rec)).equals(storedBytes(stored));
 }
 
 /** `r/<height:12>/<index:6>` → [height, index], only in exactly the form chainKeys.receipt writes. */

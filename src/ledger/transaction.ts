@@ -342,11 +342,39 @@ export function signatureMemberAt(signedText: string): number {
 export function decodeCanonicalTx(tx: SignedTx, signedText: string): DecodedTx | undefined {
   const at = signatureMemberAt(signedText);
   if (at < 0) return undefined;
-  const unsignedBytes = textEncoder.encode(
-    signedText.slice(0, at) + signedText.slice(at + SIGNATURE_FIELD_BYTES),
-  );
-  const idBytes = sha256(unsignedBytes);
-  return { tx, id: toHex(idBytes), idBytes, unsignedBytes };
+  const unsignedText = signedText.slice(0, at) + signedText.slice(at + SIGNATURE_FIELD_BYTES);
+  // hashed from the scratch buffer (consumed before this returns); see CanonicalTx
+  if (unsignedText.length * 3 > canonicalScratch.length)
+    canonicalScratch = Buffer.allocUnsafeSlow(unsignedText.length * 3); // UTF-8 bytes per code unit, at most
+  const n = canonicalScratch.write(unsignedText, 0, 'utf8');
+  const idBytes = sha256(canonicalScratch.subarray(0, n));
+  return new CanonicalTx(tx, toHex(idBytes), idBytes, unsignedText);
+}
+
+/** where decodeCanonicalTx encodes a transaction's unsigned text to hash it; grows, never shrinks */
+let canonicalScratch = Buffer.allocUnsafeSlow(16 * 1024);
+
+/**
+ * A DecodedTx from decodeCanonicalTx: its unsigned bytes are encoded from the
+ * unsigned text when first read (a getter on the prototype, so read it as a
+ * property; a spread copy of the object would not have it). Their only
+ * reader on the sink's path, the id, hashes them from a scratch buffer: as a
+ * Uint8Array of its own, each transaction's ~300 bytes were an off-heap
+ * backing store (~1 µs to allocate and free, docs/PERFORMANCE.md).
+ */
+class CanonicalTx implements DecodedTx {
+  private bytes: Uint8Array | undefined;
+
+  constructor(
+    public tx: SignedTx,
+    public id: string,
+    public idBytes: Uint8Array,
+    private readonly unsignedText: string,
+  ) {}
+
+  get unsignedBytes(): Uint8Array {
+    return (this.bytes ??= textEncoder.encode(this.unsignedText));
+  }
 }
 
 /** The signed message of a decoded transaction, without canonicalising it again. */

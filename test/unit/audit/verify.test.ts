@@ -317,6 +317,44 @@ describe('verify', () => {
     expect(missing?.message).toContain(id);
   });
 
+  it('gives the same verdict from LevelDB (values read as text) as in memory, for any altered byte of the text stores', async () => {
+    const { kv } = await sample();
+    const level = await LevelStore.open(await tempDir());
+    await level.batch([...kv.data].map(([key, value]) => ({ type: 'put' as const, key, value })));
+    const without = ({ seconds: _s, ...rest }: { seconds: number }) => rest;
+    try {
+      expect((await verifyChain(level, { threads: 0 })).ok).toBe(true);
+      let checked = 0;
+      // receipts, state, transaction index, block-hash index: the stores read as text
+      for (const key of [...kv.data.keys()].filter((k) => /^[rsth]\//.test(k)).sort()) {
+        const value = kv.data.get(key)!;
+        for (const pos of new Set([0, Math.floor(value.length / 2)])) {
+          // a byte that is not UTF-8, an encoded U+FFFD in place of a byte, another ASCII character
+          for (const bytes of [[0xff], [0xef, 0xbf, 0xbd], [value[pos] === 0x31 ? 0x32 : 0x31]]) {
+            const changed = Buffer.concat([
+              value.subarray(0, pos),
+              Buffer.from(bytes),
+              value.subarray(pos + 1),
+            ]);
+            const memory = copyWith(kv, (m) => m.set(key, changed));
+            await level.batch([{ type: 'put', key, value: changed }]);
+            const want = await verifyChain(memory, { threads: 0 });
+            const got = await verifyChain(level, { threads: 0 });
+            const where = `${key} byte ${pos} → ${Buffer.from(bytes).toString('hex')}`;
+            expect(want.ok, where).toBe(false);
+            expect(without(got), where).toEqual(without(want));
+            checked++;
+          }
+        }
+        await level.batch([{ type: 'put', key, value }]);
+      }
+      expect(checked).toBeGreaterThan(100);
+      expect((await verifyChain(level, { threads: 0 })).ok).toBe(true);
+    } finally {
+      await level.close();
+    }
+  });
+
   it('finds keys at and above U+FFFF, in memory and in LevelDB, even bytes that are not UTF-8', async () => {
     const stray = ['\uffff', '\uffff/x', '\u{1F600}/junk', 'r/\u{1F600}', 's/\uffff'];
     const { kv } = await sample();

@@ -58,4 +58,15 @@ describe('hex', () => {
     for (const bad of ['0', 'FF', 'zz', '00 ', '0x00']) expect(() => fromHex(bad)).toThrow(CodecError);
     expect(() => fromHex('00', 2)).toThrow(/2 bytes/);
   });
+
+  it('writes any Uint8Array: on the heap or off it, a view into a larger buffer, empty', () => {
+    const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const want = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    expect(toHex(all)).toBe(want(all));
+    expect(toHex(new Uint8Array(32).fill(0xab))).toBe('ab'.repeat(32)); // 32 bytes: on V8's heap
+    expect(toHex(all.subarray(250, 253))).toBe('fafbfc');
+    expect(toHex(Buffer.from(all.buffer, 16, 2))).toBe('1011');
+    expect(toHex(new Uint8Array(0))).toBe('');
+    expect(toHex(all.subarray(5, 5))).toBe('');
+  });
 });

@@ -236,6 +236,38 @@ describe('decodeCanonicalTx', () => {
     }
   });
 
+  it('hashes texts of any size alike, and each keeps its own unsigned bytes, read later, in any order', () => {
+    const make = (description: string, metadata: Record<string, string> = {}) =>
+      tx('commission.record', merchant, {
+        merchant: pub(merchant),
+        affiliate: pub(affiliate),
+        amount: '10',
+        currency: 'EUR',
+        orderId: `size-${description.length}`,
+        description,
+        metadata,
+      });
+    const big: Record<string, string> = {};
+    // ~6,000 characters, ~7,800 bytes: 3 bytes a character is more than the 16 KiB scratch buffer holds
+    for (let i = 0; i < 17; i++) big[`k${i}`] = 'x'.repeat(256);
+    const txs = [
+      make('small'),
+      make('東'.repeat(1000), big),
+      make(''),
+      make('Grüße'),
+      make('x'.repeat(1000)),
+    ];
+    const fast = txs.map((t) => decodeCanonicalTx(t.tx, canonicalize(t.tx))!);
+    for (const i of [4, 1, 0, 3, 2, 1]) {
+      const slow = decodeTx(txs[i]!.tx);
+      expect(fast[i]!.id).toBe(slow.id);
+      expect(toHex(fast[i]!.idBytes)).toBe(slow.id);
+      expect(Buffer.from(fast[i]!.unsignedBytes).equals(Buffer.from(slow.unsignedBytes))).toBe(true);
+      expect(fast[i]!.unsignedBytes).toBe(fast[i]!.unsignedBytes); // encoded once
+      expect(Buffer.from(signedTxBytes(fast[i]!)).equals(Buffer.from(canonicalBytes(txs[i]!.tx)))).toBe(true);
+    }
+  });
+
   it('refuses a text without the signature member', () => {
     const t = sample();
     expect(decodeCanonicalTx(t, JSON.stringify(unsignedPart(t)))).toBeUndefined();

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LevelStore, MemoryStore, prefixEnd, type KeyValueStore } from '../../../src/storage/index.js';
+import { iterateStored, storedBytes } from '../../../src/storage/kv.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -149,6 +150,37 @@ describe('key order: UTF-8 bytes, as LevelDB', () => {
       expect(await keysOf(kv, '\uffff'), name).toEqual(['\uffff', '\uffff/x']);
       await kv.close();
     }
+  });
+
+  it('iterateText gives a value as text only when the text stands for exactly its bytes', async () => {
+    const values: Record<string, Uint8Array> = {
+      'v/ascii': utf8('{"t":"nonce","tx":"ab"}'),
+      'v/empty': new Uint8Array(0),
+      'v/non-ascii': utf8('Grüße, 東京 🚲'),
+      'v/bom-nul': utf8('\ufeff{"a":"\0"}'),
+      'v/fffd': utf8('a\ufffdb'),
+      'v/invalid': Uint8Array.of(0x61, 0xff, 0x62),
+      'v/overlong': Uint8Array.of(0xc0, 0x80),
+      'v/surrogate': Uint8Array.of(0xed, 0xa0, 0x80),
+      'v/truncated': Uint8Array.of(0x61, 0xe2, 0x82),
+      'v/binary': Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 200) % 256),
+    };
+    const ops = Object.entries(values).map(([key, value]) => ({ type: 'put' as const, key, value }));
+    const level = await open();
+    await level.batch(ops);
+    const memory = new MemoryStore();
+    await memory.batch(ops);
+    const asText = new Set(['v/ascii', 'v/empty', 'v/non-ascii', 'v/bom-nul']);
+    for (const kv of [level, memory]) {
+      const seen: string[] = [];
+      for await (const [k, v] of iterateStored(kv, 'v/')) {
+        seen.push(k);
+        expect(typeof v === 'string', k).toBe(kv === level && asText.has(k));
+        expect(Buffer.from(storedBytes(v)).equals(values[k]!), k).toBe(true);
+      }
+      expect(seen).toEqual(Object.keys(values).sort());
+    }
+    await level.close();
   });
 
   it('LevelStore walks keys that are not UTF-8, written by other software', async () => {

@@ -1,5 +1,14 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ChainStore, MemoryStore, type KeyValueStore } from '../../../src/storage/index.js';
+import {
+  ChainStore,
+  chainKeys,
+  LevelStore,
+  MemoryStore,
+  type KeyValueStore,
+} from '../../../src/storage/index.js';
 import { ChainStoreSource, readReceipts } from '../../../src/sync/index.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 
@@ -71,5 +80,38 @@ describe('ChainStoreSource', () => {
     expect((await source.getBlockBytes(9))?.[0]).toBe(9);
     expect((await source.getBlockBytes(40))?.[0]).toBe(40);
     expect(kv.reads).toBe(1);
+  });
+});
+
+describe('readReceipts', () => {
+  it('reads the same receipts from LevelDB (as text) as from memory (as bytes): byte-order mark, U+FFFD, bytes that are not UTF-8', async () => {
+    const receipt = (tx: string) => `{"code":"OK","height":7,"index":0,"tx":"${tx}"}`;
+    const values = [
+      Buffer.from(receipt('plain')),
+      Buffer.from(`\ufeff${receipt('after a byte-order mark')}`),
+      Buffer.from(receipt('Grüße, 東京 🚲')),
+      Buffer.from(receipt('a\ufffdb')),
+      Buffer.concat([Buffer.from(receipt('x').slice(0, -3)), Buffer.of(0xff, 0xc0, 0x80), Buffer.from('"}')]),
+    ];
+    const ops = values.map((value, i) => ({ type: 'put' as const, key: chainKeys.receipt(7, i), value }));
+    const memory = new MemoryStore();
+    await memory.batch(ops);
+    const dir = await mkdtemp(join(tmpdir(), 'bitnexus-receipts-'));
+    const level = await LevelStore.open(dir);
+    try {
+      await level.batch(ops);
+      const want = await readReceipts(new ChainStore(memory), 7);
+      expect(want.map((r) => r.tx)).toEqual([
+        'plain',
+        'after a byte-order mark',
+        'Grüße, 東京 🚲',
+        'a\ufffdb',
+        '\ufffd\ufffd\ufffd',
+      ]);
+      expect(await readReceipts(new ChainStore(level), 7)).toEqual(want);
+    } finally {
+      await level.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
