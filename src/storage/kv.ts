@@ -142,7 +142,7 @@ export class LevelStore implements KeyValueStore {
         }
         if (batch.length === 0) return;
         for (const [k, v] of batch) {
-          if (typeof v === 'string' && v.includes(REPLACEMENT)) yield [k, await this.bytesOf(k)];
+          if (typeof v === 'string' && v.includes(REPLACEMENT)) yield [k, await this.bytesOf(k, v)];
           else yield [k, v];
         }
         last = batch[batch.length - 1]![0];
@@ -171,7 +171,7 @@ export class LevelStore implements KeyValueStore {
         }
         if (entry.length === 0) return;
         const [k, v] = entry[0]!;
-        if (typeof v === 'string' && v.includes(REPLACEMENT)) yield [k, await this.bytesOf(k)];
+        if (typeof v === 'string' && v.includes(REPLACEMENT)) yield [k, await this.bytesOf(k, v)];
         else yield [k, v];
       }
     } finally {
@@ -179,8 +179,14 @@ export class LevelStore implements KeyValueStore {
     }
   }
 
-  /** A value read as text that holds U+FFFD, read again as bytes (iterateText). */
-  private async bytesOf(key: string): Promise<Uint8Array> {
+  /**
+   * A value read as text that holds U+FFFD, read again as bytes (iterateText). A key that is not
+   * UTF-8 (written by other software) decodes with U+FFFD too, and cannot be read again by its
+   * decoded name: no node reads such a key, so whatever its value, it is an entry of no store,
+   * and the value's text as bytes says enough.
+   */
+  private async bytesOf(key: string, text: string): Promise<Uint8Array> {
+    if (key.includes(REPLACEMENT)) return Buffer.from(text, 'utf8');
     const bytes = await this.db.get(key);
     if (bytes === undefined) throw new Error(`store key ${JSON.stringify(key)} was deleted during the walk`);
     return bytes;

@@ -334,12 +334,14 @@ export class Devnet {
     return { status: r.status, body: (await r.json()) as SubmitResult & { error?: { code: string } } };
   }
 
-  /** Node i's whole chain, served over its API (GET /v1/blocks, 100 at a time). */
-  async chainOf(i: number): Promise<Block[]> {
-    const s = (await this.status(i))!;
+  /** Node i's chain up to `height` (default: its head), served over its API (GET /v1/blocks, 100 at a time). */
+  async chainOf(i: number, height?: number): Promise<Block[]> {
+    const to = height ?? (await this.status(i))!.height;
     const blocks: Block[] = [];
-    for (let from = 0; from <= s.height; from += 100) {
-      const r = await fetch(`${this.nodes[i]!.url}/v1/blocks?from=${from}&limit=100`);
+    for (let from = 0; from <= to; from += 100) {
+      const r = await fetch(
+        `${this.nodes[i]!.url}/v1/blocks?from=${from}&limit=${Math.min(100, to - from + 1)}`,
+      );
       blocks.push(...((await r.json()) as { blocks: { block: Block }[] }).blocks.map((e) => e.block));
     }
     return blocks;

@@ -43,6 +43,8 @@ export class Namespaces {
     const ns = new Namespaces(tag, subnet, count);
     try {
       ip('link', 'add', ns.bridge, 'type', 'bridge');
+      // where br_netfilter is loaded (Docker hosts), bridged packets would pass iptables' FORWARD
+      tryIp('link', 'set', ns.bridge, 'type', 'bridge', 'nf_call_iptables', '0');
       ip('addr', 'add', `${subnet}.1/24`, 'dev', ns.bridge);
       ip('link', 'set', ns.bridge, 'up');
       for (let i = 0; i < count; i++) {
@@ -86,9 +88,9 @@ export class Namespaces {
   cut(a: number, b: number): void {
     const key = a < b ? `${a}-${b}` : `${b}-${a}`;
     if (this.cuts.has(key)) return;
+    this.cuts.add(key); // before the routes: heal() removes whatever part of it was made
     ip('-n', this.name(a), 'route', 'add', 'blackhole', `${this.address(b)}/32`);
     ip('-n', this.name(b), 'route', 'add', 'blackhole', `${this.address(a)}/32`);
-    this.cuts.add(key);
   }
 
   /** Cut node i off from every other node (the test process still reaches it). */
@@ -98,12 +100,19 @@ export class Namespaces {
 
   /** Restore every link that was cut. */
   heal(): void {
-    for (const key of this.cuts) {
+    for (const key of [...this.cuts]) {
       const [a, b] = key.split('-').map(Number) as [number, number];
-      ip('-n', this.name(a), 'route', 'del', 'blackhole', `${this.address(b)}/32`);
-      ip('-n', this.name(b), 'route', 'del', 'blackhole', `${this.address(a)}/32`);
+      this.cuts.delete(key);
+      // a route that is not there (a cut half made) is no failure; one still there after is
+      tryIp('-n', this.name(a), 'route', 'del', 'blackhole', `${this.address(b)}/32`);
+      tryIp('-n', this.name(b), 'route', 'del', 'blackhole', `${this.address(a)}/32`);
     }
-    this.cuts.clear();
+    for (let i = 0; i < this.count; i++) {
+      const routes = execFileSync('ip', ['-n', this.name(i), 'route', 'show', 'type', 'blackhole'], {
+        encoding: 'utf8',
+      });
+      if (routes.trim() !== '') throw new Error(`${this.name(i)} still cuts: ${routes.trim()}`);
+    }
   }
 
   /**
@@ -145,7 +154,10 @@ export class Namespaces {
 
   /** Removes the namespaces (and their veth pairs) and the bridge; never throws. */
   destroy(): void {
-    for (let i = 0; i < this.count; i++) tryIp('netns', 'del', this.name(i));
+    for (let i = 0; i < this.count; i++) {
+      tryIp('netns', 'del', this.name(i)); // takes the namespace's end of the veth pair, and so the pair
+      tryIp('link', 'del', `bnx${this.tag}h${i}`); // a pair whose end never moved into it
+    }
     tryIp('link', 'del', this.bridge);
   }
 }

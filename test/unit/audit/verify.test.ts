@@ -396,6 +396,22 @@ describe('verify', () => {
     } finally {
       await again.close();
     }
+    // in a store read as text, a key and a value that are not UTF-8: an entry of no store, not a
+    // read failure (its key, decoded, names nothing that can be read again)
+    const raw2 = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+    await raw2.open();
+    await raw2.del(Uint8Array.of(0xff, 0x00));
+    await raw2.put(Uint8Array.of(0x73, 0x2f, 0xff), Uint8Array.of(0xff));
+    await raw2.close();
+    const third = await LevelStore.open(dir);
+    try {
+      expect((await verifyChain(third, { threads: 0 })).failure).toMatchObject({
+        code: 'UNEXPECTED_ENTRY',
+        key: 's/\ufffd',
+      });
+    } finally {
+      await third.close();
+    }
   });
 
   it('reports a store that fails a read as STORE_CORRUPT, naming the store and the last key read', async () => {
