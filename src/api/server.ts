@@ -11,7 +11,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { hasDuplicateKeys } from '../codec/index.js';
 import { blockHash, type Block } from '../ledger/index.js';
-import { ApiError, apiErrorBody, mapError, type MappedError } from './errors.js';
+import { ApiError, apiErrorBody, mapError } from './errors.js';
 import { jsonByteLength } from './json-size.js';
 import type { HttpRefusalCode, NodeMetrics } from './metrics.js';
 import type { LedgerNodeApi } from './node-api.js';
@@ -764,11 +764,8 @@ function limitConnections(
 function clientErrorAnswer(
   err: { code?: unknown; reason?: unknown },
   limits: Pick<Required<HttpLimits>, 'requestTimeoutMs' | 'headersTimeoutMs'>,
-): MappedError & { code: Exclude<HttpRefusalCode, 'UNANSWERED'> } {
-  const refusal = (code: Exclude<HttpRefusalCode, 'UNANSWERED'>, message: string) => ({
-    ...apiErrorBody(code, message),
-    code,
-  });
+): { code: Exclude<HttpRefusalCode, 'UNANSWERED'>; message: string } {
+  const refusal = (code: Exclude<HttpRefusalCode, 'UNANSWERED'>, message: string) => ({ code, message });
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     // Node checks both limits and says which with the same error; headersTimeout is never above requestTimeout
     const whole = limits.requestTimeoutMs / 1000;
@@ -816,12 +813,13 @@ function clientErrorHandler(
       if (isParserRefusal(err)) metrics?.incHttpRefused('UNANSWERED');
       return;
     }
-    const mapped = clientErrorAnswer(err, limits);
+    const { code, message } = clientErrorAnswer(err, limits);
+    const mapped = apiErrorBody(code, message);
     const source = sourceKey(socket.remoteAddress);
     const admitted = refusals.admit(`client-error:${source ?? ''}`);
     if (admitted !== undefined)
       this.log.debug(
-        { source, code: mapped.body.error.code, reason: err.code, suppressed: admitted.suppressed },
+        { source, code, reason: err.code, suppressed: admitted.suppressed },
         'HTTP request refused before any route',
       );
     // As Node: never into an answer already under way on this connection (its status line has gone out).
@@ -835,7 +833,7 @@ function clientErrorHandler(
           'Connection: close\r\n\r\n' +
           body,
       );
-      metrics?.incHttpRefused(mapped.code);
+      metrics?.incHttpRefused(code);
     } else metrics?.incHttpRefused('UNANSWERED');
     socket.destroy(err);
   };
