@@ -33,7 +33,7 @@
  * --lag: the sink's lag at a cluster's full commit rate, on a 3-node devnet
  * mirroring into PGlite or Postgres (--targets; --lag-clients, --lag-seconds).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -47,7 +47,6 @@ import { LedgerState, processBlock, type DecodedTx, type UnsignedTx } from '../s
 import { initNetwork } from '../src/node/init.js';
 import { readKeyFile } from '../src/node/keyfile.js';
 import { LedgerChain } from '../src/node/ledger-chain.js';
-import { MIRROR_YOUNG_GENERATION_MB } from '../src/node/mirror.js';
 import { LevelStore } from '../src/storage/index.js';
 import {
   ChainStoreSource,
@@ -78,18 +77,6 @@ import { benchNetwork, cutBenchBlocks, signedJson, txMaker } from './workload.js
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(name);
   return i >= 0 ? (process.argv[i + 1] ?? def) : def;
-}
-
-// A node runs its sink on the mirror thread, whose young generation is MIRROR_YOUNG_GENERATION_MB
-// (three semi-spaces); this script runs it on its own main thread, so it runs with the same: it
-// starts itself again once with the matching V8 flag (the sink's garbage collection is a fifth
-// of its CPU and depends on it).
-const YOUNG = `--max-semi-space-size=${MIRROR_YOUNG_GENERATION_MB / 3}`;
-if (!process.execArgv.includes(YOUNG)) {
-  const again = spawnSync(process.execPath, [...process.execArgv, YOUNG, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-  });
-  process.exit(again.status ?? 1);
 }
 
 const N = Number(arg('--n', '100000'));

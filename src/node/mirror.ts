@@ -71,20 +71,6 @@ export const DEFAULT_MIRROR_LIMITS: Readonly<Required<MirrorLimits>> = Object.fr
   maxPendingSearches: 16,
 });
 
-/**
- * The mirror thread's young generation in MB (V8's two semi-spaces and its
- * new large-object space: three semi-spaces), four times a worker's default
- * of 48. The sink re-executes every block into a ledger state of its own,
- * which must live, so each scavenge copies what the blocks just built (a
- * fifth of the sink's CPU went to scavenges). On that thread, backfills of
- * 120,340 transactions into Postgres ran 7–18 % faster with 192 MB than with
- * the default in each of eight alternated comparisons; 96 MB gained less and
- * less steadily, 384 no more (docs/PERFORMANCE.md, mirror round 16). V8 grows
- * the young generation only while allocation keeps it busy: at most ~144 MB
- * more, in a backfill. bench:sync runs its in-process sink with the same.
- */
-export const MIRROR_YOUNG_GENERATION_MB = 192;
-
 /** A call handed to the thread; `caller` is cleared once the caller has stopped waiting (its deadline). */
 interface PendingCall {
   method: 'search' | 'check';
@@ -138,10 +124,7 @@ export class WorkerMirror implements NodeMirror {
     limits: MirrorLimits,
   ) {
     this.limits = { ...DEFAULT_MIRROR_LIMITS, ...limits };
-    this.worker = new Worker(workerUrl(), {
-      workerData: init,
-      resourceLimits: { maxYoungGenerationSizeMb: MIRROR_YOUNG_GENERATION_MB },
-    });
+    this.worker = new Worker(workerUrl(), { workerData: init });
     this.worker.on('message', (m: ToMain) => this.onMessage(m));
     this.worker.on('error', (err) => {
       this.log.error({ err: err.message }, 'the mirror thread failed; consensus goes on without it');
