@@ -782,6 +782,15 @@ function clientErrorAnswer(
       `the request line and headers are above ${http.maxHeaderSize} bytes together, so the connection ` +
         'is closed: send fewer or shorter headers (cookies, tokens) and a shorter URL',
     );
+  // the client ended its side (FIN) inside a request's head or before the body it announced: the
+  // bytes were HTTP, there were just not all of them (a half-closed connection can still be answered)
+  if (err.code === 'HPE_INVALID_EOF_STATE')
+    return refusal(
+      'BAD_HTTP_REQUEST',
+      'the client closed its side of the connection before the request was complete (its headers, or ' +
+        'every body byte its Content-Length or chunks announced), so the connection is closed: send each ' +
+        'request whole before ending the connection',
+    );
   // HPE_INVALID_METHOD, HPE_INVALID_CHUNK_SIZE, HPE_UNEXPECTED_CONTENT_LENGTH, …: llhttp's reason is a fixed text
   const reason = typeof err.reason === 'string' && err.reason !== '' ? ` (${err.reason})` : '';
   return refusal(

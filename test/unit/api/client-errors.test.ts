@@ -74,6 +74,8 @@ function parseAnswers(raw: string, closed: boolean): RawAnswer[] {
 /** A raw TCP client: what it received, and whether the server closed the connection. */
 interface RawClient {
   write: (data: string) => void;
+  /** send FIN: the client has nothing more to send (it can still read) */
+  end: () => void;
   /** the answers received so far */
   answers: () => RawAnswer[];
   /** resolves true when the server closes the connection, false after `ms` */
@@ -99,6 +101,7 @@ async function connect(port: number): Promise<RawClient> {
   });
   return {
     write: (data) => socket.write(data),
+    end: () => socket.end(),
     answers: () => parseAnswers(Buffer.concat(received).toString('latin1'), closed),
     closedWithin: async (ms) => {
       let timer: NodeJS.Timeout | undefined;
@@ -185,6 +188,25 @@ describe('HTTP answers before a route: the one error shape', () => {
       'POST /v1/transactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n',
     );
     expectErrorShape(answer, 400, 'BAD_HTTP_REQUEST');
+  });
+
+  it('a request cut short by the client closing its side → 400 BAD_HTTP_REQUEST saying so, not "not HTTP"', async () => {
+    const port = await serve();
+    const cutShort = [
+      'POST /v1/transactions HTTP/1.1\r\nHost: x\r\n', // in its headers
+      'POST /v1/transactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"', // in its body
+    ];
+    for (const data of cutShort) {
+      const client = await connect(port);
+      client.write(data);
+      client.end(); // FIN: a half-closed connection can still be answered
+      expect(await client.closedWithin(5_000)).toBe(true);
+      const answer = client.answers().at(-1);
+      expect(answer).toBeDefined();
+      const error = expectErrorShape(answer!, 400, 'BAD_HTTP_REQUEST');
+      expect(error.message).toMatch(/closed its side of the connection before the request was complete/);
+      expect(error.message).not.toMatch(/not a valid HTTP|libp2p/);
+    }
   });
 
   it('a bad request after a good one on a keep-alive connection: the good answer, then the 400', async () => {
