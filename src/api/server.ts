@@ -759,7 +759,8 @@ function limitConnections(
 /**
  * The answer to a request Node's HTTP parser refused before it reached a
  * route (the `clientError` event): a request not received whole in time, a
- * head above the maximum header size, or bytes that are not HTTP/1.1.
+ * head above the maximum header size, a connection the client ended inside
+ * a request, or bytes that are not HTTP/1.1.
  */
 function clientErrorAnswer(
   err: { code?: unknown; reason?: unknown },
@@ -782,14 +783,18 @@ function clientErrorAnswer(
       `the request line and headers are above ${http.maxHeaderSize} bytes together, so the connection ` +
         'is closed: send fewer or shorter headers (cookies, tokens) and a shorter URL',
     );
-  // the client ended its side (FIN) inside a request's head or before the body it announced: the
-  // bytes were HTTP, there were just not all of them (a half-closed connection can still be answered)
+  // The client ended its side (FIN) while the parser was inside a message: its head, or before the
+  // end of the body it announced. That is also how a client leaves after an early answer to a
+  // request whose body was not read (413, 415): the parser is still in that body. A half-closed
+  // connection can still be answered, and is, as Node does; the text says both.
   if (err.code === 'HPE_INVALID_EOF_STATE')
     return refusal(
       'BAD_HTTP_REQUEST',
-      'the client closed its side of the connection before the request was complete (its headers, or ' +
-        'every body byte its Content-Length or chunks announced), so the connection is closed: send each ' +
-        'request whole before ending the connection',
+      'the client ended its side of the connection (FIN) while a request was incomplete (inside its ' +
+        'headers, or before the end of the body it announced), so the connection is closed. If that ' +
+        'request already had an answer on this connection (413, 415), this one adds nothing; otherwise ' +
+        'send each request whole, with the body its Content-Length or chunked encoding announces, ' +
+        'before ending the connection',
     );
   // HPE_INVALID_METHOD, HPE_INVALID_CHUNK_SIZE, HPE_UNEXPECTED_CONTENT_LENGTH, …: llhttp's reason is a fixed text
   const reason = typeof err.reason === 'string' && err.reason !== '' ? ` (${err.reason})` : '';

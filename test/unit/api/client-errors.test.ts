@@ -204,7 +204,9 @@ describe('HTTP answers before a route: the one error shape', () => {
       const answer = client.answers().at(-1);
       expect(answer).toBeDefined();
       const error = expectErrorShape(answer!, 400, 'BAD_HTTP_REQUEST');
-      expect(error.message).toMatch(/closed its side of the connection before the request was complete/);
+      expect(error.message).toMatch(
+        /ended its side of the connection \(FIN\) while a request was incomplete/,
+      );
       expect(error.message).not.toMatch(/not a valid HTTP|libp2p/);
     }
   });
