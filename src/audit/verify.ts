@@ -22,7 +22,7 @@ import {
   recordText,
 } from '../ledger/index.js';
 import { chainKeys, prefixes, prefixEnd, type KeyValueStore } from '../storage/index.js';
-import { iterateStored, storedBytes, type StoredValue } from '../storage/kv.js';
+import { iterateStored, storedBytes, storedText, type StoredValue } from '../storage/kv.js';
 import { storedEquals } from './equals-text.js';
 import { SignaturePool, type SignaturePoolOptions } from './signature-pool.js';
 import { decodeStoredFast } from './stored-block.js';
@@ -105,7 +105,6 @@ class Failed extends Error {
 }
 
 const decoder = new TextDecoder();
-const text = new TextEncoder();
 /** tags for signature jobs: height * TAG_STRIDE + index + 1 (0 = block signature); > maxBlockTxs + 1 */
 const TAG_STRIDE = 2 ** 21;
 const tagOf = (height: number, index: number) => height * TAG_STRIDE + index + 1;
@@ -706,10 +705,7 @@ function compareEntry(key: string, stored: StoredValue, expected: Expected, find
         findings.matched.tx++;
         const want = `${Math.floor(place / POSITION)}:${place % POSITION}`;
         if (!storedEquals(stored, want))
-          findings.note(
-            'tx',
-            entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), storedBytes(stored))),
-          );
+          findings.note('tx', entryFailure(key, 'ENTRY_MISMATCH', differs(want, stored)));
       }
       break;
     }
@@ -720,10 +716,7 @@ function compareEntry(key: string, stored: StoredValue, expected: Expected, find
         findings.matched.hash++;
         const want = String(h);
         if (!storedEquals(stored, want))
-          findings.note(
-            'hash',
-            entryFailure(key, 'ENTRY_MISMATCH', differs(text.encode(want), storedBytes(stored))),
-          );
+          findings.note('hash', entryFailure(key, 'ENTRY_MISMATCH', differs(want, stored)));
       }
       break;
     }
@@ -747,7 +740,7 @@ function compareEntry(key: string, stored: StoredValue, expected: Expected, find
         if (!recordMatches(rec, stored)) {
           findings.note(
             'state',
-            entryFailure(key, 'ENTRY_MISMATCH', differs(encodeRecordGeneric(rec), storedBytes(stored))),
+            entryFailure(key, 'ENTRY_MISMATCH', differs(encodeRecordGeneric(rec), stored)),
           );
         }
       }
@@ -898,10 +891,10 @@ function entryFailure(key: string, code: string, detail: string): VerifyFailure 
 }
 
 /** Name the first JSON field that differs, when both sides are JSON objects. */
-function differs(want: Uint8Array, got: Uint8Array): string {
+function differs(want: Uint8Array | string, got: StoredValue): string {
   try {
-    const a = JSON.parse(decoder.decode(want)) as Record<string, unknown>;
-    const b = JSON.parse(decoder.decode(got)) as Record<string, unknown>;
+    const a = JSON.parse(typeof want === 'string' ? want : decoder.decode(want)) as Record<string, unknown>;
+    const b = JSON.parse(storedText(got)) as Record<string, unknown>;
     for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
       if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) {
         return `field ${k} differs: stored ${JSON.stringify(b[k])}, re-execution gives ${JSON.stringify(a[k])}`;

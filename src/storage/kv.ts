@@ -35,6 +35,20 @@ export function storedBytes(v: StoredValue): Uint8Array {
   return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
 }
 
+const textDecoder = new TextDecoder();
+
+/**
+ * A stored value as text, as TextDecoder reads its bytes: invalid UTF-8 as
+ * U+FFFD (only bytes can hold it: see iterateText) and a leading byte-order
+ * mark dropped, so that either form of the same value gives the same text.
+ */
+export function storedText(v: StoredValue): string {
+  if (typeof v !== 'string') return textDecoder.decode(v);
+  return v.charCodeAt(0) === BOM ? v.slice(1) : v;
+}
+
+const BOM = 0xfeff;
+
 /** kv.iterateText when the store has it, else kv.iterate (every value as bytes). */
 export function iterateStored(
   kv: KeyValueStore,

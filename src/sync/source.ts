@@ -9,7 +9,7 @@ import {
   type Receipt,
 } from '../ledger/index.js';
 import { chainKeys, type ChainStore } from '../storage/index.js';
-import { iterateStored } from '../storage/kv.js';
+import { iterateStored, storedText } from '../storage/kv.js';
 import { SyncError } from './errors.js';
 
 /**
@@ -59,16 +59,12 @@ export function decodeStoredBlock(bytes: Uint8Array, opts: { validate?: boolean 
 /** The receipts of one block as stored in a chain store (docs/FORMAT.md §7). */
 export async function readReceipts(store: ChainStore, height: number): Promise<Receipt[]> {
   const out: Receipt[] = [];
-  // as text where the store can (no off-heap buffer per receipt): the same string
-  // decoder.decode gives, which drops a leading byte-order mark
+  // as text where the store can (no off-heap buffer per receipt)
   for await (const [, v] of iterateStored(store.kv, chainKeys.receiptsOf(height))) {
-    const text = typeof v !== 'string' ? decoder.decode(v) : v.charCodeAt(0) === BOM ? v.slice(1) : v;
-    out.push(JSON.parse(text) as Receipt);
+    out.push(JSON.parse(storedText(v)) as Receipt);
   }
   return out;
 }
-
-const BOM = 0xfeff;
 
 /** Height of the chain in a store, from its `head` state record (-1 when empty). */
 export async function storedHeight(store: ChainStore): Promise<number> {
