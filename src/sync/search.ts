@@ -370,8 +370,12 @@ function hybridStatement(
       );
     }
     ctes.push(
+      // `+ 0`: Postgres 17 (PGlite) carries a materialised CTE's sort order to its readers, and
+      // with a `vector` index the distance would be the very expression the walk is ordered by:
+      // the planner would then take the relaxed order for sorted and, past 32 rows, sort only
+      // ties (Incremental Sort), leaving vector ranks out of distance order
       `vec_index AS MATERIALIZED (
-         SELECT e.commission_id AS id, ${distance} AS distance
+         SELECT e.commission_id AS id, (${distance}) + 0::float8 AS distance
          FROM commission_embeddings e ${joinC('e.commission_id')}
          WHERE ${[mine, ...filters, ...(few ? ['NOT (SELECT yes FROM few)'] : [])].join(' AND ')}
          ORDER BY ${indexOrder} LIMIT ${nP}
