@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
 import type { Block } from '../../src/ledger/index.js';
 import { Devnet } from '../support/devnet.js';
 import { Namespaces, namespacesUnavailable } from '../support/netns.js';
@@ -37,6 +37,7 @@ async function setup() {
   if (unavailable !== undefined)
     throw new Error(`network namespaces unavailable (${unavailable}); BITNEXUS_SKIP_NETNS=1 skips`);
   const net = await Devnet.create(3);
+  onTestFailed(() => net.keepForDiagnosis());
   const ns = Namespaces.create(3);
   // nodes first, then their namespaces
   cleanups.push(

@@ -65,6 +65,9 @@ export class Devnet {
     readonly operator: KeyPair,
   ) {}
 
+  /** set by keepForDiagnosis */
+  private keep = false;
+
   static async create(n: number, chainId = 'bitnexus-e2e'): Promise<Devnet> {
     const dir = await mkdtemp(join(tmpdir(), 'bitnexus-e2e-'));
     const net = await initNetwork({ dir, nodes: n, chainId, basePort: nextBasePort(n) });
@@ -373,11 +376,27 @@ export class Devnet {
     throw new Error(`timed out waiting for ${what} (logs in ${this.dir})`);
   }
 
+  /**
+   * Keep the directory when destroyed, and print the end of every node's log
+   * then: for a test that failed (`onTestFailed(() => net.keepForDiagnosis())`),
+   * whose error names that directory, and whose CI log is all there is.
+   */
+  keepForDiagnosis(): void {
+    this.keep = true;
+  }
+
   async destroy(): Promise<void> {
     for (let i = 0; i < this.nodes.length; i++) {
       this.signal(i, 'SIGCONT');
       await this.kill(i, 'SIGKILL');
     }
-    if (process.env.KEEP_DEVNET !== '1') await rm(this.dir, { recursive: true, force: true });
+    if (this.keep) {
+      for (const node of this.nodes) {
+        const path = join(this.dir, node.name, 'node.log');
+        const log = await readFile(path, 'utf8').catch((err: unknown) => `(unreadable: ${String(err)})`);
+        process.stderr.write(`\n--- the last 6,000 characters of ${path}\n${log.slice(-6000)}\n`);
+      }
+      process.stderr.write(`--- devnet kept in ${this.dir}\n`);
+    } else if (process.env.KEEP_DEVNET !== '1') await rm(this.dir, { recursive: true, force: true });
   }
 }
