@@ -370,8 +370,8 @@ function hybridStatement(
       );
     }
     ctes.push(
-      // `+ 0`: Postgres 17 (PGlite) carries a materialised CTE's sort order to its readers, and
-      // with a `vector` index the distance would be the very expression the walk is ordered by:
+      // `+ 0`: Postgres ≥ 17 (PGlite is 18) carries a materialised CTE's sort order to its readers,
+      // and with a `vector` index the distance would be the very expression the walk is ordered by:
       // the planner would then take the relaxed order for sorted and, past 32 rows, sort only
       // ties (Incremental Sort), leaving vector ranks out of distance order
       `vec_index AS MATERIALIZED (
