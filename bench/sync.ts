@@ -28,6 +28,8 @@
  * --pg-db NAME / --pglite-dir DIR: search a mirror kept by an earlier run (--keep / the same
  * --pglite-dir) without rebuilding it (steps 3–4 only; same query mix, other random queries).
  * --no-write-thread: the backfill writes on the sink's own thread, as before PostgresTarget.writePlan.
+ * --no-checkpoint: the maintenance before search leaves out the CHECKPOINT a node's runs on PGlite
+ * (docs/SYNC.md §Maintenance), as before it did.
  * --no-db: the sink's own work without a database (read, decode, re-execute, compare receipts,
  * build rows, encode COPY text) over the chain, 5 runs: what one thread can do at best.
  * --lag: the sink's lag at a cluster's full commit rate, on a 3-node devnet
@@ -472,7 +474,10 @@ async function benchTarget(name: string, target: SqlTarget, bc: BenchChain): Pro
  */
 async function analyze(target: SqlTarget): Promise<void> {
   const t0 = performance.now();
-  const m = new MirrorMaintenance({ target });
+  const m = new MirrorMaintenance({
+    target,
+    ...(process.argv.includes('--no-checkpoint') ? { checkpointWalBytes: 0 } : {}),
+  });
   const done = await m.run();
   if (m.status().serverAutovacuum === true) {
     await target.query('VACUUM (ANALYZE)');
@@ -483,7 +488,9 @@ async function analyze(target: SqlTarget): Promise<void> {
   }
   console.log(
     `maintenance (as a node on ${target.kind === 'pglite' ? 'PGlite' : 'a Postgres with autovacuum off'} runs it): ` +
-      `analyzed ${done.analyzed.join(', ') || 'nothing'}; vacuumed ${done.vacuumed.join(', ') || 'nothing'} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `analyzed ${done.analyzed.join(', ') || 'nothing'}; vacuumed ${done.vacuumed.join(', ') || 'nothing'}` +
+      (target.kind === 'pglite' ? `; ${done.checkpointed ? 'then a checkpoint' : 'no checkpoint'}` : '') +
+      ` in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
 }
 

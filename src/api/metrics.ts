@@ -205,6 +205,10 @@ function mirrorMetrics(p: string, registry: Registry): (status: SyncServiceStatu
         'mirror_tables_vacuumed_total',
         "Tables of the mirror vacuumed by the node's own maintenance (PGlite, or a Postgres with autovacuum off)",
       ),
+      checkpoints: counter(
+        'mirror_checkpoints_total',
+        "Checkpoints of a PGlite mirror by the node's own maintenance (PGlite has no checkpointer)",
+      ),
       maintenanceErrors: counter(
         'mirror_maintenance_errors_total',
         'Failed maintenance rounds of the mirror',
@@ -216,6 +220,7 @@ function mirrorMetrics(p: string, registry: Registry): (status: SyncServiceStatu
         indexErrors: 0,
         analyzed: 0,
         vacuumed: 0,
+        checkpoints: 0,
         maintenanceErrors: 0,
       },
     };
@@ -248,6 +253,7 @@ function mirrorMetrics(p: string, registry: Registry): (status: SyncServiceStatu
     follow(m.indexErrors, 'indexErrors', s.index.errors);
     follow(m.analyzed, 'analyzed', s.maintenance.analyzed);
     follow(m.vacuumed, 'vacuumed', s.maintenance.vacuumed);
+    follow(m.checkpoints, 'checkpoints', s.maintenance.checkpoints);
     follow(m.maintenanceErrors, 'maintenanceErrors', s.maintenance.failed);
   };
 }

@@ -425,12 +425,17 @@ export const EmbeddingIndexStatus: JsonSchema = {
 export const MirrorMaintenanceStatus: JsonSchema = {
   type: 'object',
   description:
-    "VACUUM and ANALYZE of the mirror's tables, which a node runs itself on PGlite (no autovacuum there) and on a real Postgres whose autovacuum is off.",
-  required: ['rounds', 'analyzed', 'vacuumed', 'failed'],
+    "VACUUM and ANALYZE of the mirror's tables, which a node runs itself on PGlite (no autovacuum there) and on a real Postgres whose autovacuum is off; on PGlite also CHECKPOINT (no checkpointer there).",
+  required: ['rounds', 'analyzed', 'vacuumed', 'checkpoints', 'failed'],
   properties: {
     rounds: { ...count, description: 'checks of the tables, since start (every 10 s)' },
     analyzed: { ...count, description: 'tables analyzed since start' },
     vacuumed: { ...count, description: 'tables vacuumed since start' },
+    checkpoints: {
+      ...count,
+      description:
+        'PGlite only: checkpoints since start (after 16 MiB of WAL, or 5 minutes with more than 8 KiB)',
+    },
     failed: { ...count, description: 'rounds that failed since start' },
     lastError: { type: 'string', description: 'why the last round failed, until one succeeds' },
     serverAutovacuum: {

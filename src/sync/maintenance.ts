@@ -25,6 +25,21 @@ import type { SqlTarget } from './target.js';
  * start again at zero when the node restarts; a table that has rows but was
  * never analyzed is analyzed then.
  *
+ * PGlite has no checkpointer either, and a standalone backend never
+ * checkpoints by itself (80 WAL segments switched, 1.28 GB: the redo
+ * point did not move), only when it closes. Its WAL piled up for as long
+ * as the node ran (~2.5 MB/s per node at a devnet's full commit rate), a
+ * crash replayed all of it at the next start, and changed pages reached
+ * the files only when evicted, each eviction first flushing the WAL up to
+ * that page; after a backfill and the first embedding of 100,000
+ * commissions search paid for those evictions (docs/SYNC.md
+ * §Maintenance). So on PGlite a round ends with a CHECKPOINT when
+ * CHECKPOINT_WAL_BYTES of WAL were written since the last one, or more
+ * than CHECKPOINT_OWN_WAL and the last is CHECKPOINT_TIMEOUT_S old:
+ * Postgres' own `max_wal_size` and `checkpoint_timeout` rule, at a size
+ * that keeps each checkpoint short (it holds the session the sink writes
+ * through).
+ *
  * On a real Postgres (target kind 'postgres') each round first asks the
  * server whether its autovacuum runs (`autovacuum` and `track_counts` on),
  * and does nothing while it does. PGlite is not asked: it reports
@@ -60,7 +75,7 @@ export interface MaintenanceOptions {
   target: SqlTarget;
   logger?: SyncLogger;
   /**
-   * Awaited before each VACUUM or ANALYZE: the SyncService lets the sink catch
+   * Awaited before each VACUUM, ANALYZE or CHECKPOINT: the SyncService lets the sink catch
    * up first, so an action starts right after a batch and delays the next one
    * by its own length at most.
    */
@@ -69,7 +84,16 @@ export interface MaintenanceOptions {
   intervalMs?: number;
   /** default_statistics_target of its ANALYZE (default 30; Postgres' own default is 100) */
   statisticsTarget?: number;
+  /** PGlite: CHECKPOINT once this much WAL was written since the last (default CHECKPOINT_WAL_BYTES; 0: never) */
+  checkpointWalBytes?: number;
 }
+
+/** WAL since the last checkpoint that makes a PGlite round end with one (16 MiB). */
+export const CHECKPOINT_WAL_BYTES = 16 * 1024 * 1024;
+/** A checkpoint this old (seconds) is followed by another if any WAL was written since (Postgres' checkpoint_timeout). */
+export const CHECKPOINT_TIMEOUT_S = 300;
+/** WAL a checkpoint writes itself (its record); more than this since one means something else was written */
+const CHECKPOINT_OWN_WAL = 8192;
 
 export interface MaintenanceStatus {
   /** rounds that looked at the counters, since start */
@@ -78,6 +102,8 @@ export interface MaintenanceStatus {
   analyzed: number;
   /** tables vacuumed, since start */
   vacuumed: number;
+  /** checkpoints (PGlite only), since start */
+  checkpoints: number;
   /** rounds that failed, since start */
   failed: number;
   /** why the last round failed (cleared by the next that succeeds) */
@@ -94,6 +120,8 @@ export interface MaintenanceStatus {
 export interface MaintenanceRound {
   analyzed: string[];
   vacuumed: string[];
+  /** PGlite: whether the round ended with a CHECKPOINT */
+  checkpointed: boolean;
 }
 
 interface TableCounters {
@@ -139,7 +167,14 @@ export class MirrorMaintenance {
   private stopped = true;
   /** stop() was called: a round in progress ends after its current table */
   private halted = false;
-  private readonly counts: MaintenanceStatus = { rounds: 0, analyzed: 0, vacuumed: 0, failed: 0 };
+  private readonly checkpointWalBytes: number;
+  private readonly counts: MaintenanceStatus = {
+    rounds: 0,
+    analyzed: 0,
+    vacuumed: 0,
+    checkpoints: 0,
+    failed: 0,
+  };
 
   constructor(private readonly opts: MaintenanceOptions) {
     this.target = opts.target;
@@ -152,6 +187,9 @@ export class MirrorMaintenance {
       this.statisticsTarget > 10_000
     )
       throw new RangeError('statisticsTarget must be an integer in 1..10000');
+    this.checkpointWalBytes = opts.checkpointWalBytes ?? CHECKPOINT_WAL_BYTES;
+    if (!Number.isSafeInteger(this.checkpointWalBytes) || this.checkpointWalBytes < 0)
+      throw new RangeError('checkpointWalBytes must be a non-negative integer');
   }
 
   /** Run rounds in the background, `intervalMs` apart (the first one after `intervalMs`). */
@@ -175,11 +213,11 @@ export class MirrorMaintenance {
     return { ...this.counts };
   }
 
-  /** One round now: VACUUM and ANALYZE what is due. Errors are thrown (the background rounds log them). */
+  /** One round now: VACUUM and ANALYZE what is due, then (PGlite) CHECKPOINT if due. Errors are thrown (the background rounds log them). */
   async run(): Promise<MaintenanceRound> {
     if (this.target.kind === 'postgres' && (await this.serverAutovacuum())) {
       this.counts.rounds++;
-      return { analyzed: [], vacuumed: [] };
+      return { analyzed: [], vacuumed: [], checkpointed: false };
     }
     // a backend publishes its counters at most once a second, when idle: now, before they are read
     await this.target.query(`SELECT pg_stat_force_next_flush()`);
@@ -194,7 +232,7 @@ export class MirrorMaintenance {
       [this.target.schema],
     );
     this.counts.rounds++;
-    const done: MaintenanceRound = { analyzed: [], vacuumed: [] };
+    const done: MaintenanceRound = { analyzed: [], vacuumed: [], checkpointed: false };
     for (const t of rows) {
       if (this.halted) break;
       const due = dueFor(t);
@@ -218,7 +256,31 @@ export class MirrorMaintenance {
         );
       }
     }
+    if (this.target.kind === 'pglite' && this.checkpointWalBytes > 0 && !this.halted)
+      await this.checkpointIfDue(done);
     return done;
+  }
+
+  /** PGlite: CHECKPOINT when enough WAL, or old enough WAL, was written since the last one. */
+  private async checkpointIfDue(done: MaintenanceRound): Promise<void> {
+    const { rows } = await this.target.query<{ wal: string; age: number }>(
+      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), redo_lsn)::int8 AS wal,
+              extract(epoch FROM clock_timestamp() - checkpoint_time)::float8 AS age
+       FROM pg_control_checkpoint()`,
+    );
+    const wal = Number(rows[0]?.wal ?? 0);
+    const age = Number(rows[0]?.age ?? 0);
+    if (wal < this.checkpointWalBytes && !(wal > CHECKPOINT_OWN_WAL && age >= CHECKPOINT_TIMEOUT_S)) return;
+    await this.opts.between?.();
+    if (this.halted) return;
+    const started = performance.now();
+    await this.target.query('CHECKPOINT');
+    done.checkpointed = true;
+    this.counts.checkpoints++;
+    this.log.info(
+      { walBytes: wal, sinceS: Math.round(age), ms: Math.round(performance.now() - started) },
+      'mirror maintenance: checkpoint',
+    );
   }
 
   /** Does the server's autovacuum look after the mirror? Recorded in the status; a change is logged. */

@@ -19,7 +19,7 @@ export interface SyncServiceOptions extends SinkOptions {
 
 export interface SyncServiceStatus extends SyncStatus {
   index: IndexerStatus;
-  /** VACUUM and ANALYZE of the mirror's tables (MirrorMaintenance) */
+  /** VACUUM and ANALYZE of the mirror's tables, and PGlite's checkpoints (MirrorMaintenance) */
   maintenance: MaintenanceStatus;
 }
 

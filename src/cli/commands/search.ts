@@ -81,7 +81,10 @@ export function formatStatus(s: SyncServiceStatus): string {
   else {
     const why = m.serverAutovacuum === false ? ' (autovacuum is off on the server)' : '';
     lines.push(
-      `maintenance${why}: ${m.analyzed} tables analyzed, ${m.vacuumed} vacuumed in ${m.rounds} rounds, ${m.failed} failed`,
+      `maintenance${why}: ${m.analyzed} tables analyzed, ${m.vacuumed} vacuumed` +
+        // PGlite's (a real Postgres checkpoints by itself): none is none to speak of
+        (m.checkpoints > 0 ? `, ${m.checkpoints} checkpoint${m.checkpoints === 1 ? '' : 's'}` : '') +
+        ` in ${m.rounds} rounds, ${m.failed} failed`,
     );
   }
   if (m.lastError !== undefined) lines.push(`  last error: ${m.lastError}`);

@@ -93,7 +93,7 @@ export class FakeNode implements LedgerNodeApi {
       vectorIndex: 'halfvec',
       errors: 0,
     },
-    maintenance: { rounds: 3, analyzed: 0, vacuumed: 0, failed: 0, serverAutovacuum: true },
+    maintenance: { rounds: 3, analyzed: 0, vacuumed: 0, checkpoints: 0, failed: 0, serverAutovacuum: true },
   });
   syncCheckImpl: () => Promise<CheckReport> = () =>
     Promise.resolve({

@@ -226,7 +226,14 @@ describe('GET /v1/sync/status', () => {
     const status = node.syncStatus()!;
     const pglite = {
       ...status,
-      maintenance: { rounds: 12, analyzed: 9, vacuumed: 2, failed: 1, lastError: 'PGlite is closed' },
+      maintenance: {
+        rounds: 12,
+        analyzed: 9,
+        vacuumed: 2,
+        checkpoints: 1,
+        failed: 1,
+        lastError: 'PGlite is closed',
+      },
     };
     node.syncStatusImpl = () => pglite;
     expect((await app.inject('/v1/sync/status')).json()).toEqual(pglite);

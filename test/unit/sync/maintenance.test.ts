@@ -6,7 +6,12 @@ import {
   SyncService,
   type SqlTarget,
 } from '../../../src/sync/index.js';
-import { ANALYZE_COLUMNS, dueFor } from '../../../src/sync/maintenance.js';
+import {
+  ANALYZE_COLUMNS,
+  CHECKPOINT_TIMEOUT_S,
+  CHECKPOINT_WAL_BYTES,
+  dueFor,
+} from '../../../src/sync/maintenance.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 import { closeSharedPglite, DB_KINDS, FollowedChain, pgliteDb, postgresDb } from './helpers.js';
 
@@ -113,19 +118,87 @@ describe('mirror maintenance on PGlite', () => {
       expect(bounds!.length).toBeLessThanOrEqual(31);
       expect((await stat(target, 'participants')).reltuples).toBe(400);
 
-      expect(await m.run()).toEqual({ analyzed: [], vacuumed: [] });
+      // (whether a round also checkpoints is the test below's)
+      expect(await m.run()).toMatchObject({ analyzed: [], vacuumed: [] });
 
       // 400 updates: dead rows past 50 + 0.2 × 400 and changes past 50 + 0.1 × 400
       await target.query(`UPDATE participants SET name = name || ' (renamed)'`);
       expect((await stat(target, 'participants')).n_dead_tup).toBe(400);
       const third = await m.run();
-      expect(third).toEqual({ analyzed: ['participants'], vacuumed: ['participants'] });
+      expect(third).toMatchObject({ analyzed: ['participants'], vacuumed: ['participants'] });
       expect(await stat(target, 'participants')).toMatchObject({ n_dead_tup: 0, n_mod_since_analyze: 0 });
       expect(m.status()).toMatchObject({ rounds: 3, vacuumed: 1 });
       expect(m.status().analyzed).toBeGreaterThanOrEqual(2);
     } finally {
       await db.drop();
     }
+  });
+
+  it('checkpoints PGlite (no checkpointer of its own) once enough WAL was written, and not again without more', async () => {
+    const db = await pgliteDb();
+    try {
+      const target = await db.open();
+      await migrate(target);
+      const redo = async () =>
+        (await target.query<{ lsn: string }>(`SELECT redo_lsn::text AS lsn FROM pg_control_checkpoint()`))
+          .rows[0]!.lsn;
+      const m = new MirrorMaintenance({ target, checkpointWalBytes: 1024 * 1024 });
+      await m.run(); // whatever is due from before
+      const before = await redo();
+      // ~4 MB of WAL: 8,000 rows of 400 characters each, and their index entries
+      await target.query(
+        `INSERT INTO participants (key, role, name, since_height)
+         SELECT 'w' || g, 'affiliate', repeat('x', 400), g FROM generate_series(1, 8000) g`,
+      );
+      const counted = m.status().checkpoints;
+      const round = await m.run();
+      expect(round.checkpointed).toBe(true);
+      expect(await redo()).not.toBe(before);
+      expect(m.status().checkpoints).toBe(counted + 1);
+      const after = await redo();
+      expect((await m.run()).checkpointed).toBe(false);
+      expect(await redo()).toBe(after);
+      expect(m.status().checkpoints).toBe(counted + 1);
+      expect(() => new MirrorMaintenance({ target, checkpointWalBytes: -1 })).toThrow(RangeError);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('checkpoints by WAL written or by age, as Postgres would, and never when told not to', async () => {
+    /** a PGlite whose WAL since the last checkpoint and that checkpoint's age are given */
+    const pglite = (wal: number, age: number) => {
+      const checkpoints: string[] = [];
+      const target = {
+        kind: 'pglite',
+        schema: 'bitnexus',
+        query: (sql: string) => {
+          if (sql === 'CHECKPOINT') checkpoints.push(sql);
+          const rows = sql.includes('pg_control_checkpoint') ? [{ wal: String(wal), age }] : [];
+          return Promise.resolve({ rows, rowCount: rows.length });
+        },
+      } as unknown as SqlTarget;
+      return { target, checkpoints };
+    };
+    const round = async (wal: number, age: number, opts: { checkpointWalBytes?: number } = {}) => {
+      const t = pglite(wal, age);
+      const r = await new MirrorMaintenance({ target: t.target, ...opts }).run();
+      expect(t.checkpoints).toHaveLength(r.checkpointed ? 1 : 0);
+      return r.checkpointed;
+    };
+    expect(CHECKPOINT_WAL_BYTES).toBe(16 * 1024 * 1024);
+    expect(await round(CHECKPOINT_WAL_BYTES, 1)).toBe(true);
+    expect(await round(CHECKPOINT_WAL_BYTES - 1, 1)).toBe(false);
+    // five minutes (checkpoint_timeout), and more WAL than a checkpoint writes itself
+    expect(await round(8193, CHECKPOINT_TIMEOUT_S)).toBe(true);
+    expect(await round(8192, 10 * CHECKPOINT_TIMEOUT_S)).toBe(false);
+    expect(await round(1_000_000, CHECKPOINT_TIMEOUT_S - 1)).toBe(false);
+    expect(await round(1 << 30, 10 * CHECKPOINT_TIMEOUT_S, { checkpointWalBytes: 0 })).toBe(false);
+    expect(await round(2048, 1, { checkpointWalBytes: 2048 })).toBe(true);
+    for (const bad of [-1, 1.5, Number.NaN])
+      expect(() => new MirrorMaintenance({ target: pglite(0, 0).target, checkpointWalBytes: bad })).toThrow(
+        RangeError,
+      );
   });
 
   it('runs in the background of a SyncService on PGlite', async () => {
@@ -193,9 +266,10 @@ describe('mirror maintenance on PGlite', () => {
         const round = await service.maintenance.run();
         expect(service.maintenance.status()).toMatchObject({ rounds: 1, serverAutovacuum });
         if (serverAutovacuum) {
-          expect(round).toEqual({ analyzed: [], vacuumed: [] });
+          expect(round).toEqual({ analyzed: [], vacuumed: [], checkpointed: false });
         } else {
           expect(round.analyzed).toContain('commissions');
+          expect(round.checkpointed).toBe(false); // a real Postgres checkpoints by itself
           expect(await analyzed(target, 'commissions')).toBe(true);
         }
         expect(service.status().maintenance.serverAutovacuum).toBe(serverAutovacuum);
@@ -227,9 +301,16 @@ describe('mirror maintenance on a Postgres whose autovacuum runs', () => {
   it('does nothing while it runs, and starts on the tables once it is off', async () => {
     const on = serverWith(true);
     const m = new MirrorMaintenance({ target: on.target });
-    expect(await m.run()).toEqual({ analyzed: [], vacuumed: [] });
+    expect(await m.run()).toEqual({ analyzed: [], vacuumed: [], checkpointed: false });
     expect(on.queries).toHaveLength(1);
-    expect(m.status()).toEqual({ rounds: 1, analyzed: 0, vacuumed: 0, failed: 0, serverAutovacuum: true });
+    expect(m.status()).toEqual({
+      rounds: 1,
+      analyzed: 0,
+      vacuumed: 0,
+      checkpoints: 0,
+      failed: 0,
+      serverAutovacuum: true,
+    });
 
     const off = serverWith(false);
     const n = new MirrorMaintenance({ target: off.target });

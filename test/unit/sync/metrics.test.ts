@@ -50,7 +50,7 @@ const status = (over: Partial<SyncServiceStatus> = {}): SyncServiceStatus => ({
     vectorIndex: 'halfvec',
     errors: 0,
   },
-  maintenance: { rounds: 0, analyzed: 0, vacuumed: 0, failed: 0 },
+  maintenance: { rounds: 0, analyzed: 0, vacuumed: 0, checkpoints: 0, failed: 0 },
   ...over,
 });
 
@@ -88,10 +88,13 @@ describe('mirror metrics on /metrics', () => {
 
     // the mirror's own VACUUM and ANALYZE (PGlite, or a Postgres with autovacuum off)
     expect(value(text, 'bitnexus_mirror_tables_analyzed_total')).toBe(0);
-    metrics.setMirror(status({ maintenance: { rounds: 6, analyzed: 5, vacuumed: 2, failed: 1 } }));
+    metrics.setMirror(
+      status({ maintenance: { rounds: 6, analyzed: 5, vacuumed: 2, checkpoints: 3, failed: 1 } }),
+    );
     text = await scrape(metrics);
     expect(value(text, 'bitnexus_mirror_tables_analyzed_total')).toBe(5);
     expect(value(text, 'bitnexus_mirror_tables_vacuumed_total')).toBe(2);
+    expect(value(text, 'bitnexus_mirror_checkpoints_total')).toBe(3);
     expect(value(text, 'bitnexus_mirror_maintenance_errors_total')).toBe(1);
 
     metrics.setMirror(undefined);
