@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Block } from '../../src/ledger/index.js';
 import { Devnet } from '../support/devnet.js';
 import { Namespaces, namespacesUnavailable } from '../support/netns.js';
@@ -18,14 +18,16 @@ import { Namespaces, namespacesUnavailable } from '../support/netns.js';
 const unavailable = namespacesUnavailable();
 const skip = unavailable !== undefined && process.env.BITNEXUS_SKIP_NETNS === '1';
 
-// each test's nodes stop, and its namespaces go, before the next test starts
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
+// each test's nodes stop, and its namespaces go, before the next test starts; a failed test's
+// devnet is kept, with its nodes' logs printed (afterEach runs after the failure is recorded)
+const cleanups: ((failed: boolean) => Promise<void> | void)[] = [];
+afterEach(async ({ task }) => {
+  const failed = task.result?.state === 'fail';
   const all = cleanups.splice(0).reverse();
   const failures: unknown[] = [];
   for (const f of all) {
     try {
-      await f();
+      await f(failed);
     } catch (err) {
       failures.push(err);
     }
@@ -37,13 +39,18 @@ async function setup() {
   if (unavailable !== undefined)
     throw new Error(`network namespaces unavailable (${unavailable}); BITNEXUS_SKIP_NETNS=1 skips`);
   const net = await Devnet.create(3);
-  onTestFailed(() => net.keepForDiagnosis());
+  const made: Namespaces[] = [];
+  // nodes first, then their namespaces (registered before the namespaces exist: creating them may fail)
+  cleanups.push(async (failed) => {
+    if (failed) net.keepForDiagnosis();
+    try {
+      await net.destroy();
+    } finally {
+      for (const ns of made) ns.destroy();
+    }
+  });
   const ns = Namespaces.create(3);
-  // nodes first, then their namespaces
-  cleanups.push(
-    () => ns.destroy(),
-    () => net.destroy(),
-  );
+  made.push(ns);
   await ns.place(net);
   await net.startAll();
   await net.waitLeader();

@@ -49,6 +49,8 @@ export interface DevnetNode {
   config: string;
   dataDir: string;
   proc?: ChildProcess;
+  /** settles once everything the running process wrote is in its node.log */
+  logWritten?: Promise<void>;
 }
 
 /**
@@ -153,8 +155,10 @@ export class Devnet {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
-    proc.stdout?.pipe(log);
-    proc.stderr?.pipe(log);
+    // two sources, one file: it is ended once both are closed, not by whichever closes first
+    proc.stdout?.pipe(log, { end: false });
+    proc.stderr?.pipe(log, { end: false });
+    node.logWritten = new Promise((resolve) => proc.once('close', () => log.end(resolve)));
     node.proc = proc;
   }
 
@@ -378,8 +382,9 @@ export class Devnet {
 
   /**
    * Keep the directory when destroyed, and print the end of every node's log
-   * then: for a test that failed (`onTestFailed(() => net.keepForDiagnosis())`),
-   * whose error names that directory, and whose CI log is all there is.
+   * then: for a test that failed (its afterEach sees `task.result.state`
+   * 'fail' before its clean-ups run), whose error names that directory, and
+   * whose CI log is all there is.
    */
   keepForDiagnosis(): void {
     this.keep = true;
@@ -392,6 +397,8 @@ export class Devnet {
     }
     if (this.keep) {
       for (const node of this.nodes) {
+        // the last lines matter most: wait (briefly) until they are written
+        await Promise.race([node.logWritten, new Promise((r) => setTimeout(r, 2000).unref())]);
         const path = join(this.dir, node.name, 'node.log');
         const log = await readFile(path, 'utf8').catch((err: unknown) => `(unreadable: ${String(err)})`);
         process.stderr.write(`\n--- the last 6,000 characters of ${path}\n${log.slice(-6000)}\n`);
