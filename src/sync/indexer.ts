@@ -55,7 +55,7 @@ export interface IndexerOptions {
   /**
    * How long one step (one statement or transaction) should take, in ms
    * (default 100): each job sizes its next batch from how long the last one
-   * took, between 8 and its batch size. On PGlite a step holds the one
+   * took, between 1 (embeddings) or 8 (full text) and its batch size. On PGlite a step holds the one
    * session the sink also writes through, and on a busy machine 256 HNSW
    * inserts took seconds: the mirror waited that long behind search.
    */
@@ -226,7 +226,9 @@ export class SearchIndexer {
     this.target = opts.target;
     this.embedder = checkEmbedder(opts.embedder);
     const stepMs = opts.stepMs ?? 100;
-    this.vectorBatch = new PacedBatch(opts.batchSize ?? 256, stepMs);
+    // down to one: a single HNSW insert took 20-40 ms on PGlite under full load, so 8 made steps of
+    // 150-350 ms that the sink waited behind (docs/PERFORMANCE.md, mirror round 17)
+    this.vectorBatch = new PacedBatch(opts.batchSize ?? 256, stepMs, 1);
     this.textBatch = new PacedBatch(opts.textBatchSize ?? 2000, stepMs);
     this.log = opts.logger ?? SILENT_LOGGER;
   }
