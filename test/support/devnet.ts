@@ -173,8 +173,9 @@ export class Devnet {
       `${node.name} healthy`,
       async () => {
         if (proc && proc.exitCode !== null) {
-          const log = await readFile(join(this.dir, node.name, 'node.log'), 'utf8').catch(() => '');
-          throw new Error(`${node.name} exited with ${proc.exitCode} while starting:\n${log.slice(-2000)}`);
+          throw new Error(
+            `${node.name} exited with ${proc.exitCode} while starting:\n${await this.logTail(node, 2000)}`,
+          );
         }
         try {
           return (await fetch(`${node.url}/healthz`, { signal: AbortSignal.timeout(1000) })).ok;
@@ -390,6 +391,17 @@ export class Devnet {
     this.keep = true;
   }
 
+  /**
+   * The end of a node's log. Its last lines say most (why it exited), so this
+   * first waits, briefly, until everything its process wrote is in the file.
+   */
+  private async logTail(node: DevnetNode, chars: number): Promise<string> {
+    await Promise.race([node.logWritten, new Promise((r) => setTimeout(r, 2000).unref())]);
+    const path = join(this.dir, node.name, 'node.log');
+    const log = await readFile(path, 'utf8').catch((err: unknown) => `(unreadable: ${String(err)})`);
+    return log.slice(-chars);
+  }
+
   async destroy(): Promise<void> {
     for (let i = 0; i < this.nodes.length; i++) {
       this.signal(i, 'SIGCONT');
@@ -397,11 +409,10 @@ export class Devnet {
     }
     if (this.keep) {
       for (const node of this.nodes) {
-        // the last lines matter most: wait (briefly) until they are written
-        await Promise.race([node.logWritten, new Promise((r) => setTimeout(r, 2000).unref())]);
         const path = join(this.dir, node.name, 'node.log');
-        const log = await readFile(path, 'utf8').catch((err: unknown) => `(unreadable: ${String(err)})`);
-        process.stderr.write(`\n--- the last 6,000 characters of ${path}\n${log.slice(-6000)}\n`);
+        process.stderr.write(
+          `\n--- the last 6,000 characters of ${path}\n${await this.logTail(node, 6000)}\n`,
+        );
       }
       process.stderr.write(`--- devnet kept in ${this.dir}\n`);
     } else if (process.env.KEEP_DEVNET !== '1') await rm(this.dir, { recursive: true, force: true });
