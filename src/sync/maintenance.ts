@@ -1,6 +1,6 @@
 import { errorMessage } from './errors.js';
 import { SILENT_LOGGER, type SyncLogger } from './sink.js';
-import type { SqlTarget } from './target.js';
+import { yieldToEventLoop, type SqlTarget } from './target.js';
 
 /**
  * Autovacuum for a mirror that has none: PGlite is one Postgres backend in
@@ -75,9 +75,10 @@ export interface MaintenanceOptions {
   target: SqlTarget;
   logger?: SyncLogger;
   /**
-   * Awaited before each VACUUM, ANALYZE or CHECKPOINT: the SyncService lets the sink catch
-   * up first, so an action starts right after a batch and delays the next one
-   * by its own length at most.
+   * Awaited before each VACUUM, ANALYZE or CHECKPOINT, after a turn of the
+   * event loop (so that commit notices are read): the SyncService lets the
+   * sink catch up first, so an action starts right after a batch and delays
+   * the next one by its own length at most.
    */
   between?: () => Promise<void>;
   /** look at the counters this often (default 10 s) */
@@ -271,7 +272,7 @@ export class MirrorMaintenance {
     const wal = Number(rows[0]?.wal ?? 0);
     const age = Number(rows[0]?.age ?? 0);
     if (wal < this.checkpointWalBytes && !(wal > CHECKPOINT_OWN_WAL && age >= CHECKPOINT_TIMEOUT_S)) return;
-    await this.opts.between?.();
+    await this.between();
     if (this.halted) return;
     const started = performance.now();
     await this.target.query('CHECKPOINT');
@@ -315,7 +316,7 @@ export class MirrorMaintenance {
     why: Record<string, number>,
     run: () => Promise<unknown>,
   ): Promise<void> {
-    await this.opts.between?.();
+    await this.between();
     if (this.halted) return;
     const started = performance.now();
     await run();
@@ -325,6 +326,17 @@ export class MirrorMaintenance {
       { table, ...why, ms: Math.round(performance.now() - started) },
       `mirror maintenance: ${action}`,
     );
+  }
+
+  /**
+   * Before each action: a real turn of the event loop first (PGlite answers
+   * with settled promises, so a round of statements would never let the
+   * thread read a commit notice, and the sink would not know it is behind),
+   * then the caller's `between`.
+   */
+  private async between(): Promise<void> {
+    await yieldToEventLoop();
+    await this.opts.between?.();
   }
 
   private schedule(): void {

@@ -165,6 +165,42 @@ describe('mirror maintenance on PGlite', () => {
     }
   });
 
+  it('lets the event loop turn before each action (PGlite answers without one), so the sink hears of new blocks', async () => {
+    const db = await pgliteDb();
+    try {
+      const target = await db.open();
+      await migrate(target);
+      await target.query(
+        `INSERT INTO participants (key, role, name, since_height)
+         SELECT 'e' || g, 'merchant', 'merchant ' || g, g FROM generate_series(1, 400) g`,
+      );
+      await target.query(`UPDATE participants SET name = name || ' (renamed)'`);
+      // each `between` schedules a callback, as a commit notice would arrive, and records whether
+      // the one of the `between` before it has run by now
+      const ran: boolean[] = [];
+      const seen: boolean[] = [];
+      const m = new MirrorMaintenance({
+        target,
+        checkpointWalBytes: 1,
+        between: () => {
+          if (ran.length > 0) seen.push(ran.at(-1)!);
+          const i = ran.push(false) - 1;
+          setImmediate(() => (ran[i] = true));
+          return Promise.resolve();
+        },
+      });
+      const round = await m.run();
+      // vacuum and analyze of participants (at least), and a checkpoint: one `between` each
+      expect(round.vacuumed).toContain('participants');
+      expect(round.checkpointed).toBe(true);
+      expect(ran.length).toBe(round.vacuumed.length + round.analyzed.length + 1);
+      // the thread ran that callback between every two actions, not only after the round
+      expect(seen).toEqual(ran.slice(1).map(() => true));
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('checkpoints by WAL written or by age, as Postgres would, and never when told not to', async () => {
     /** a PGlite whose WAL since the last checkpoint and that checkpoint's age are given */
     const pglite = (wal: number, age: number) => {
