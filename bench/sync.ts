@@ -776,7 +776,10 @@ interface LagRun {
  * each waiting for its commit, for --lag-seconds N (default 20). Every 200 ms
  * each node's /v1/sync/status is read; printed: the commit rate, p50 / p95 /
  * max of the lag in blocks and seconds over all samples of all nodes, and how
- * long the mirrors took to catch up after the load stopped.
+ * long the mirrors took to catch up after the load stopped; and, as the price
+ * of the sink going first, how many blocks the embeddings trailed the mirror,
+ * how many commissions were left to embed, and how fast they were embedded
+ * in the 10 s after.
  */
 async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
   const clients = Number(arg('--lag-clients', '64'));
@@ -810,7 +813,13 @@ async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
         return undefined;
       }
     };
-    type Lag = { state?: string; height?: number; lagBlocks?: number; lagSeconds?: number };
+    type Lag = {
+      state?: string;
+      height?: number;
+      lagBlocks?: number;
+      lagSeconds?: number;
+      index?: { throughHeight?: number; embedded?: number };
+    };
     const lags = () => Promise.all(urls.map((u) => getJson<Lag>(`${u}/v1/sync/status`)));
     const until = async (what: string, ok: () => Promise<boolean>, ms = 120_000) => {
       const deadline = Date.now() + ms;
@@ -882,6 +891,8 @@ async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
     const blocks: number[] = [];
     const secs: number[] = [];
     const secsByNode: number[][] = urls.map(() => []);
+    /** blocks the mirror holds that the embeddings have not reached (the search indexer's backlog) */
+    const indexBehind: number[] = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
@@ -890,6 +901,8 @@ async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
           blocks.push(l.lagBlocks);
           secs.push(l.lagSeconds);
           secsByNode[i]!.push(l.lagSeconds);
+          if (l.height !== undefined && l.index?.throughHeight !== undefined)
+            indexBehind.push(Math.max(0, l.height - l.index.throughHeight));
         }
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -916,6 +929,13 @@ async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
       (await lags()).every((l, i) => (l?.height ?? -1) >= heads[i]!),
     );
     const catchUp = (performance.now() - t0) / 1000;
+    // The embeddings go second (docs/SYNC.md §Search index): how many commissions of the load the
+    // slowest node had not embedded yet, and how fast its indexer embeds once the load has stopped.
+    const embedded = async () => Math.min(...(await lags()).map((l) => l?.index?.embedded ?? 0));
+    const e0 = await embedded();
+    const e0At = performance.now();
+    await new Promise((r) => setTimeout(r, 10_000));
+    const embedRate = ((await embedded()) - e0) / ((performance.now() - e0At) / 1000);
     const q = (xs: number[], p: number) => quantile(xs, p);
     console.log(
       `\n— lag, ${kind} (3 nodes, ${clients} clients, ${seconds} s) —\n` +
@@ -923,7 +943,10 @@ async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
         `lag in blocks: p50 ${q(blocks, 0.5)}, p95 ${q(blocks, 0.95)}, max ${Math.max(...blocks)}\n` +
         `lag in seconds: p50 ${q(secs, 0.5).toFixed(2)}, p95 ${q(secs, 0.95).toFixed(2)}, max ${Math.max(...secs).toFixed(2)} (target < 1 s)\n` +
         `  by node, p95 / max: ${secsByNode.map((s) => `${q(s, 0.95).toFixed(2)} / ${Math.max(...s).toFixed(2)}`).join(', ')}\n` +
-        `caught up ${catchUp.toFixed(2)} s after the load stopped`,
+        `caught up ${catchUp.toFixed(2)} s after the load stopped\n` +
+        `embeddings (they go second): behind the mirror by p50 ${q(indexBehind, 0.5)}, p95 ${q(indexBehind, 0.95)}, max ${Math.max(...indexBehind)} blocks; ` +
+        `${fmt(Math.max(0, committed - e0))} of the load's ${fmt(committed)} commissions not embedded when the mirrors had caught up; ` +
+        `then ${fmt(embedRate)} embedded per second (slowest node)`,
     );
     return { rate: committed / elapsed, p50: q(secs, 0.5), p95: q(secs, 0.95), max: Math.max(...secs) };
   } finally {
