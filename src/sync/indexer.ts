@@ -532,31 +532,42 @@ export class SearchIndexer {
 
   /** Bring both indexes up to date (tests, benchmarks, tools); the number of rows indexed. */
   async drain(): Promise<number> {
-    return (await this.drainText()) + (await this.drainVectors());
+    const { indexed, errors } = await this.drainJobs();
+    if (errors.length > 0) throw errors[0];
+    return indexed;
   }
 
-  private async drainText(): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const n = await this.textStep();
-      total += n;
-      if (n === 0 || this.stopping) return total;
-      // a real turn of the event loop first: commit notices wake the sink, and between() sees its lag
-      await yieldToEventLoop();
-      await this.opts.between?.();
+  /**
+   * Step the two jobs (full text, embeddings) in turn until both are up to
+   * date, or stopped; a job that fails is left out for this drain, and its
+   * error returned (a failing embedder leaves the full-text index going). In
+   * turn, not one job drained and then the other: under a load that never
+   * ends, the job being drained never ran out of work, and the other one
+   * stood still for as long as the load lasted.
+   */
+  private async drainJobs(): Promise<{ indexed: number; errors: unknown[] }> {
+    const jobs = [() => this.textStep(), () => this.embedStep()];
+    const errors: unknown[] = [];
+    let indexed = 0;
+    while (jobs.length > 0 && !this.stopping) {
+      for (const job of [...jobs]) {
+        let n = 0;
+        try {
+          n = await job();
+        } catch (err) {
+          errors.push(err);
+        }
+        if (n === 0) jobs.splice(jobs.indexOf(job), 1);
+        indexed += n;
+        if (this.stopping) break;
+        if (n > 0) {
+          // a real turn of the event loop first: commit notices wake the sink, and between() sees its lag
+          await yieldToEventLoop();
+          await this.opts.between?.();
+        }
+      }
     }
-  }
-
-  private async drainVectors(): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const n = await this.embedStep();
-      total += n;
-      if (n === 0 || this.stopping) return total;
-      // a real turn of the event loop first: commit notices wake the sink, and between() sees its lag
-      await yieldToEventLoop();
-      await this.opts.between?.();
-    }
+    return { indexed, errors };
   }
 
   private migration: Promise<unknown> | undefined;
@@ -585,15 +596,7 @@ export class SearchIndexer {
     let failures = 0;
     while (!this.stopping) {
       this.signalled = false;
-      // the two jobs are independent: a failing embedder leaves the full-text index going
-      const errors: unknown[] = [];
-      for (const job of [() => this.drainText(), () => this.drainVectors()]) {
-        try {
-          await job();
-        } catch (err) {
-          errors.push(err);
-        }
-      }
+      const { errors } = await this.drainJobs();
       if (errors.length === 0) {
         failures = 0;
         this.state = 'ok';

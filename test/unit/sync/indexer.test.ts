@@ -152,6 +152,35 @@ describe('PacedBatch', () => {
 });
 
 describe('search indexer and the thread it shares', () => {
+  it('steps the full-text and the embedding job in turn, so that a load that never ends stalls neither', async () => {
+    const db = await DB_KINDS[0]!.create();
+    try {
+      const fc = new FollowedChain(await buildSampleChain());
+      await appendTraffic(fc, await register(fc, ['shop-j'], ['aff-j']), 3);
+      const target = await db.open();
+      await mirrorToHead(fc, target);
+      // one commission a step; after each, how many were embedded by then
+      const embeddedAt: number[] = [];
+      const indexer: SearchIndexer = new SearchIndexer({
+        target,
+        embedder: new HashingEmbedder(),
+        batchSize: 1,
+        textBatchSize: 1,
+        between: () => {
+          embeddedAt.push(indexer.status().embedded);
+          return Promise.resolve();
+        },
+      });
+      const indexed = await indexer.drain();
+      expect(indexed).toBeGreaterThanOrEqual(16); // text and vectors of every commission
+      expect(indexer.status().embedded).toBe(indexed / 2);
+      // text, vector, text, vector, …: the embeddings did not wait for the full-text job to run out of work
+      expect(embeddedAt).toEqual(Array.from({ length: indexed }, (_, i) => Math.floor((i + 1) / 2)));
+    } finally {
+      await db.drop();
+    }
+  }, 60_000);
+
   it('lets the event loop turn between its steps (PGlite answers without one)', async () => {
     const db = await DB_KINDS[0]!.create();
     try {
