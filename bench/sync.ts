@@ -777,9 +777,9 @@ interface LagRun {
  * each node's /v1/sync/status is read; printed: the commit rate, p50 / p95 /
  * max of the lag in blocks and seconds over all samples of all nodes, and how
  * long the mirrors took to catch up after the load stopped; and, as the price
- * of the sink going first, how many blocks the embeddings trailed the mirror,
- * how many commissions were left to embed, and how fast they were embedded
- * in the 10 s after.
+ * of the sink going first, how many blocks the full-text index and the
+ * embeddings trailed the mirror, how many commissions were left to embed, and
+ * how fast they were embedded in the 10 s after.
  */
 async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
   const clients = Number(arg('--lag-clients', '64'));
@@ -818,7 +818,7 @@ async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
       height?: number;
       lagBlocks?: number;
       lagSeconds?: number;
-      index?: { throughHeight?: number; embedded?: number };
+      index?: { throughHeight?: number; textThroughHeight?: number; embedded?: number };
     };
     const lags = () => Promise.all(urls.map((u) => getJson<Lag>(`${u}/v1/sync/status`)));
     const until = async (what: string, ok: () => Promise<boolean>, ms = 120_000) => {
@@ -891,8 +891,9 @@ async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
     const blocks: number[] = [];
     const secs: number[] = [];
     const secsByNode: number[][] = urls.map(() => []);
-    /** blocks the mirror holds that the embeddings have not reached (the search indexer's backlog) */
+    /** blocks the mirror holds that the embeddings / the full-text index have not reached (the search indexer's backlog) */
     const indexBehind: number[] = [];
+    const textBehind: number[] = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
@@ -903,6 +904,8 @@ async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
           secsByNode[i]!.push(l.lagSeconds);
           if (l.height !== undefined && l.index?.throughHeight !== undefined)
             indexBehind.push(Math.max(0, l.height - l.index.throughHeight));
+          if (l.height !== undefined && l.index?.textThroughHeight !== undefined)
+            textBehind.push(Math.max(0, l.height - l.index.textThroughHeight));
         }
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -944,7 +947,8 @@ async function benchLag(kind: 'postgres' | 'pglite'): Promise<LagRun> {
         `lag in seconds: p50 ${q(secs, 0.5).toFixed(2)}, p95 ${q(secs, 0.95).toFixed(2)}, max ${Math.max(...secs).toFixed(2)} (target < 1 s)\n` +
         `  by node, p95 / max: ${secsByNode.map((s) => `${q(s, 0.95).toFixed(2)} / ${Math.max(...s).toFixed(2)}`).join(', ')}\n` +
         `caught up ${catchUp.toFixed(2)} s after the load stopped\n` +
-        `embeddings (they go second): behind the mirror by p50 ${q(indexBehind, 0.5)}, p95 ${q(indexBehind, 0.95)}, max ${Math.max(...indexBehind)} blocks; ` +
+        `search index (it goes second): full text behind the mirror by p50 ${q(textBehind, 0.5)}, p95 ${q(textBehind, 0.95)}, max ${Math.max(...textBehind)} blocks\n` +
+        `embeddings behind the mirror by p50 ${q(indexBehind, 0.5)}, p95 ${q(indexBehind, 0.95)}, max ${Math.max(...indexBehind)} blocks; ` +
         `${fmt(Math.max(0, committed - e0))} of the load's ${fmt(committed)} commissions not embedded when the mirrors had caught up; ` +
         `then ${fmt(embedRate)} embedded per second (slowest node)`,
     );
