@@ -168,6 +168,9 @@ export function vectorLiteral(v: Float32Array): string {
   return toSql(Array.from(v))!;
 }
 
+/** While the full-text job has work (it goes first), the embeddings still take a step this often. */
+export const VECTOR_STEP_EVERY_MS = 1_000;
+
 /**
  * A batch size that follows how long batches take: the next batch is sized so
  * that it should take about `targetMs`, at least `min`, at most `max`, and
@@ -538,36 +541,59 @@ export class SearchIndexer {
   }
 
   /**
-   * Step the two jobs (full text, embeddings) in turn until both are up to
-   * date, or stopped; a job that fails is left out for this drain, and its
-   * error returned (a failing embedder leaves the full-text index going). In
-   * turn, not one job drained and then the other: under a load that never
-   * ends, the job being drained never ran out of work, and the other one
-   * stood still for as long as the load lasted.
+   * Step the two jobs (full text, embeddings) until both are up to date, or
+   * stopped; a job that fails is left out for this drain and its error
+   * returned (a failing embedder leaves the full-text index going). The full
+   * text goes first, one cheap step after another, but the embeddings take a
+   * step at least once a second (VECTOR_STEP_EVERY_MS) and whenever the
+   * full text is up to date. Never one job drained and then the other: under
+   * a load that never ends, the job being drained never ran out of work, and
+   * the other one stood still for as long as the load lasted.
    */
   private async drainJobs(): Promise<{ indexed: number; errors: unknown[] }> {
-    const jobs = [() => this.textStep(), () => this.embedStep()];
     const errors: unknown[] = [];
     let indexed = 0;
-    while (jobs.length > 0 && !this.stopping) {
-      for (const job of [...jobs]) {
-        let n = 0;
-        try {
-          n = await job();
-        } catch (err) {
-          errors.push(err);
-        }
-        if (n === 0) jobs.splice(jobs.indexOf(job), 1);
-        indexed += n;
-        if (this.stopping) break;
-        if (n > 0) {
-          // a real turn of the event loop first: commit notices wake the sink, and between() sees its lag
-          await yieldToEventLoop();
-          await this.opts.between?.();
-        }
+    let textFailed = false;
+    let vectorsFailed = false;
+    let lastVectorStep = performance.now();
+    const step = async (job: () => Promise<number>): Promise<number | undefined> => {
+      try {
+        return await job();
+      } catch (err) {
+        errors.push(err);
+        return undefined;
       }
+    };
+    while (!this.stopping) {
+      let text = 0;
+      if (!textFailed) {
+        const n = await step(() => this.textStep());
+        textFailed = n === undefined;
+        text = n ?? 0;
+        indexed += text;
+      }
+      let vectors = 0;
+      if (!vectorsFailed && (text === 0 || performance.now() - lastVectorStep >= VECTOR_STEP_EVERY_MS)) {
+        if (text > 0) await this.pause();
+        if (this.stopping) break;
+        const n = await step(() => this.embedStep());
+        lastVectorStep = performance.now();
+        vectorsFailed = n === undefined;
+        vectors = n ?? 0;
+        indexed += vectors;
+      }
+      // nothing to do for either (the embeddings had their step whenever the full text had none)
+      if (text === 0 && vectors === 0) break;
+      if (this.stopping) break;
+      await this.pause();
     }
     return { indexed, errors };
+  }
+
+  /** Between two steps: a real turn of the event loop first (commit notices wake the sink, and between() sees its lag), then between(). */
+  private async pause(): Promise<void> {
+    await yieldToEventLoop();
+    await this.opts.between?.();
   }
 
   private migration: Promise<unknown> | undefined;

@@ -152,30 +152,39 @@ describe('PacedBatch', () => {
 });
 
 describe('search indexer and the thread it shares', () => {
-  it('steps the full-text and the embedding job in turn, so that a load that never ends stalls neither', async () => {
+  it('puts the full text first, but gives the embeddings a step every second while it has work', async () => {
     const db = await DB_KINDS[0]!.create();
     try {
       const fc = new FollowedChain(await buildSampleChain());
       await appendTraffic(fc, await register(fc, ['shop-j'], ['aff-j']), 3);
       const target = await db.open();
       await mirrorToHead(fc, target);
-      // one commission a step; after each, how many were embedded by then
-      const embeddedAt: number[] = [];
+      // one commission a step, and a sink that keeps every step waiting 250 ms: full-text work
+      // for two seconds and more; after each step, where the two jobs were
+      const seen: { text: string; embedded: number }[] = [];
       const indexer: SearchIndexer = new SearchIndexer({
         target,
         embedder: new HashingEmbedder(),
         batchSize: 1,
         textBatchSize: 1,
-        between: () => {
-          embeddedAt.push(indexer.status().embedded);
-          return Promise.resolve();
+        between: async () => {
+          const s = indexer.status();
+          seen.push({ text: `${s.textThroughHeight}/${s.textThroughIndex}`, embedded: s.embedded });
+          await new Promise((r) => setTimeout(r, 250));
         },
       });
       const indexed = await indexer.drain();
       expect(indexed).toBeGreaterThanOrEqual(16); // text and vectors of every commission
-      expect(indexer.status().embedded).toBe(indexed / 2);
-      // text, vector, text, vector, …: the embeddings did not wait for the full-text job to run out of work
-      expect(embeddedAt).toEqual(Array.from({ length: indexed }, (_, i) => Math.floor((i + 1) / 2)));
+      const commissions = indexed / 2;
+      expect(indexer.status().embedded).toBe(commissions);
+      const textDone = `${indexer.status().textThroughHeight}/${indexer.status().textThroughIndex}`;
+      // the full text went first …
+      expect(seen[0]!.text).not.toBe(textDone);
+      expect(seen[0]!.embedded).toBe(0);
+      // … and the embeddings took steps before it was done, not only after
+      const early = seen.filter((x) => x.text !== textDone && x.embedded > 0);
+      expect(early.length).toBeGreaterThan(0);
+      expect(early[0]!.embedded).toBeLessThan(commissions);
     } finally {
       await db.drop();
     }
