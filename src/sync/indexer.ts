@@ -168,6 +168,9 @@ export function vectorLiteral(v: Float32Array): string {
   return toSql(Array.from(v))!;
 }
 
+/** The indexer's two jobs: the full-text index and the embeddings. */
+type IndexJob = 'text' | 'vectors';
+
 /** While the full-text job has work (it goes first), the embeddings still take a step this often. */
 export const VECTOR_STEP_EVERY_MS = 1_000;
 
@@ -240,6 +243,9 @@ export class SearchIndexer {
     if (this.running) return;
     this.stopping = false;
     this.state = 'ok';
+    this.lastError = undefined;
+    this.jobs.text = { failures: 0, retryAt: 0 };
+    this.jobs.vectors = { failures: 0, retryAt: 0 };
     this.running = this.run();
   }
 
@@ -535,59 +541,95 @@ export class SearchIndexer {
 
   /** Bring both indexes up to date (tests, benchmarks, tools); the number of rows indexed. */
   async drain(): Promise<number> {
-    const { indexed, errors } = await this.drainJobs();
-    if (errors.length > 0) throw errors[0];
+    const { indexed, failing } = await this.drainJobs();
+    if (failing) throw failing.err;
     return indexed;
   }
 
   /**
-   * Step the two jobs (full text, embeddings) until both are up to date, or
-   * stopped; a job that fails is left out for this drain and its error
-   * returned (a failing embedder leaves the full-text index going). The full
-   * text goes first, one cheap step after another, but the embeddings take a
-   * step at least once a second (VECTOR_STEP_EVERY_MS) and whenever the
-   * full text is up to date. Never one job drained and then the other: under
-   * a load that never ends, the job being drained never ran out of work, and
-   * the other one stood still for as long as the load lasted.
+   * Step the two jobs (full text, embeddings) until neither has anything to
+   * do now. The full text goes first, one cheap step after another, but the
+   * embeddings take a step once VECTOR_STEP_EVERY_MS has passed since their
+   * last one began, and whenever the full text has nothing to do. Never one
+   * job drained and then the other: under a load that never ends, the job
+   * being drained never ran out of work, and the other one stood still for as
+   * long as the load lasted. For the same reason a job whose step fails is
+   * not left out until the other one runs out of work: it is retried after
+   * its own backoff (`retry`), and its failure shows in status() at once (a
+   * failing embedder leaves the full-text index going). Returns the rows
+   * indexed, and, when a job is failing, its last error and how long until
+   * it is due again.
    */
-  private async drainJobs(): Promise<{ indexed: number; errors: unknown[] }> {
-    const errors: unknown[] = [];
+  private async drainJobs(): Promise<{ indexed: number; failing?: { err: unknown; retryInMs: number } }> {
+    const steps = { text: () => this.textStep(), vectors: () => this.embedStep() };
     let indexed = 0;
-    let textFailed = false;
-    let vectorsFailed = false;
     let lastVectorStep = performance.now();
-    const step = async (job: () => Promise<number>): Promise<number | undefined> => {
+    /** one step of a job that is due: the rows it indexed (0 when it failed or is not due yet) */
+    const step = async (name: IndexJob): Promise<number> => {
+      const job = this.jobs[name];
+      if (performance.now() < job.retryAt) return 0;
       try {
-        return await job();
+        const n = await steps[name]();
+        if (job.err !== undefined) this.recovered(name);
+        indexed += n;
+        return n;
       } catch (err) {
-        errors.push(err);
-        return undefined;
+        this.failed(name, err);
+        return 0;
       }
     };
     while (!this.stopping) {
-      let text = 0;
-      if (!textFailed) {
-        const n = await step(() => this.textStep());
-        textFailed = n === undefined;
-        text = n ?? 0;
-        indexed += text;
-      }
+      const text = await step('text');
       let vectors = 0;
-      if (!vectorsFailed && (text === 0 || performance.now() - lastVectorStep >= VECTOR_STEP_EVERY_MS)) {
+      if (text === 0 || performance.now() - lastVectorStep >= VECTOR_STEP_EVERY_MS) {
         if (text > 0) await this.pause();
         if (this.stopping) break;
-        const n = await step(() => this.embedStep());
         lastVectorStep = performance.now();
-        vectorsFailed = n === undefined;
-        vectors = n ?? 0;
-        indexed += vectors;
+        vectors = await step('vectors');
       }
-      // nothing to do for either (the embeddings had their step whenever the full text had none)
+      // nothing to do for either now (the embeddings had their step whenever the full text had none)
       if (text === 0 && vectors === 0) break;
       if (this.stopping) break;
       await this.pause();
     }
-    return { indexed, errors };
+    const failing = Object.values(this.jobs).filter((j) => j.err !== undefined);
+    if (failing.length === 0) return { indexed };
+    const next = failing.reduce((a, b) => (a.retryAt <= b.retryAt ? a : b));
+    return { indexed, failing: { err: next.err, retryInMs: Math.max(0, next.retryAt - performance.now()) } };
+  }
+
+  /** each job's failures in a row, when it is due again, and its last error while it fails */
+  private readonly jobs: Record<IndexJob, { failures: number; retryAt: number; err?: unknown }> = {
+    text: { failures: 0, retryAt: 0 },
+    vectors: { failures: 0, retryAt: 0 },
+  };
+
+  /** A step failed: status `degraded` at once, and the job is due again after its backoff. */
+  private failed(name: IndexJob, err: unknown): void {
+    const job = this.jobs[name];
+    const retryInMs = Math.min(
+      this.opts.retry?.maxMs ?? 10_000,
+      (this.opts.retry?.initialMs ?? 500) * 2 ** Math.min(job.failures++, 16),
+    );
+    job.err = err;
+    job.retryAt = performance.now() + retryInMs;
+    this.errors++;
+    this.state = 'degraded';
+    this.lastError = this.failingMessages();
+    // a watermark that moved under us is fixed by activating again
+    this.active = false;
+    this.log.warn({ job: name, err: errorMessage(err), retryInMs }, 'search indexer degraded, retrying');
+  }
+
+  private recovered(name: IndexJob): void {
+    this.jobs[name] = { failures: 0, retryAt: 0 };
+    this.lastError = this.failingMessages();
+    if (this.lastError === undefined && this.state === 'degraded') this.state = 'ok';
+  }
+
+  private failingMessages(): string | undefined {
+    const errs = Object.values(this.jobs).flatMap((j) => (j.err === undefined ? [] : [errorMessage(j.err)]));
+    return errs.length > 0 ? errs.join('; ') : undefined;
   }
 
   /** Between two steps: a real turn of the event loop first (commit notices wake the sink, and between() sees its lag), then between(). */
@@ -619,29 +661,12 @@ export class SearchIndexer {
   }
 
   private async run(): Promise<void> {
-    let failures = 0;
     while (!this.stopping) {
       this.signalled = false;
-      const { errors } = await this.drainJobs();
-      if (errors.length === 0) {
-        failures = 0;
-        this.state = 'ok';
-        this.lastError = undefined;
-        if (!this.stopping && !this.signalled) await this.sleep(this.opts.pollMs ?? 2_000, 'idle');
-        continue;
-      }
-      this.errors += errors.length;
-      this.lastError = errors.map(errorMessage).join('; ');
-      // a watermark that moved under us is fixed by activating again
-      this.active = false;
-      this.state = 'degraded';
-      const delay = Math.min(
-        this.opts.retry?.maxMs ?? 10_000,
-        (this.opts.retry?.initialMs ?? 500) * 2 ** Math.min(failures, 16),
-      );
-      failures++;
-      this.log.warn({ err: this.lastError, retryInMs: delay }, 'search indexer degraded, retrying');
-      if (!this.stopping) await this.sleep(delay, 'backoff');
+      const { failing } = await this.drainJobs();
+      if (this.stopping) break;
+      if (failing) await this.sleep(failing.retryInMs, 'backoff');
+      else if (!this.signalled) await this.sleep(this.opts.pollMs ?? 2_000, 'idle');
     }
   }
 

@@ -190,6 +190,57 @@ describe('search indexer and the thread it shares', () => {
     }
   }, 60_000);
 
+  it('retries a failed job after its backoff while the other one has work, and says degraded meanwhile', async () => {
+    const db = await DB_KINDS[0]!.create();
+    try {
+      const fc = new FollowedChain(await buildSampleChain());
+      await appendTraffic(fc, await register(fc, ['shop-r'], ['aff-r']), 3);
+      const target = await db.open();
+      await mirrorToHead(fc, target);
+      // the model server is away for its first call only
+      const hashing = new HashingEmbedder();
+      let calls = 0;
+      const flaky = {
+        id: hashing.id,
+        dimension: hashing.dimension,
+        embed: (texts: string[]) =>
+          calls++ === 0 ? Promise.reject(new Error('model server away')) : hashing.embed(texts),
+      };
+      const seen: { text: string; embedded: number; state: string; lastError?: string }[] = [];
+      const indexer: SearchIndexer = new SearchIndexer({
+        target,
+        embedder: flaky,
+        batchSize: 1,
+        textBatchSize: 1,
+        retry: { initialMs: 100, maxMs: 100 },
+        between: async () => {
+          const s = indexer.status();
+          seen.push({
+            text: `${s.textThroughHeight}/${s.textThroughIndex}`,
+            embedded: s.embedded,
+            state: s.state,
+            ...(s.lastError === undefined ? {} : { lastError: s.lastError }),
+          });
+          await new Promise((r) => setTimeout(r, 250));
+        },
+      });
+      const indexed = await indexer.drain(); // no error: the failed job recovered within the drain
+      expect(indexed).toBeGreaterThanOrEqual(16);
+      expect(indexer.status()).toMatchObject({ state: 'ok', errors: 1, embedded: indexed / 2 });
+      expect(indexer.status().lastError).toBeUndefined();
+      const textDone = `${indexer.status().textThroughHeight}/${indexer.status().textThroughIndex}`;
+      // degraded as soon as the step failed, while the full text went on
+      const failedAt = seen.findIndex((x) => x.state === 'degraded');
+      expect(failedAt).toBeGreaterThanOrEqual(0);
+      expect(seen[failedAt]!.lastError).toMatch(/model server away/);
+      expect(seen[failedAt]!.text).not.toBe(textDone);
+      // and the embeddings were retried before the full text ran out of work, not after
+      expect(seen.some((x) => x.text !== textDone && x.embedded > 0)).toBe(true);
+    } finally {
+      await db.drop();
+    }
+  }, 60_000);
+
   it('lets the event loop turn between its steps (PGlite answers without one)', async () => {
     const db = await DB_KINDS[0]!.create();
     try {
