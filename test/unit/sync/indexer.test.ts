@@ -1,5 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { HashingEmbedder, HttpEmbedder, migrate, search, SearchIndexer } from '../../../src/sync/index.js';
+import {
+  HashingEmbedder,
+  HttpEmbedder,
+  migrate,
+  search,
+  SearchIndexer,
+  type SqlTarget,
+} from '../../../src/sync/index.js';
 import { PacedBatch } from '../../../src/sync/indexer.js';
 import { buildSampleChain } from '../../support/sample-chain.js';
 import { appendTraffic, register } from './chains.js';
@@ -12,9 +19,19 @@ import {
   mirrored,
   mirrorToHead,
   pgliteDb,
+  type TestDb,
 } from './helpers.js';
 
 afterAll(closeSharedPglite);
+
+/** A mirror of the sample chain with three rounds of commissions of one merchant and one affiliate. */
+async function sampleMirror(db: TestDb, merchant: string, affiliate: string): Promise<SqlTarget> {
+  const fc = new FollowedChain(await buildSampleChain());
+  await appendTraffic(fc, await register(fc, [merchant], [affiliate]), 3);
+  const target = await db.open();
+  await mirrorToHead(fc, target);
+  return target;
+}
 
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -155,10 +172,7 @@ describe('search indexer and the thread it shares', () => {
   it('puts the full text first, but gives the embeddings a step every second while it has work', async () => {
     const db = await DB_KINDS[0]!.create();
     try {
-      const fc = new FollowedChain(await buildSampleChain());
-      await appendTraffic(fc, await register(fc, ['shop-j'], ['aff-j']), 3);
-      const target = await db.open();
-      await mirrorToHead(fc, target);
+      const target = await sampleMirror(db, 'shop-j', 'aff-j');
       // one commission a step, and a sink that keeps every step waiting 250 ms: full-text work
       // for two seconds and more; after each step, where the two jobs were
       const seen: { text: string; embedded: number }[] = [];
@@ -193,10 +207,7 @@ describe('search indexer and the thread it shares', () => {
   it('retries a failed job after its backoff while the other one has work, and says degraded meanwhile', async () => {
     const db = await DB_KINDS[0]!.create();
     try {
-      const fc = new FollowedChain(await buildSampleChain());
-      await appendTraffic(fc, await register(fc, ['shop-r'], ['aff-r']), 3);
-      const target = await db.open();
-      await mirrorToHead(fc, target);
+      const target = await sampleMirror(db, 'shop-r', 'aff-r');
       // the model server is away for its first call only
       const hashing = new HashingEmbedder();
       let calls = 0;
@@ -244,10 +255,7 @@ describe('search indexer and the thread it shares', () => {
   it('lets the event loop turn between its steps (PGlite answers without one)', async () => {
     const db = await DB_KINDS[0]!.create();
     try {
-      const fc = new FollowedChain(await buildSampleChain());
-      await appendTraffic(fc, await register(fc, ['shop-t'], ['aff-t']), 3);
-      const target = await db.open();
-      await mirrorToHead(fc, target);
+      const target = await sampleMirror(db, 'shop-t', 'aff-t');
       // one commission a step, so that a drain is many steps
       const indexer = new SearchIndexer({
         target,

@@ -98,16 +98,22 @@ async function caughtUp(
   return service;
 }
 
+/** A migrated mirror with `n` merchants in `participants` (one table with rows to analyze and vacuum). */
+async function withMerchants(target: SqlTarget, n: number): Promise<void> {
+  await migrate(target);
+  await target.query(
+    `INSERT INTO participants (key, role, name, since_height)
+     SELECT 'k' || g, 'merchant', 'merchant ' || g, g FROM generate_series(1, $1::int) g`,
+    [n],
+  );
+}
+
 describe('mirror maintenance on PGlite', () => {
   it('analyzes new tables with a small sample, vacuums after updates, and then finds nothing due', async () => {
     const db = await pgliteDb();
     try {
       const target = await db.open();
-      await migrate(target);
-      await target.query(
-        `INSERT INTO participants (key, role, name, since_height)
-         SELECT 'k' || g, 'merchant', 'merchant ' || g, g FROM generate_series(1, 400) g`,
-      );
+      await withMerchants(target, 400);
       expect(await analyzed(target, 'participants')).toBe(false);
       const m = new MirrorMaintenance({ target });
       const first = await m.run();
@@ -169,11 +175,7 @@ describe('mirror maintenance on PGlite', () => {
     const db = await pgliteDb();
     try {
       const target = await db.open();
-      await migrate(target);
-      await target.query(
-        `INSERT INTO participants (key, role, name, since_height)
-         SELECT 'e' || g, 'merchant', 'merchant ' || g, g FROM generate_series(1, 400) g`,
-      );
+      await withMerchants(target, 400);
       await target.query(`UPDATE participants SET name = name || ' (renamed)'`);
       // each `between` schedules a callback, as a commit notice would arrive, and records whether
       // the one of the `between` before it has run by now
