@@ -397,6 +397,16 @@ describe('a node elected while it restores a snapshot', () => {
     const third = c.ids.find((id) => id !== leader.nodeId && id !== lagging)!;
     c.hub.dropRaft = (from, _to, frame) =>
       from === third && ['vote', 'preVote'].includes(decodeRaftMessage(frame).type);
+    // The third node votes only for a log as long as its own: the restoring node must hold every
+    // entry the leader sent before the leader goes (on a busy machine the last append may still
+    // be on its way when the snapshot is on disk, and no one could be elected).
+    const thirdNode = c.nodes.get(third)!;
+    await c.waitFor(
+      'the restoring node to hold the whole log',
+      () =>
+        back.raftStatus.lastIndex === leader.raftStatus.lastIndex &&
+        thirdNode.raftStatus.lastIndex === leader.raftStatus.lastIndex,
+    );
     await c.stop(leader.nodeId);
     await c.waitFor('the restoring node to be elected', () => back.raftStatus.role === 'leader', 15_000);
     // it answers no writes from its old state meanwhile
