@@ -7,7 +7,7 @@ import { searchableText } from './rows.js';
 import { SILENT_LOGGER, type SyncLogger } from './sink.js';
 import {
   MAINTENANCE_TIMEOUT_MS,
-  yieldToEventLoop,
+  yieldThen,
   type SqlExecutor,
   type SqlTarget,
   type VectorIndexType,
@@ -582,7 +582,7 @@ export class SearchIndexer {
       const text = await step('text');
       let vectors = 0;
       if (text === 0 || performance.now() - lastVectorStep >= VECTOR_STEP_EVERY_MS) {
-        if (text > 0) await this.pause();
+        if (text > 0) await yieldThen(this.opts.between);
         if (this.stopping) break;
         lastVectorStep = performance.now();
         vectors = await step('vectors');
@@ -590,7 +590,7 @@ export class SearchIndexer {
       // nothing to do for either now (the embeddings had their step whenever the full text had none)
       if (text === 0 && vectors === 0) break;
       if (this.stopping) break;
-      await this.pause();
+      await yieldThen(this.opts.between);
     }
     const failing = Object.values(this.jobs).filter((j) => j.err !== undefined);
     if (failing.length === 0) return { indexed };
@@ -630,12 +630,6 @@ export class SearchIndexer {
   private failingMessages(): string | undefined {
     const errs = Object.values(this.jobs).flatMap((j) => (j.err === undefined ? [] : [errorMessage(j.err)]));
     return errs.length > 0 ? errs.join('; ') : undefined;
-  }
-
-  /** Between two steps: a real turn of the event loop first (commit notices wake the sink, and between() sees its lag), then between(). */
-  private async pause(): Promise<void> {
-    await yieldToEventLoop();
-    await this.opts.between?.();
   }
 
   private migration: Promise<unknown> | undefined;

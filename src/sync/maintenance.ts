@@ -1,6 +1,6 @@
 import { errorMessage } from './errors.js';
 import { SILENT_LOGGER, type SyncLogger } from './sink.js';
-import { yieldToEventLoop, type SqlTarget } from './target.js';
+import { yieldThen, type SqlTarget } from './target.js';
 
 /**
  * Autovacuum for a mirror that has none: PGlite is one Postgres backend in
@@ -272,7 +272,7 @@ export class MirrorMaintenance {
     const wal = Number(rows[0]?.wal ?? 0);
     const age = Number(rows[0]?.age ?? 0);
     if (wal < this.checkpointWalBytes && !(wal > CHECKPOINT_OWN_WAL && age >= CHECKPOINT_TIMEOUT_S)) return;
-    await this.between();
+    await yieldThen(this.opts.between);
     if (this.halted) return;
     const started = performance.now();
     await this.target.query('CHECKPOINT');
@@ -316,7 +316,7 @@ export class MirrorMaintenance {
     why: Record<string, number>,
     run: () => Promise<unknown>,
   ): Promise<void> {
-    await this.between();
+    await yieldThen(this.opts.between);
     if (this.halted) return;
     const started = performance.now();
     await run();
@@ -326,17 +326,6 @@ export class MirrorMaintenance {
       { table, ...why, ms: Math.round(performance.now() - started) },
       `mirror maintenance: ${action}`,
     );
-  }
-
-  /**
-   * Before each action: a real turn of the event loop first (PGlite answers
-   * with settled promises, so a round of statements would never let the
-   * thread read a commit notice, and the sink would not know it is behind),
-   * then the caller's `between`.
-   */
-  private async between(): Promise<void> {
-    await yieldToEventLoop();
-    await this.opts.between?.();
   }
 
   private schedule(): void {

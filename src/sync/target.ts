@@ -144,3 +144,15 @@ export function searchPathFor(schema: string): string {
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+
+/**
+ * Between two steps of a loop of statements that gives the sink way (the
+ * search indexer, the maintenance): a real turn of the event loop first, so
+ * that commit notices are read and the sink knows it is behind (a loop of
+ * PGlite statements never leaves the microtask queue otherwise), then the
+ * caller's `between` (SyncService: let the sink catch up).
+ */
+export async function yieldThen(between?: () => Promise<void>): Promise<void> {
+  await yieldToEventLoop();
+  await between?.();
+}
