@@ -171,6 +171,16 @@ export function vectorLiteral(v: Float32Array): string {
 /** The indexer's two jobs: the full-text index and the embeddings. */
 type IndexJob = 'text' | 'vectors';
 
+/** A job's retry state: its failures in a row, when it is due again, and its last error while it fails. */
+interface JobState {
+  failures: number;
+  retryAt: number;
+  err?: unknown;
+}
+
+/** a job that has not failed: due now */
+const healthyJob = (): JobState => ({ failures: 0, retryAt: 0 });
+
 /** While the full-text job has work (it goes first), the embeddings still take a step this often. */
 export const VECTOR_STEP_EVERY_MS = 1_000;
 
@@ -244,8 +254,8 @@ export class SearchIndexer {
     this.stopping = false;
     this.state = 'ok';
     this.lastError = undefined;
-    this.jobs.text = { failures: 0, retryAt: 0 };
-    this.jobs.vectors = { failures: 0, retryAt: 0 };
+    this.jobs.text = healthyJob();
+    this.jobs.vectors = healthyJob();
     this.running = this.run();
   }
 
@@ -598,11 +608,7 @@ export class SearchIndexer {
     return { indexed, failing: { err: next.err, retryInMs: Math.max(0, next.retryAt - performance.now()) } };
   }
 
-  /** each job's failures in a row, when it is due again, and its last error while it fails */
-  private readonly jobs: Record<IndexJob, { failures: number; retryAt: number; err?: unknown }> = {
-    text: { failures: 0, retryAt: 0 },
-    vectors: { failures: 0, retryAt: 0 },
-  };
+  private readonly jobs: Record<IndexJob, JobState> = { text: healthyJob(), vectors: healthyJob() };
 
   /** A step failed: status `degraded` at once, and the job is due again after its backoff. */
   private failed(name: IndexJob, err: unknown): void {
@@ -622,7 +628,7 @@ export class SearchIndexer {
   }
 
   private recovered(name: IndexJob): void {
-    this.jobs[name] = { failures: 0, retryAt: 0 };
+    this.jobs[name] = healthyJob();
     this.lastError = this.failingMessages();
     if (this.lastError === undefined && this.state === 'degraded') this.state = 'ok';
   }

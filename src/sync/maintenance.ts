@@ -264,7 +264,7 @@ export class MirrorMaintenance {
 
   /** PGlite: CHECKPOINT when enough WAL, or old enough WAL, was written since the last one. */
   private async checkpointIfDue(done: MaintenanceRound): Promise<void> {
-    const { rows } = await this.target.query<{ wal: string; age: number }>(
+    const { rows } = await this.target.query<{ wal: number; age: number }>(
       `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), redo_lsn)::int8 AS wal,
               extract(epoch FROM clock_timestamp() - checkpoint_time)::float8 AS age
        FROM pg_control_checkpoint()`,
